@@ -1,0 +1,83 @@
+package dev.blenderjobs;
+
+import dev.blenderjobs.config.ServerConfig;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.Optional;
+import java.util.concurrent.Callable;
+
+/** The command line: parses flags into a {@link ServerConfig} and runs the server over stdio. */
+@Command(name = "blender-jobs", mixinStandardHelpOptions = true, version = BlenderJobsServer.VERSION,
+        description = "Runs Blender Python scripts in a pool of headless Blender processes, driven by JSON-RPC "
+                + "(LSP base-protocol framing) over stdin/stdout. Logs go to stderr.")
+public final class Main implements Callable<Integer> {
+
+    @Option(names = "--blender", paramLabel = "PATH",
+            description = "Blender executable. Default: $BLENDER, then PATH, then the usual install places.")
+    Path blender;
+
+    @Option(names = "--workers", paramLabel = "N", description = "Blender processes running jobs at once. Default: number of cores.")
+    Integer workers;
+
+    @Option(names = "--max-jobs-per-worker", paramLabel = "N", defaultValue = "200",
+            description = "Jobs a Blender process runs before it is replaced; 1 = a fresh Blender per job. Default: ${DEFAULT-VALUE}.")
+    int maxJobsPerWorker;
+
+    @Option(names = "--max-worker-memory", paramLabel = "MB", defaultValue = "2048",
+            description = "Replace a worker whose resident memory passes this after a job; 0 = no limit. Default: ${DEFAULT-VALUE}.")
+    long maxWorkerMemoryMb;
+
+    @Option(names = "--state-dir", paramLabel = "DIR",
+            description = "Private directory for job files (created with mode 0700). Default: a fresh temporary "
+                    + "directory, deleted when the server exits.")
+    Path stateDir;
+
+    @Option(names = "--progress-interval", paramLabel = "MS", defaultValue = "20",
+            description = "Minimum gap between two job/progress notifications of one job. Default: ${DEFAULT-VALUE}.")
+    long progressIntervalMs;
+
+    @Option(names = "--worker-start-timeout", paramLabel = "SECONDS", defaultValue = "60",
+            description = "How long a starting Blender may take to connect back. Default: ${DEFAULT-VALUE}.")
+    long workerStartTimeoutSeconds;
+
+    @Option(names = "--max-message-size", paramLabel = "MB", defaultValue = "64",
+            description = "Largest JSON-RPC message read; larger ones are skipped with an error. Default: ${DEFAULT-VALUE}.")
+    long maxMessageMb;
+
+    @Option(names = "--log-level", paramLabel = "LEVEL", defaultValue = "INFO",
+            description = "SEVERE, WARNING, INFO, FINE or ALL. Default: ${DEFAULT-VALUE}.")
+    String logLevel;
+
+    @Option(names = "--log-file", paramLabel = "FILE", description = "Also write the log to this file.")
+    Path logFile;
+
+    public static void main(String[] args) {
+        // Keep stdout for the protocol before anything can print to it.
+        StdioGuard.claimStdout();
+        CommandLine cli = new CommandLine(new Main());
+        cli.setOut(new java.io.PrintWriter(System.err, true));
+        int code = cli.execute(args);
+        System.exit(code);
+    }
+
+    @Override
+    public Integer call() throws Exception {
+        ServerConfig defaults = ServerConfig.defaults();
+        ServerConfig config = new ServerConfig(
+                Optional.ofNullable(blender),
+                workers == null ? defaults.workers() : workers,
+                maxJobsPerWorker,
+                maxWorkerMemoryMb,
+                Optional.ofNullable(stateDir),
+                Duration.ofMillis(Math.max(0, progressIntervalMs)),
+                Duration.ofSeconds(Math.max(1, workerStartTimeoutSeconds)),
+                maxMessageMb * 1024 * 1024,
+                defaults.logTailLines());
+        Logging.configure(logLevel, logFile);
+        return new BlenderJobsServer(config).run(StdioGuard.protocolIn(), StdioGuard.protocolOut());
+    }
+}

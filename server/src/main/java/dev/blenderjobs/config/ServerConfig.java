@@ -1,0 +1,47 @@
+package dev.blenderjobs.config;
+
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.Optional;
+
+/**
+ * Everything the server was told at start-up, as one immutable value. Built by {@code Main}
+ * from the command line; every other module receives the parts it needs from here.
+ *
+ * @param blenderPath       explicit {@code --blender}; empty means "search for one"
+ * @param workers           number of worker slots (Blender processes running at once)
+ * @param maxJobsPerWorker  jobs a Blender process runs before it is replaced (1 = fresh per job)
+ * @param maxWorkerMemoryMb resident memory after which a worker is replaced (0 = no limit)
+ * @param stateDir          private directory for job files; empty means a fresh temporary one
+ * @param progressInterval  minimum gap between two progress notifications of one job
+ * @param workerStartTimeout how long a starting Blender may take to connect back
+ * @param maxMessageBytes   largest JSON-RPC message the server reads
+ * @param logTailLines      lines of a job's log returned by getJob
+ */
+public record ServerConfig(
+        Optional<Path> blenderPath,
+        int workers,
+        int maxJobsPerWorker,
+        long maxWorkerMemoryMb,
+        Optional<Path> stateDir,
+        Duration progressInterval,
+        Duration workerStartTimeout,
+        long maxMessageBytes,
+        int logTailLines) {
+
+    public ServerConfig {
+        if (workers < 1) throw new IllegalArgumentException("--workers must be at least 1, got " + workers);
+        if (maxJobsPerWorker < 1)
+            throw new IllegalArgumentException("--max-jobs-per-worker must be at least 1, got " + maxJobsPerWorker);
+        if (maxWorkerMemoryMb < 0)
+            throw new IllegalArgumentException("--max-worker-memory must be 0 (no limit) or more, got " + maxWorkerMemoryMb);
+        if (maxMessageBytes < 1024)
+            throw new IllegalArgumentException("--max-message-size must be at least 1 KB");
+    }
+
+    /** Defaults used by tests and by {@code Main} when a flag is absent. */
+    public static ServerConfig defaults() {
+        return new ServerConfig(Optional.empty(), Runtime.getRuntime().availableProcessors(), 200, 2048,
+                Optional.empty(), Duration.ofMillis(20), Duration.ofSeconds(60), 64L * 1024 * 1024, 100);
+    }
+}

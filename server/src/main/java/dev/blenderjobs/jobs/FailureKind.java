@@ -1,0 +1,31 @@
+package dev.blenderjobs.jobs;
+
+/** Why an attempt failed, machine-readable. Documented in protocol.md. */
+public enum FailureKind {
+    /** The script raised an exception (the failure carries its Python traceback). */
+    SCRIPT_ERROR,
+    /** The script called sys.exit() with a non-zero code. */
+    SCRIPT_EXITED,
+    /** The attempt ran past the job's timeout and was killed. */
+    TIMED_OUT,
+    /** Blender died from a signal or wrote a crash report. */
+    BLENDER_CRASHED,
+    /** Blender exited without reporting a result (e.g. os._exit()). */
+    BLENDER_EXITED,
+    /** python_data or data_blocks could not be turned into JSON / a .blend library. */
+    RESULT_NOT_SERIALIZABLE,
+    /** The job's blendFile or passedDataBlocks could not be loaded. */
+    SETUP_FAILED,
+    /** No worker could be started (Blender fails at start-up). */
+    WORKER_START_FAILED,
+    /** The worker runtime itself failed; a bug in blender-jobs. */
+    WORKER_ERROR;
+
+    public static FailureKind parse(String name) {
+        try {
+            return name == null ? WORKER_ERROR : valueOf(name);
+        } catch (IllegalArgumentException e) {
+            return WORKER_ERROR;
+        }
+    }
+}

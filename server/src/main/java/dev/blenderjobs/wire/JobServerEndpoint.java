@@ -1,0 +1,259 @@
+package dev.blenderjobs.wire;
+
+import com.google.gson.JsonElement;
+import com.google.gson.JsonObject;
+import com.google.gson.JsonParser;
+import dev.blenderjobs.jobs.FailureKind;
+import dev.blenderjobs.jobs.JobException;
+import dev.blenderjobs.jobs.JobManager;
+import dev.blenderjobs.jobs.JobSpec;
+import dev.blenderjobs.jobs.JobState;
+import dev.blenderjobs.jobs.JobView;
+import dev.blenderjobs.wire.messages.Messages.AddJobResult;
+import dev.blenderjobs.wire.messages.Messages.CancelAllResult;
+import dev.blenderjobs.wire.messages.Messages.CancelJobResult;
+import dev.blenderjobs.wire.messages.Messages.Capabilities;
+import dev.blenderjobs.wire.messages.Messages.DataBlocksResult;
+import dev.blenderjobs.wire.messages.Messages.InitializeResult;
+import dev.blenderjobs.wire.messages.Messages.JobDetail;
+import dev.blenderjobs.wire.messages.Messages.ListJobsResult;
+import dev.blenderjobs.wire.messages.Messages.ProgressResult;
+import dev.blenderjobs.wire.messages.Messages.RemoveJobResult;
+import dev.blenderjobs.wire.messages.Messages.StatsResult;
+import org.eclipse.lsp4j.jsonrpc.ResponseErrorException;
+import org.eclipse.lsp4j.jsonrpc.messages.ResponseError;
+import org.eclipse.lsp4j.jsonrpc.services.JsonNotification;
+import org.eclipse.lsp4j.jsonrpc.services.JsonRequest;
+
+import java.io.IOException;
+import java.io.Reader;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.util.Arrays;
+import java.util.EnumSet;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
+import java.util.concurrent.ExecutorService;
+import java.util.function.Supplier;
+import java.util.logging.Logger;
+
+/**
+ * Where every request and notification of the wire is handled. Handlers never block LSP4J's
+ * reader thread: they validate cheap things inline, hand file work to {@code io} and job work
+ * to the {@link JobManager}, and return futures.
+ */
+public final class JobServerEndpoint {
+    private static final Logger LOG = Logger.getLogger(JobServerEndpoint.class.getName());
+
+    /** Every request method, in protocol.md order; also the "requests" capability. */
+    public static final List<String> REQUESTS = List.of("initialize", "shutdown", "addJob", "getProgress",
+            "getPythonData", "getDataBlocks", "getJob", "listJobs", "cancelJob", "cancelAll", "removeJob", "getStats");
+    public static final List<String> NOTIFICATIONS = List.of("job/progress", "job/stateChanged");
+
+    /** What the endpoint reports in initialize and needs to exit. */
+    public interface Host {
+        InitializeResult describe(Capabilities capabilities);
+
+        /** Stops workers and exits the process with the code; never returns. */
+        void exit(int code);
+    }
+
+    private final JobManager jobs;
+    private final ExecutorService io;
+    private final Host host;
+    private final long maxMessageBytes;
+    private volatile boolean initialized;
+    private volatile boolean shutdownRequested;
+
+    public JobServerEndpoint(JobManager jobs, ExecutorService io, Host host, long maxMessageBytes) {
+        this.jobs = jobs;
+        this.io = io;
+        this.host = host;
+        this.maxMessageBytes = maxMessageBytes;
+    }
+
+    // ------------------------------------------------------------------ lifecycle
+
+    @JsonRequest
+    public CompletableFuture<InitializeResult> initialize(JsonObject params) {
+        initialized = true;
+        Capabilities caps = new Capabilities(REQUESTS, NOTIFICATIONS,
+                Arrays.stream(JobState.values()).map(Enum::name).toList(),
+                Arrays.stream(FailureKind.values()).map(Enum::name).toList(), maxMessageBytes);
+        return CompletableFuture.completedFuture(host.describe(caps));
+    }
+
+    @JsonNotification
+    public void initialized(JsonObject params) {
+        LOG.fine("client initialized");
+    }
+
+    /** Cancels every unfinished job; the client then sends exit. Result: null, as in LSP. */
+    @JsonRequest
+    public CompletableFuture<Object> shutdown() {
+        shutdownRequested = true;
+        return jobs.shutdown().thenApply(n -> null);
+    }
+
+    @JsonNotification
+    public void exit() {
+        int code = shutdownRequested ? 0 : 1;
+        Thread t = new Thread(() -> host.exit(code), "exit");
+        t.start();
+    }
+
+    // ------------------------------------------------------------------ jobs
+
+    @JsonRequest
+    public CompletableFuture<AddJobResult> addJob(JsonObject params) {
+        return guard(() -> CompletableFuture.supplyAsync(() -> AddJobRequest.parse(params), io)
+                .thenCompose((JobSpec spec) -> jobs.submit(spec))
+                .thenApply(v -> new AddJobResult(v.id(), v.name(), v.state().name(), v.attempt())));
+    }
+
+    @JsonRequest
+    public CompletableFuture<ProgressResult> getProgress(JsonObject params) {
+        return guard(() -> jobs.get(jobId("getProgress", params)).thenApply(JobViews::progress));
+    }
+
+    /** The value the script left in python_data, read from the job's result file. */
+    @JsonRequest
+    public CompletableFuture<JsonElement> getPythonData(JsonObject params) {
+        return guard(() -> jobs.finished(jobId("getPythonData", params)).thenApplyAsync(v -> {
+            try (Reader in = Files.newBufferedReader(v.pythonDataFile(), StandardCharsets.UTF_8)) {
+                return JsonParser.parseReader(in);
+            } catch (IOException | RuntimeException e) {
+                throw new JobException(JobException.Reason.JOB_FILES_UNAVAILABLE,
+                        "The python data of job " + v.id() + " could not be read from " + v.pythonDataFile()
+                                + ": " + e.getMessage(), null);
+            }
+        }, io));
+    }
+
+    @JsonRequest
+    public CompletableFuture<DataBlocksResult> getDataBlocks(JsonObject params) {
+        return guard(() -> jobs.finished(jobId("getDataBlocks", params)).thenApply(JobViews::dataBlocks));
+    }
+
+    @JsonRequest
+    public CompletableFuture<JobDetail> getJob(JsonObject params) {
+        return guard(() -> jobs.get(jobId("getJob", params)).thenApplyAsync(JobViews::detail, io));
+    }
+
+    @JsonRequest
+    public CompletableFuture<ListJobsResult> listJobs(JsonObject params) {
+        return guard(() -> {
+            Params p = Params.of("listJobs", params);
+            p.allowOnly(Set.of("state", "states", "name"));
+            Set<JobState> states = EnumSet.noneOf(JobState.class);
+            if (p.has("state")) states.add(state(p, "state", p.requiredString("state")));
+            if (p.has("states")) {
+                JsonElement e = p.raw().get("states");
+                if (!e.isJsonArray()) throw p.invalid("states", "must be an array of job states");
+                for (JsonElement s : e.getAsJsonArray()) {
+                    if (!s.isJsonPrimitive() || !s.getAsJsonPrimitive().isString()) {
+                        throw p.invalid("states", "must be an array of job states, got " + Params.describe(s));
+                    }
+                    states.add(state(p, "states", s.getAsString()));
+                }
+            }
+            String name = p.optionalString("name");
+            return jobs.list(states).thenApply(views -> {
+                List<JobView> kept = name == null ? views
+                        : views.stream().filter(v -> name.equals(v.name())).toList();
+                return new ListJobsResult(kept.stream().map(JobViews::summary).toList(), kept.size());
+            });
+        });
+    }
+
+    @JsonRequest
+    public CompletableFuture<CancelJobResult> cancelJob(JsonObject params) {
+        return guard(() -> jobs.cancel(jobId("cancelJob", params)).thenApply(e -> new CancelJobResult(
+                e.getKey().id(), e.getKey().state().name(), e.getValue().name(),
+                !e.getValue().isFinal() && e.getKey().state() == JobState.CANCELED)));
+    }
+
+    @JsonRequest
+    public CompletableFuture<CancelAllResult> cancelAll(JsonObject params) {
+        return guard(() -> {
+            Params.of("cancelAll", params).allowOnly(Set.of());
+            return jobs.cancelAll().thenApply(CancelAllResult::new);
+        });
+    }
+
+    @JsonRequest
+    public CompletableFuture<RemoveJobResult> removeJob(JsonObject params) {
+        return guard(() -> jobs.remove(jobId("removeJob", params)).thenApply(v -> new RemoveJobResult(v.id(), true)));
+    }
+
+    @JsonRequest
+    public CompletableFuture<StatsResult> getStats(JsonObject params) {
+        return guard(() -> jobs.stats().thenApply(s -> new StatsResult(s.queued(), s.active(), s.completed(),
+                s.failed(), s.canceled(), s.total(), s.workers(), s.idleWorkers(), s.busyWorkers(),
+                s.workerDetails())));
+    }
+
+    // ------------------------------------------------------------------ helpers
+
+    private static String jobId(String method, JsonObject params) {
+        Params p = Params.of(method, params);
+        p.allowOnly(Set.of("jobId"));
+        return p.requiredString("jobId");
+    }
+
+    private static JobState state(Params p, String field, String value) {
+        try {
+            return JobState.valueOf(value);
+        } catch (IllegalArgumentException e) {
+            throw p.invalid(field, "must name job states (QUEUED, ACTIVE, COMPLETED, FAILED, CANCELED), got \""
+                    + value + "\"");
+        }
+    }
+
+    /**
+     * Checks the lifecycle, runs the handler and turns job exceptions into JSON-RPC errors.
+     * A handler that throws (even an Error) yields an error response, never a dead reader.
+     */
+    private <T> CompletableFuture<T> guard(Supplier<CompletableFuture<T>> handler) {
+        if (!initialized) {
+            return CompletableFuture.failedFuture(new ResponseErrorException(new ResponseError(
+                    ErrorCodes.SERVER_NOT_INITIALIZED, "The server is not initialized; send initialize first.", null)));
+        }
+        if (shutdownRequested) {
+            return CompletableFuture.failedFuture(new ResponseErrorException(new ResponseError(
+                    ErrorCodes.INVALID_REQUEST, "The server is shutting down (shutdown was requested); only exit is "
+                    + "accepted now.", null)));
+        }
+        CompletableFuture<T> future;
+        try {
+            future = handler.get();
+        } catch (Throwable t) {
+            future = CompletableFuture.failedFuture(t);
+        }
+        return future.handle((value, error) -> {
+            if (error == null) return value;
+            throw translate(error);
+        });
+    }
+
+    static RuntimeException translate(Throwable error) {
+        Throwable cause = error;
+        while (cause instanceof CompletionException && cause.getCause() != null) cause = cause.getCause();
+        if (cause instanceof ResponseErrorException r) return r;
+        if (cause instanceof JobException j) {
+            return new ResponseErrorException(new ResponseError(ErrorCodes.of(j.reason()), j.getMessage(),
+                    errorData(j)));
+        }
+        LOG.log(java.util.logging.Level.SEVERE, "request failed unexpectedly", cause);
+        return new ResponseErrorException(new ResponseError(ErrorCodes.INTERNAL_ERROR,
+                "Internal error: " + cause + ". This is a bug in blender-jobs; the server log has details.", null));
+    }
+
+    private static JsonObject errorData(JobException j) {
+        JsonObject data = j.data() instanceof JsonObject o ? o.deepCopy() : new JsonObject();
+        data.addProperty("errorKind", j.reason().name());
+        return data;
+    }
+}

@@ -1,0 +1,139 @@
+package dev.blenderjobs.wire;
+
+import com.google.gson.JsonElement;
+import com.google.gson.JsonObject;
+import com.google.gson.JsonPrimitive;
+import org.eclipse.lsp4j.jsonrpc.ResponseErrorException;
+import org.eclipse.lsp4j.jsonrpc.messages.ResponseError;
+
+import java.util.Collection;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeSet;
+
+/**
+ * Reads a request's params object field by field, failing with JSON-RPC -32602 and a message
+ * that names the field and says what was expected. Error data: {"field", "reason"}.
+ */
+public final class Params {
+    private final String method;
+    private final JsonObject object;
+
+    private Params(String method, JsonObject object) {
+        this.method = method;
+        this.object = object;
+    }
+
+    public static Params of(String method, JsonObject params) {
+        return new Params(method, params == null ? new JsonObject() : params);
+    }
+
+    public JsonObject raw() {
+        return object;
+    }
+
+    public boolean has(String field) {
+        JsonElement e = object.get(field);
+        return e != null && !e.isJsonNull();
+    }
+
+    /** Rejects fields this method does not know, so a typo is not silently ignored. */
+    public void allowOnly(Collection<String> known) {
+        for (Map.Entry<String, JsonElement> e : object.entrySet()) {
+            if (!known.contains(e.getKey())) {
+                throw invalid(e.getKey(), "is not a parameter of " + method + "; its parameters are "
+                        + String.join(", ", new TreeSet<>(known)));
+            }
+        }
+    }
+
+    public String requiredString(String field) {
+        if (!has(field)) throw invalid(field, "is required (a string)");
+        return string(field);
+    }
+
+    public String optionalString(String field) {
+        return has(field) ? string(field) : null;
+    }
+
+    private String string(String field) {
+        JsonElement e = object.get(field);
+        if (!e.isJsonPrimitive() || !e.getAsJsonPrimitive().isString()) {
+            throw invalid(field, "must be a string, got " + describe(e));
+        }
+        return e.getAsString();
+    }
+
+    public double optionalNumber(String field, double fallback, double min, double max) {
+        if (!has(field)) return fallback;
+        JsonElement e = object.get(field);
+        if (!e.isJsonPrimitive() || !e.getAsJsonPrimitive().isNumber()) {
+            throw invalid(field, "must be a number, got " + describe(e));
+        }
+        double v = e.getAsDouble();
+        if (Double.isNaN(v) || v < min || v > max) {
+            throw invalid(field, "must be between " + fmt(min) + " and " + fmt(max) + ", got " + e);
+        }
+        return v;
+    }
+
+    public int optionalInt(String field, int fallback, int min, int max) {
+        if (!has(field)) return fallback;
+        JsonElement e = object.get(field);
+        if (!e.isJsonPrimitive() || !e.getAsJsonPrimitive().isNumber()) {
+            throw invalid(field, "must be a whole number, got " + describe(e));
+        }
+        double v = e.getAsDouble();
+        if (v != Math.rint(v)) throw invalid(field, "must be a whole number, got " + e);
+        if (v < min || v > max) throw invalid(field, "must be between " + min + " and " + max + ", got " + e);
+        return (int) v;
+    }
+
+    public boolean optionalBoolean(String field, boolean fallback) {
+        if (!has(field)) return fallback;
+        JsonElement e = object.get(field);
+        if (!e.isJsonPrimitive() || !e.getAsJsonPrimitive().isBoolean()) {
+            throw invalid(field, "must be true or false, got " + describe(e));
+        }
+        return e.getAsBoolean();
+    }
+
+    public JsonObject optionalObject(String field) {
+        if (!has(field)) return null;
+        JsonElement e = object.get(field);
+        if (!e.isJsonObject()) throw invalid(field, "must be a JSON object, got " + describe(e));
+        return e.getAsJsonObject();
+    }
+
+    public String oneOf(String field, String fallback, Set<String> allowed) {
+        String v = optionalString(field);
+        if (v == null) return fallback;
+        if (!allowed.contains(v)) {
+            throw invalid(field, "must be one of " + String.join(", ", new TreeSet<>(allowed)) + ", got \"" + v + "\"");
+        }
+        return v;
+    }
+
+    public ResponseErrorException invalid(String field, String reason) {
+        JsonObject data = new JsonObject();
+        data.addProperty("field", field);
+        data.addProperty("reason", reason);
+        return new ResponseErrorException(new ResponseError(ErrorCodes.INVALID_PARAMS,
+                "Invalid params for " + method + ": \"" + field + "\" " + reason, data));
+    }
+
+    static String describe(JsonElement e) {
+        if (e == null || e.isJsonNull()) return "null";
+        if (e.isJsonObject()) return "an object";
+        if (e.isJsonArray()) return "an array";
+        JsonPrimitive p = e.getAsJsonPrimitive();
+        if (p.isBoolean()) return "a boolean (" + p + ")";
+        if (p.isNumber()) return "a number (" + p + ")";
+        String s = p.getAsString();
+        return "a string (\"" + (s.length() > 60 ? s.substring(0, 60) + "..." : s) + "\")";
+    }
+
+    private static String fmt(double d) {
+        return d == Math.rint(d) ? Long.toString((long) d) : Double.toString(d);
+    }
+}

@@ -1,0 +1,80 @@
+package dev.blenderjobs.wire.messages;
+
+import com.google.gson.JsonObject;
+
+import java.util.List;
+
+/**
+ * The value types of the wire, one record per result and notification of protocol.md.
+ * Null fields are left out of the JSON.
+ */
+public final class Messages {
+    private Messages() {
+    }
+
+    public record ServerInfo(String name, String version) {
+    }
+
+    public record BlenderInfo(boolean available, String path, String version, String problem) {
+    }
+
+    public record Capabilities(List<String> requests, List<String> notifications, List<String> jobStates,
+                               List<String> failureKinds, long maxMessageBytes) {
+    }
+
+    public record InitializeResult(ServerInfo serverInfo, BlenderInfo blender, int workers, int maxJobsPerWorker,
+                                   String stateDir, Capabilities capabilities) {
+    }
+
+    public record AddJobResult(String jobId, String name, String state, int attempt) {
+    }
+
+    public record ProgressResult(String jobId, String name, String state, double progress, String message,
+                                 int attempt, int maxAttempts, long createdAt, Long startedAt, Long finishedAt,
+                                 long elapsedMs) {
+    }
+
+    public record ErrorInfo(String kind, String message, int attempt, String traceback, String crashReport,
+                            List<String> logTail) {
+    }
+
+    public record DataBlocksResult(String jobId, String library, JsonObject blocks, int count) {
+    }
+
+    public record JobDetail(String jobId, String name, String script, String state, double progress,
+                            String progressMessage, int attempt, int maxAttempts, double timeout,
+                            long createdAt, Long startedAt, Long finishedAt, long elapsedMs, ErrorInfo error,
+                            List<ErrorInfo> earlierErrors, Long workerPid, Long pythonDataBytes,
+                            DataBlocksResult dataBlocks, JsonObject timing, String directory, String logFile,
+                            List<String> logTail) {
+    }
+
+    public record JobSummary(String jobId, String name, String state, double progress, int attempt,
+                             long createdAt, Long finishedAt, String errorKind) {
+    }
+
+    public record ListJobsResult(List<JobSummary> jobs, int count) {
+    }
+
+    public record CancelJobResult(String jobId, String state, String previousState, boolean canceled) {
+    }
+
+    public record CancelAllResult(int canceled) {
+    }
+
+    public record RemoveJobResult(String jobId, boolean removed) {
+    }
+
+    public record StatsResult(int queued, int active, int completed, int failed, int canceled, int total,
+                              int workers, int freeWorkers, int busyWorkers, List<JsonObject> workerDetails) {
+    }
+
+    /** Notification job/progress. reportedAt: epoch ms at which the script reported it. */
+    public record JobProgressParams(String jobId, double progress, String message, long reportedAt) {
+    }
+
+    /** Notification job/stateChanged; error is present when state is FAILED, or QUEUED for a retry. */
+    public record JobStateChangedParams(String jobId, String name, String state, String previousState, int attempt,
+                                        ErrorInfo error) {
+    }
+}

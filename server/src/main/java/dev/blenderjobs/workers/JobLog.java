@@ -1,0 +1,149 @@
+package dev.blenderjobs.workers;
+
+import java.io.BufferedOutputStream;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.logging.Level;
+import java.util.logging.Logger;
+
+/**
+ * The console output of one job: every byte goes to the job's log file as it arrives, and the
+ * last lines stay in memory for {@code getJob}. Written by a worker's output drainer thread and
+ * read by the event loop, hence synchronized.
+ */
+public final class JobLog {
+    private static final Logger LOG = Logger.getLogger(JobLog.class.getName());
+    /** Longest line kept in the tail; longer lines are cut (the file keeps them whole). */
+    static final int MAX_LINE_CHARS = 2000;
+
+    private final Path file;
+    private final int tailLines;
+    private final ArrayDeque<String> tail = new ArrayDeque<>();
+    private final StringBuilder partial = new StringBuilder();
+    private OutputStream out;
+    private long bytes;
+    private boolean writeFailed;
+    private boolean released;
+
+    public JobLog(Path file, int tailLines) {
+        this.file = file;
+        this.tailLines = tailLines;
+    }
+
+    public Path file() {
+        return file;
+    }
+
+    /** Appends a header line, e.g. at the start of an attempt. */
+    public synchronized void note(String line) {
+        append((line + "\n").getBytes(StandardCharsets.UTF_8), 0, -1);
+    }
+
+    /** Appends raw console bytes (may hold partial lines and invalid UTF-8). */
+    public synchronized void append(byte[] data, int offset, int length) {
+        if (length < 0) length = data.length - offset;
+        writeFile(data, offset, length);
+        bytes += length;
+        if (released) return;
+        // new String(...) replaces invalid UTF-8 with U+FFFD: a bad byte never breaks the log.
+        String text = new String(data, offset, length, StandardCharsets.UTF_8);
+        for (int i = 0; i < text.length(); i++) {
+            char c = text.charAt(i);
+            if (c == '\n') {
+                pushLine();
+            } else if (c != '\r' && partial.length() < MAX_LINE_CHARS) {
+                partial.append(c);
+            }
+        }
+    }
+
+    private void pushLine() {
+        tail.addLast(partial.toString());
+        partial.setLength(0);
+        while (tail.size() > tailLines) tail.removeFirst();
+    }
+
+    private void writeFile(byte[] data, int offset, int length) {
+        if (writeFailed) return;
+        try {
+            if (out == null) {
+                Files.createDirectories(file.getParent());
+                out = new BufferedOutputStream(Files.newOutputStream(file, StandardOpenOption.CREATE,
+                        StandardOpenOption.APPEND), 64 * 1024);
+            }
+            out.write(data, offset, length);
+        } catch (IOException e) {
+            writeFailed = true;
+            LOG.log(Level.WARNING, "cannot write job log " + file + "; keeping only its tail in memory", e);
+        }
+    }
+
+    /** The last lines, including a trailing partial line. */
+    public synchronized List<String> tail() {
+        if (released) return tailFromFile();
+        List<String> lines = new ArrayList<>(tail);
+        if (partial.length() > 0) lines.add(partial.toString());
+        return lines;
+    }
+
+    /**
+     * Closes the file and drops the in-memory tail of a finished job: the server keeps
+     * thousands of finished jobs, and their tails are read back from the file on demand.
+     */
+    public synchronized void release() {
+        close();
+        released = true;
+        tail.clear();
+        partial.setLength(0);
+        partial.trimToSize();
+    }
+
+    private List<String> tailFromFile() {
+        if (!Files.isRegularFile(file)) return List.of();
+        try (java.io.RandomAccessFile raf = new java.io.RandomAccessFile(file.toFile(), "r")) {
+            long length = raf.length();
+            int window = (int) Math.min(length, 256L * 1024);
+            byte[] data = new byte[window];
+            raf.seek(length - window);
+            raf.readFully(data);
+            String text = new String(data, StandardCharsets.UTF_8);
+            List<String> lines = new ArrayList<>(List.of(text.split("\r?\n", -1)));
+            if (window < length && !lines.isEmpty()) lines.remove(0); // cut mid-line
+            if (!lines.isEmpty() && lines.get(lines.size() - 1).isEmpty()) lines.remove(lines.size() - 1);
+            List<String> last = lines.subList(Math.max(0, lines.size() - tailLines), lines.size());
+            List<String> out = new ArrayList<>(last.size());
+            for (String l : last) out.add(l.length() > MAX_LINE_CHARS ? l.substring(0, MAX_LINE_CHARS) : l);
+            return out;
+        } catch (IOException e) {
+            return List.of("(log unreadable: " + e.getMessage() + ")");
+        }
+    }
+
+    public synchronized long bytes() {
+        return bytes;
+    }
+
+    public synchronized void flush() {
+        try {
+            if (out != null) out.flush();
+        } catch (IOException e) {
+            LOG.log(Level.FINE, "flush of " + file + " failed", e);
+        }
+    }
+
+    public synchronized void close() {
+        try {
+            if (out != null) out.close();
+        } catch (IOException e) {
+            LOG.log(Level.FINE, "close of " + file + " failed", e);
+        }
+        out = null;
+    }
+}

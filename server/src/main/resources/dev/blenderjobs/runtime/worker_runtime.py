@@ -1,0 +1,598 @@
+# blender-jobs worker runtime: the Python program a worker Blender runs.
+#
+# Started by the server as
+#   blender -b --factory-startup -noaudio --python-exit-code 1 --python worker_runtime.py
+# it connects back to the server over a private loopback channel, proves who it is with
+# the secret it was given, and then runs jobs one at a time in a blocking loop (under -b,
+# bpy.app.timers never fire, so the loop must live here). Before every job it resets
+# Blender to what a fresh process would show, so warm reuse does not change results.
+#
+# Compatible with Blender 2.93 (Python 3.9) up to 4.x: no match statements, no X | Y types.
+#
+# Channel framing: 4-byte big-endian length, then that many bytes of UTF-8 JSON.
+# Server -> worker: {"type": "run", ...} and {"type": "shutdown"}.
+# Worker -> server: "hello", "progress", "result".
+#
+# Console output of each job is attributed to it by marker lines written to the process's
+# stdout (merged with stderr by the server) right before and after the job:
+#   <RS><marker>:begin:<jobId><RS>\n  and  <RS><marker>:end:<jobId><RS>\n
+# The marker is a per-process nonce, removed from the environment before any job runs.
+
+import builtins
+import io
+import json
+import math
+import os
+import queue
+import signal
+import socket
+import struct
+import sys
+import threading
+import time
+import traceback
+
+import bpy
+
+RUNTIME_FILE = os.path.abspath(__file__) if "__file__" in globals() else "worker_runtime.py"
+CONTRACT_NAMES = ("update_job_progress", "passed_data", "passed_data_blocks", "python_data", "data_blocks")
+# Data-block collections that describe Blender's UI, never worth appending into a job.
+UI_COLLECTIONS = ("window_managers", "screens", "workspaces")
+
+
+class JobFailure(Exception):
+    """A failure with a machine-readable kind, reported to the server as the attempt's outcome."""
+
+    def __init__(self, kind, message, details=None):
+        Exception.__init__(self, message)
+        self.kind = kind
+        self.message = message
+        self.details = details
+
+
+# --------------------------------------------------------------------------- channel
+
+class Channel:
+    def __init__(self, sock):
+        self.sock = sock
+        self.send_lock = threading.Lock()
+
+    def send(self, message):
+        body = json.dumps(message, ensure_ascii=False, allow_nan=False,
+                          separators=(",", ":")).encode("utf-8")
+        with self.send_lock:
+            self.sock.sendall(struct.pack(">I", len(body)) + body)
+
+    def _read_exact(self, n):
+        chunks = []
+        while n > 0:
+            chunk = self.sock.recv(min(n, 1 << 20))
+            if not chunk:
+                return None
+            chunks.append(chunk)
+            n -= len(chunk)
+        return b"".join(chunks)
+
+    def receive(self):
+        header = self._read_exact(4)
+        if header is None:
+            return None
+        (length,) = struct.unpack(">I", header)
+        body = self._read_exact(length)
+        if body is None:
+            return None
+        return json.loads(body.decode("utf-8"))
+
+
+def kill_descendants():
+    """Kill every process this worker started (Linux /proc); used when the server is gone."""
+    me = os.getpid()
+    children = {}
+    try:
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open("/proc/%s/stat" % entry, "rb") as f:
+                    stat = f.read().decode("ascii", "replace")
+                ppid = int(stat[stat.rindex(")") + 2:].split()[1])
+                children.setdefault(ppid, []).append(int(entry))
+            except (OSError, ValueError):
+                pass
+    except OSError:
+        return
+    stack, victims = [me], []
+    while stack:
+        for child in children.get(stack.pop(), []):
+            victims.append(child)
+            stack.append(child)
+    for pid in victims:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+
+def start_inbox(channel):
+    """Read server messages on a thread so that the worker notices the server's death
+    (its channel closing) even while a job is running, and exits by itself."""
+    inbox = queue.Queue()
+
+    def reader():
+        try:
+            while True:
+                message = channel.receive()
+                if message is None:
+                    break
+                inbox.put(message)
+        except Exception:
+            pass
+        # The server is gone (or closed us): nothing may outlive it.
+        kill_descendants()
+        os._exit(0)
+
+    thread = threading.Thread(target=reader, name="blender-jobs-inbox", daemon=True)
+    thread.start()
+    return inbox
+
+
+# --------------------------------------------------------------------------- progress
+
+class ProgressReporter:
+    """Coalesces update_job_progress calls: the first report after a quiet period is sent
+    at once, later ones at most every `interval` seconds, and the last value always goes out
+    (from the flusher thread, or before the job's result)."""
+
+    def __init__(self, channel, interval):
+        self.channel = channel
+        self.interval = interval
+        self.cond = threading.Condition()
+        self.job_id = None
+        self.pending = None
+        self.last_sent = 0.0
+        thread = threading.Thread(target=self._flusher, name="blender-jobs-progress", daemon=True)
+        thread.start()
+
+    def begin(self, job_id):
+        with self.cond:
+            self.job_id = job_id
+            self.pending = None
+            self.last_sent = 0.0
+
+    def report(self, fraction, message=None):
+        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)):
+            raise TypeError("update_job_progress expects a number from 0.0 to 1.0, got %r" % (fraction,))
+        fraction = float(fraction)
+        if math.isnan(fraction):
+            raise ValueError("update_job_progress got NaN; pass a number from 0.0 to 1.0")
+        fraction = min(1.0, max(0.0, fraction))
+        if message is not None:
+            message = str(message)[:1000]
+        now = time.monotonic()
+        with self.cond:
+            if self.job_id is None:
+                return
+            if now - self.last_sent >= self.interval and self.pending is None:
+                self.last_sent = now
+                self._send(self.job_id, fraction, message, time.time())
+            else:
+                was_idle = self.pending is None
+                self.pending = (fraction, message, time.time())
+                if was_idle:
+                    self.cond.notify()
+
+    def end(self):
+        """Send the last pending value (before the result goes out) and stop reporting."""
+        with self.cond:
+            if self.pending is not None and self.job_id is not None:
+                self._send(self.job_id, *self.pending)
+            self.pending = None
+            self.job_id = None
+
+    def _send(self, job_id, fraction, message, wall_time):
+        msg = {"type": "progress", "jobId": job_id, "progress": fraction,
+               "reportedAt": int(wall_time * 1000)}
+        if message is not None:
+            msg["message"] = message
+        self.channel.send(msg)
+
+    def _flusher(self):
+        with self.cond:
+            while True:
+                while self.pending is None:
+                    self.cond.wait()
+                delay = self.last_sent + self.interval - time.monotonic()
+                if delay > 0:
+                    self.cond.wait(delay)
+                    continue
+                if self.pending is not None and self.job_id is not None:
+                    self._send(self.job_id, *self.pending)
+                    self.last_sent = time.monotonic()
+                self.pending = None
+
+
+# --------------------------------------------------------------------------- output
+
+class OutputAttribution:
+    """Gives each job its own sys.stdout/sys.stderr on a private duplicate of fd 1, and
+    brackets the job's console output with marker lines. A script that closes its stdout
+    only closes its own duplicate."""
+
+    def __init__(self, marker):
+        self.marker = marker
+        self.fd = os.dup(1)
+        self.saved = None
+        self.streams = []
+
+    def _mark(self, what, job_id):
+        line = "\x1e%s:%s:%s\x1e\n" % (self.marker, what, job_id)
+        os.write(self.fd, line.encode("utf-8"))
+
+    def begin(self, job_id):
+        flush_quietly(sys.stdout, sys.stderr)
+        self._mark("begin", job_id)
+        self.saved = (sys.stdout, sys.stderr)
+        out = io.TextIOWrapper(io.FileIO(os.dup(self.fd), "wb"), encoding="utf-8",
+                               errors="backslashreplace", line_buffering=True, write_through=True)
+        err = io.TextIOWrapper(io.FileIO(os.dup(self.fd), "wb"), encoding="utf-8",
+                               errors="backslashreplace", line_buffering=True, write_through=True)
+        self.streams = [out, err]
+        sys.stdout, sys.stderr = out, err
+
+    def end(self, job_id):
+        flush_quietly(sys.stdout, sys.stderr, *self.streams)
+        for stream in self.streams:
+            try:
+                stream.close()
+            except Exception:
+                pass
+        if self.saved is not None:
+            sys.stdout, sys.stderr = self.saved
+        self.streams = []
+        # A newline first, so the marker starts a line even after a partial line of output.
+        os.write(self.fd, b"\n")
+        self._mark("end", job_id)
+
+
+def flush_quietly(*streams):
+    for stream in streams:
+        try:
+            stream.flush()
+        except Exception:
+            pass
+
+
+# --------------------------------------------------------------------------- data blocks
+
+def collection_names_by_type():
+    """Map an RNA type identifier (e.g. 'Object', 'Mesh') to its bpy.data collection name."""
+    mapping = {}
+    for prop in bpy.data.bl_rna.properties:
+        if prop.type == "COLLECTION" and prop.fixed_type is not None:
+            mapping.setdefault(prop.fixed_type.identifier, prop.identifier)
+    return mapping
+
+
+def collection_name_of(block, mapping):
+    rna = block.bl_rna
+    while rna is not None:
+        name = mapping.get(rna.identifier)
+        if name is not None:
+            return name
+        rna = rna.base
+    raise JobFailure("RESULT_NOT_SERIALIZABLE",
+                     "cannot tell which bpy.data collection holds %r" % (block,))
+
+
+def append_passed_blocks(library, names):
+    """Append blocks of a .blend library; `names` maps a collection ('objects') to names,
+    or is None for every block. Returns the appended data blocks in a stable order."""
+    try:
+        with bpy.data.libraries.load(library, link=False) as (data_from, data_to):
+            available = {}
+            for attr in dir(data_from):
+                if attr.startswith("_") or attr in UI_COLLECTIONS:
+                    continue
+                value = getattr(data_from, attr, None)
+                if isinstance(value, list):
+                    available[attr] = list(value)
+            wanted = {}
+            if names is None:
+                for attr, present in available.items():
+                    if present:
+                        wanted[attr] = present
+            else:
+                for attr, requested in names.items():
+                    if attr not in available:
+                        raise JobFailure("SETUP_FAILED",
+                                         "passedDataBlocks.names has unknown type %r; use a bpy.data "
+                                         "collection name such as 'objects', 'meshes' or 'materials'" % attr)
+                    missing = [n for n in requested if n not in available[attr]]
+                    if missing:
+                        raise JobFailure("SETUP_FAILED",
+                                         "the library %s has no %s named %s (it has: %s)"
+                                         % (library, attr, ", ".join(repr(m) for m in missing),
+                                            ", ".join(repr(a) for a in available[attr][:20]) or "none"))
+                    wanted[attr] = list(requested)
+            for attr, requested in wanted.items():
+                setattr(data_to, attr, requested)
+    except JobFailure:
+        raise
+    except Exception as exc:
+        raise JobFailure("SETUP_FAILED", "could not append data blocks from %s: %s" % (library, exc))
+
+    blocks = []
+    for attr in sorted(wanted):
+        for block in getattr(data_to, attr):
+            if block is not None:
+                blocks.append(block)
+    scene = bpy.context.scene
+    for block in blocks:
+        if isinstance(block, bpy.types.Object) and not block.users_collection:
+            scene.collection.objects.link(block)
+        elif isinstance(block, bpy.types.Collection) and not block.users:
+            scene.collection.children.link(block)
+    return blocks
+
+
+def write_data_blocks(blocks, path):
+    if blocks is None:
+        return None
+    if isinstance(blocks, (set, frozenset, tuple)):
+        blocks = list(blocks)
+    if not isinstance(blocks, list):
+        raise JobFailure("RESULT_NOT_SERIALIZABLE",
+                         "data_blocks must be a list of Blender data blocks, got %s" % type(blocks).__name__)
+    if not blocks:
+        return None
+    mapping = collection_names_by_type()
+    listing = {}
+    unique = []
+    for index, block in enumerate(blocks):
+        if not isinstance(block, bpy.types.ID):
+            raise JobFailure("RESULT_NOT_SERIALIZABLE",
+                             "data_blocks[%d] is a %s, not a Blender data block (bpy.types.ID)"
+                             % (index, type(block).__name__))
+        kind = collection_name_of(block, mapping)
+        names = listing.setdefault(kind, [])
+        if block.name not in names:
+            names.append(block.name)
+            unique.append(block)
+    tmp = path + ".tmp.blend"
+    bpy.data.libraries.write(tmp, set(unique), fake_user=True)
+    os.replace(tmp, path)
+    return {"library": path, "blocks": listing}
+
+
+# --------------------------------------------------------------------------- python data
+
+def to_json(value, path):
+    """Convert python_data to plain JSON values; tuples and mathutils values become arrays,
+    anything else fails with the key path that holds it."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        if math.isnan(value) or math.isinf(value):
+            raise JobFailure("RESULT_NOT_SERIALIZABLE",
+                             "%s is %r, which JSON cannot carry; use None or a string" % (path, value))
+        return value
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            if isinstance(key, bool) or not isinstance(key, (str, int, float)):
+                raise JobFailure("RESULT_NOT_SERIALIZABLE",
+                                 "%s has a key of type %s; JSON object keys must be strings"
+                                 % (path, type(key).__name__))
+            out[str(key)] = to_json(item, "%s[%r]" % (path, key))
+        return out
+    if isinstance(value, (list, tuple)):
+        return [to_json(item, "%s[%d]" % (path, i)) for i, item in enumerate(value)]
+    type_name = type(value).__name__
+    if type_name == "Matrix":
+        return [to_json(tuple(row), "%s[%d]" % (path, i)) for i, row in enumerate(value)]
+    if type_name in ("Vector", "Color", "Euler", "Quaternion", "bpy_prop_array", "IDPropertyArray"):
+        return [to_json(item, "%s[%d]" % (path, i)) for i, item in enumerate(value)]
+    if type_name == "IDPropertyGroup" and hasattr(value, "to_dict"):
+        return to_json(value.to_dict(), path)
+    if hasattr(value, "tolist") and callable(value.tolist):  # numpy arrays and scalars
+        return to_json(value.tolist(), path)
+    raise JobFailure("RESULT_NOT_SERIALIZABLE",
+                     "%s holds a value of type %s, which is not JSON-serializable; store plain values "
+                     "(numbers, strings, lists, dicts) or, for a data block, its name"
+                     % (path, type_name))
+
+
+def write_json_atomically(value, path):
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(value, f, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    os.replace(tmp, path)
+    return os.path.getsize(path)
+
+
+# --------------------------------------------------------------------------- one job
+
+def reset_blender(blend_file):
+    """Bring Blender to the state a fresh process would give the job."""
+    try:
+        if blend_file:
+            bpy.ops.wm.open_mainfile(filepath=blend_file, load_ui=False)
+        else:
+            bpy.ops.wm.read_homefile(use_empty=True)
+    except Exception as exc:
+        if blend_file:
+            raise JobFailure("SETUP_FAILED", "could not open the job's blend file %s: %s" % (blend_file, exc))
+        raise JobFailure("SETUP_FAILED", "could not reset Blender to empty data: %s" % exc)
+
+
+def script_traceback(exc):
+    """The traceback of a script exception without the runtime's own frames."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename == RUNTIME_FILE:
+        tb = tb.tb_next
+    return "".join(traceback.format_exception(type(exc), exc, tb))
+
+
+class SavedInterpreterState:
+    """What one job may change in the interpreter and must not leak to the next."""
+
+    def __init__(self):
+        self.argv = list(sys.argv)
+        self.path = list(sys.path)
+        self.cwd = os.getcwd()
+        self.environ = dict(os.environ)
+        self.modules = set(sys.modules)
+        self.handlers = {}
+        for name in dir(bpy.app.handlers):
+            handler_list = getattr(bpy.app.handlers, name)
+            if isinstance(handler_list, list):
+                self.handlers[name] = list(handler_list)
+
+    def restore(self, job_dirs):
+        sys.argv[:] = self.argv
+        sys.path[:] = self.path
+        try:
+            os.chdir(self.cwd)
+        except OSError:
+            pass
+        for key in list(os.environ):
+            if key not in self.environ:
+                del os.environ[key]
+        for key, value in self.environ.items():
+            if os.environ.get(key) != value:
+                os.environ[key] = value
+        # Forget modules the job imported from its own folders, so the next job that
+        # imports the same name sees its own file; keep library imports (numpy...) warm.
+        for name in list(sys.modules):
+            if name in self.modules:
+                continue
+            module_file = getattr(sys.modules.get(name), "__file__", None) or ""
+            if any(d and os.path.abspath(module_file).startswith(d + os.sep) for d in job_dirs):
+                del sys.modules[name]
+        for name, saved in self.handlers.items():
+            handler_list = getattr(bpy.app.handlers, name)
+            handler_list[:] = saved
+
+
+def run_job(message, reporter, output):
+    job_id = message["jobId"]
+    script = message["script"]
+    work_dir = message["workDir"]
+    result_dir = message["resultDir"]
+    saved = SavedInterpreterState()
+    script_dir = os.path.dirname(os.path.abspath(script["path"])) if script.get("path") else None
+    timing = {}
+    outcome = None
+    reporter.begin(job_id)
+    output.begin(job_id)
+    try:
+        started = time.perf_counter()
+        reset_blender(message.get("blendFile"))
+        passed_blocks = []
+        passed_library = message.get("passedLibrary")
+        if passed_library:
+            passed_blocks = append_passed_blocks(passed_library, message.get("passedNames"))
+        passed_data = message.get("passedData") or {}
+        namespace = {
+            "__name__": "__main__",
+            "__file__": script.get("path") or "<scriptText>",
+            "__builtins__": builtins,
+            "bpy": bpy,
+        }
+        for key, value in passed_data.items():
+            if key.isidentifier():
+                namespace[key] = value
+        namespace["passed_data"] = passed_data
+        namespace["passed_data_blocks"] = passed_blocks
+        namespace["python_data"] = {}
+        namespace["data_blocks"] = []
+        namespace["update_job_progress"] = reporter.report
+        os.makedirs(work_dir, exist_ok=True)
+        os.chdir(work_dir)
+        sys.argv[:] = [script.get("path") or "<scriptText>"]
+        if script_dir:
+            sys.path.insert(0, script_dir)
+        code = compile(script["source"], script.get("path") or "<scriptText>", "exec")
+        timing["setupMs"] = round((time.perf_counter() - started) * 1000, 3)
+
+        started = time.perf_counter()
+        try:
+            exec(code, namespace)
+        except SystemExit as exc:
+            if exc.code not in (None, 0):
+                raise JobFailure("SCRIPT_EXITED",
+                                 "the script called sys.exit(%r) before finishing" % (exc.code,))
+        timing["scriptMs"] = round((time.perf_counter() - started) * 1000, 3)
+
+        started = time.perf_counter()
+        python_data = namespace.get("python_data")
+        python_data = {} if python_data is None else to_json(python_data, "python_data")
+        data_file = os.path.join(result_dir, "python_data.json")
+        size = write_json_atomically(python_data, data_file)
+        blocks = write_data_blocks(namespace.get("data_blocks"),
+                                   os.path.join(result_dir, "data_blocks.blend"))
+        timing["collectMs"] = round((time.perf_counter() - started) * 1000, 3)
+        outcome = {"ok": True, "pythonDataFile": data_file, "pythonDataBytes": size,
+                   "dataBlocks": blocks, "timing": timing}
+    except JobFailure as failure:
+        outcome = {"ok": False, "kind": failure.kind, "message": failure.message}
+        if failure.details:
+            outcome["details"] = failure.details
+    except SyntaxError as exc:
+        outcome = {"ok": False, "kind": "SCRIPT_ERROR",
+                   "message": "the script has a syntax error: %s (line %s)" % (exc.msg, exc.lineno),
+                   "traceback": "".join(traceback.format_exception_only(type(exc), exc))}
+    except BaseException as exc:
+        outcome = {"ok": False, "kind": "SCRIPT_ERROR",
+                   "message": "the script raised %s: %s" % (type(exc).__name__, exc),
+                   "traceback": script_traceback(exc)}
+    finally:
+        saved.restore([d for d in (script_dir, os.path.abspath(work_dir)) if d])
+        output.end(job_id)
+        reporter.end()
+    outcome["type"] = "result"
+    outcome["jobId"] = job_id
+    return outcome
+
+
+# --------------------------------------------------------------------------- main loop
+
+def main():
+    port = int(os.environ.pop("BLENDER_JOBS_PORT"))
+    secret = os.environ.pop("BLENDER_JOBS_SECRET")
+    marker = os.environ.pop("BLENDER_JOBS_MARKER")
+    worker_id = os.environ.pop("BLENDER_JOBS_WORKER", "?")
+    interval = float(os.environ.pop("BLENDER_JOBS_PROGRESS_INTERVAL_MS", "10")) / 1000.0
+
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    sock.settimeout(None)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    channel = Channel(sock)
+    channel.send({"type": "hello", "secret": secret, "worker": worker_id, "pid": os.getpid(),
+                  "blenderVersion": bpy.app.version_string,
+                  "pythonVersion": "%d.%d.%d" % sys.version_info[:3]})
+    inbox = start_inbox(channel)
+    reporter = ProgressReporter(channel, interval)
+    output = OutputAttribution(marker)
+
+    while True:
+        message = inbox.get()
+        kind = message.get("type")
+        if kind == "shutdown":
+            break
+        if kind == "run":
+            try:
+                outcome = run_job(message, reporter, output)
+            except BaseException as exc:  # the runtime itself failed: report, never hang
+                outcome = {"type": "result", "jobId": message.get("jobId"), "ok": False,
+                           "kind": "WORKER_ERROR",
+                           "message": "the worker runtime failed: %s" % exc,
+                           "traceback": traceback.format_exc()}
+            channel.send(outcome)
+    flush_quietly(sys.stdout, sys.stderr)
+    sock.close()
+
+
+main()
