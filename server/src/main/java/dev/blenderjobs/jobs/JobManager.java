@@ -348,10 +348,9 @@ public final class JobManager implements WorkerEvents {
         if (outcome instanceof AttemptOutcome.Succeeded ok) {
             cancelTimeout(job);
             job.result = ok;
-            if (job.progress < 1.0) {
-                job.progress = 1.0;
-                events.progress(jobId, 1.0, job.progressMessage, System.currentTimeMillis());
-            }
+            // A completed job is done whatever the script last reported; no notification is
+            // invented for it, so the last job/progress a client sees is the script's own.
+            job.progress = 1.0;
             job.state = JobState.COMPLETED;
             job.finishedAt = System.currentTimeMillis();
             job.log.release();

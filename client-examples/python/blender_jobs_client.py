@@ -1,0 +1,826 @@
+"""A Python client for the blender-jobs server.
+
+The server (``blender-jobs-server.jar``) runs Blender Python scripts in a pool of headless
+Blender workers and speaks JSON-RPC 2.0 over its stdin/stdout, framed like the LSP base
+protocol (``Content-Length: N\\r\\n\\r\\n<json>``). This module starts the server as a child
+process and talks to it::
+
+    from blender_jobs_client import BlenderJobsClient
+
+    with BlenderJobsClient(server_args=["--workers", "2"]) as client:
+        job = client.add_job(script_text="python_data = {'answer': 6 * 7}")
+        final = client.wait_for_job(job["jobId"], timeout=120)
+        print(final["state"], client.get_python_data(job["jobId"]))
+
+Standard library only; runs on Python 3.8+ (including the Python bundled with Blender).
+
+Threads: one reader thread (parses server output, completes requests), one dispatcher thread
+(runs notification callbacks, in the order the server sent the notifications), one thread
+draining the server's stderr and one watching the process. Callbacks may call requests of the
+client, but must not call :meth:`BlenderJobsClient.wait_for_job` (that would wait for the very
+thread it runs on; it raises ``RuntimeError`` instead).
+"""
+
+import collections
+import itertools
+import json
+import logging
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
+
+__all__ = [
+    "BlenderJobsClient", "default_jar_path",
+    "BlenderJobsError", "ProtocolError", "RequestTimeout", "JobWaitTimeout", "ServerExited",
+    "JsonRpcError", "ParseError", "InvalidRequest", "MethodNotFound", "InvalidParams", "InternalError",
+    "ServerNotInitialized", "JobNotFound", "JobNotFinished", "JobFailed", "JobCanceled",
+    "JobNotRemovable", "BlenderUnavailable", "ShuttingDown", "JobFilesUnavailable",
+    "FINAL_STATES", "JOB_STATES", "FAILURE_KINDS",
+]
+
+__version__ = "0.1.0"
+
+LOG = logging.getLogger("blender_jobs_client")
+
+JOB_STATES = ("QUEUED", "ACTIVE", "COMPLETED", "FAILED", "CANCELED")
+FINAL_STATES = frozenset(("COMPLETED", "FAILED", "CANCELED"))
+FAILURE_KINDS = ("SCRIPT_ERROR", "SCRIPT_EXITED", "TIMED_OUT", "BLENDER_CRASHED", "BLENDER_EXITED",
+                 "RESULT_NOT_SERIALIZABLE", "SETUP_FAILED", "WORKER_START_FAILED", "WORKER_ERROR")
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+_DEFAULT_JAR = os.path.normpath(os.path.join(_HERE, "..", "..", "server", "target", "blender-jobs-server.jar"))
+_MAX_HEADER_BYTES = 8192
+_FINAL_CACHE_SIZE = 10000
+
+
+def default_jar_path():
+    """The jar the client starts when none is given: $BLENDER_JOBS_JAR, else the build output
+    ``../../server/target/blender-jobs-server.jar`` relative to this module."""
+    return os.environ.get("BLENDER_JOBS_JAR") or _DEFAULT_JAR
+
+
+# --------------------------------------------------------------------------- errors
+
+class BlenderJobsError(Exception):
+    """Base class of every error this module raises."""
+
+
+class ProtocolError(BlenderJobsError):
+    """The server sent something that is not valid framed JSON-RPC."""
+
+
+class RequestTimeout(BlenderJobsError, TimeoutError):
+    """A request got no response within its timeout (the server may still answer later; the late
+    response is then dropped)."""
+
+    def __init__(self, method, timeout):
+        BlenderJobsError.__init__(self, "request %r got no response within %.3g s" % (method, timeout))
+        self.method = method
+        self.timeout = timeout
+
+
+class JobWaitTimeout(BlenderJobsError, TimeoutError):
+    """wait_for_job gave up before the job reached a final state."""
+
+    def __init__(self, job_id, timeout, last_state=None):
+        BlenderJobsError.__init__(self, "job %s did not finish within %.3g s%s" % (
+            job_id, timeout, "" if last_state is None else " (last known state: %s)" % last_state))
+        self.job_id = job_id
+        self.timeout = timeout
+        self.last_state = last_state
+
+
+class ServerExited(BlenderJobsError):
+    """The server process is gone (or its output closed); no response will come."""
+
+    def __init__(self, message, returncode=None, stderr_tail=None):
+        tail = list(stderr_tail or [])[-5:]
+        text = message
+        if returncode is not None:
+            text += " (exit code %s)" % returncode
+        if tail:
+            text += "; last server log lines:\n  " + "\n  ".join(tail)
+        BlenderJobsError.__init__(self, text)
+        self.returncode = returncode
+        self.stderr_tail = list(stderr_tail or [])
+
+
+class JsonRpcError(BlenderJobsError):
+    """A JSON-RPC error response. ``code``, ``message`` and ``data`` are the error's fields;
+    ``error_kind`` is ``data.errorKind`` for application errors."""
+
+    code = None  # set on subclasses for their code
+
+    def __init__(self, code, message, data=None, method=None):
+        BlenderJobsError.__init__(self, "%s (code %s%s)" % (message, code,
+                                                            ", method %s" % method if method else ""))
+        self.code = code
+        self.message = message
+        self.data = data
+        self.method = method
+
+    @property
+    def error_kind(self):
+        return self.data.get("errorKind") if isinstance(self.data, dict) else None
+
+    @staticmethod
+    def from_response(error, method=None):
+        if not isinstance(error, dict):
+            return JsonRpcError(-32603, "malformed error object: %r" % (error,), None, method)
+        code = error.get("code")
+        cls = _ERROR_CLASSES.get(code, JsonRpcError)
+        return cls(code, str(error.get("message", "")), error.get("data"), method)
+
+
+class ParseError(JsonRpcError):
+    code = -32700
+
+
+class InvalidRequest(JsonRpcError):
+    code = -32600
+
+
+class MethodNotFound(JsonRpcError):
+    code = -32601
+
+
+class InvalidParams(JsonRpcError):
+    """-32602. ``field`` names the offending parameter, ``reason`` says what was wrong."""
+    code = -32602
+
+    @property
+    def field(self):
+        return self.data.get("field") if isinstance(self.data, dict) else None
+
+    @property
+    def reason(self):
+        return self.data.get("reason") if isinstance(self.data, dict) else None
+
+
+class InternalError(JsonRpcError):
+    code = -32603
+
+
+class ServerNotInitialized(JsonRpcError):
+    code = -32002
+
+
+class JobNotFound(JsonRpcError):
+    code = 1001
+
+
+class JobNotFinished(JsonRpcError):
+    code = 1002
+
+
+class JobFailed(JsonRpcError):
+    """1003: the job failed; ``failure_kind`` and ``failure_message`` say how."""
+    code = 1003
+
+    @property
+    def failure_kind(self):
+        return self.data.get("failureKind") if isinstance(self.data, dict) else None
+
+    @property
+    def failure_message(self):
+        return self.data.get("failureMessage") if isinstance(self.data, dict) else None
+
+
+class JobCanceled(JsonRpcError):
+    code = 1004
+
+
+class JobNotRemovable(JsonRpcError):
+    code = 1005
+
+
+class BlenderUnavailable(JsonRpcError):
+    code = 1010
+
+
+class ShuttingDown(JsonRpcError):
+    code = 1011
+
+
+class JobFilesUnavailable(JsonRpcError):
+    code = 1012
+
+
+_ERROR_CLASSES = dict((cls.code, cls) for cls in (
+    ParseError, InvalidRequest, MethodNotFound, InvalidParams, InternalError, ServerNotInitialized,
+    JobNotFound, JobNotFinished, JobFailed, JobCanceled, JobNotRemovable, BlenderUnavailable,
+    ShuttingDown, JobFilesUnavailable))
+
+
+# --------------------------------------------------------------------------- internals
+
+class _Pending(object):
+    __slots__ = ("method", "event", "result", "error")
+
+    def __init__(self, method):
+        self.method = method
+        self.event = threading.Event()
+        self.result = None
+        self.error = None
+
+
+class _Waiter(object):
+    __slots__ = ("job_id", "event", "final")
+
+    def __init__(self, job_id):
+        self.job_id = job_id
+        self.event = threading.Event()
+        self.final = None
+
+
+_STOP = object()
+
+
+# --------------------------------------------------------------------------- client
+
+class BlenderJobsClient(object):
+    """Starts a blender-jobs server and talks JSON-RPC to it.
+
+    :param jar: path of blender-jobs-server.jar (default: :func:`default_jar_path`).
+    :param server_args: extra command-line arguments for the server, e.g. ``["--workers", "2"]``.
+    :param workers, blender, max_jobs_per_worker, state_dir, log_level: shortcuts for the server
+        flags of the same name (``None`` leaves them out).
+    :param java: the java executable (default: $BLENDER_JOBS_JAVA, $JAVA_HOME/bin/java, ``java``).
+    :param stderr_echo: a text stream (e.g. ``sys.stderr``) that receives every server log line;
+        ``None`` keeps the log quiet (the last lines are still available from :meth:`stderr_tail`).
+    :param env: environment of the server process (default: this process's environment).
+    :param request_timeout: default timeout of :meth:`request`, in seconds.
+    :param new_session: start the server in its own session (POSIX) so that a Ctrl-C in the
+        terminal reaches only this program, which can then shut the server down cleanly.
+    """
+
+    def __init__(self, jar=None, server_args=None, workers=None, blender=None, max_jobs_per_worker=None,
+                 state_dir=None, log_level=None, java=None, stderr_echo=None, env=None,
+                 request_timeout=60.0, stderr_lines=200, new_session=True):
+        jar = os.path.abspath(jar or default_jar_path())
+        if not os.path.isfile(jar):
+            raise FileNotFoundError(
+                "blender-jobs server jar not found at %s; build it with `mvn -q package -DskipTests` in the "
+                "project root, or point BLENDER_JOBS_JAR (or the jar argument) at it" % jar)
+        self.jar = jar
+        self.request_timeout = request_timeout
+        self.server_info = None  # the initialize result, once initialized
+
+        args = [java or _default_java(), "-jar", jar]
+        for flag, value in (("--workers", workers), ("--blender", blender),
+                            ("--max-jobs-per-worker", max_jobs_per_worker), ("--state-dir", state_dir),
+                            ("--log-level", log_level)):
+            if value is not None:
+                args += [flag, str(value)]
+        args += [str(a) for a in (server_args or ())]
+        self.command = args
+
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()          # pending, waiters, handlers, final cache, dead flag
+        self._write_lock = threading.Lock()
+        self._pending = {}
+        self._waiters = {}                     # jobId -> list of _Waiter
+        self._finals = collections.OrderedDict()  # jobId -> final job/stateChanged params
+        self._handlers = {}                    # method -> list of callbacks
+        self._dead = None                      # the ServerExited every later request raises
+        self._closed = False
+        self._stderr = collections.deque(maxlen=stderr_lines)
+        self._stderr_echo = stderr_echo
+        self._notifications = queue.Queue()
+        self._reader_done = threading.Event()
+        self._max_message_bytes = None
+
+        popen_kwargs = {}
+        if new_session and os.name == "posix":
+            popen_kwargs["start_new_session"] = True
+        elif new_session and os.name == "nt":
+            popen_kwargs["creationflags"] = getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)
+        try:
+            self.process = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                            stderr=subprocess.PIPE, env=env, bufsize=0, **popen_kwargs)
+        except OSError as exc:
+            raise BlenderJobsError("could not start the server (%s): %s" % (" ".join(args), exc))
+
+        self._threads = []
+        for target, name in ((self._read_loop, "blender-jobs-reader"),
+                             (self._dispatch_loop, "blender-jobs-dispatcher"),
+                             (self._stderr_loop, "blender-jobs-stderr"),
+                             (self._watch_process, "blender-jobs-watch")):
+            thread = threading.Thread(target=target, name=name)
+            thread.daemon = True
+            thread.start()
+            self._threads.append(thread)
+        self._dispatcher_thread = self._threads[1]
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def pid(self):
+        return self.process.pid
+
+    def is_alive(self):
+        """True while the server process runs and its output is open."""
+        return self._dead is None and self.process.poll() is None
+
+    def initialize(self, params=None, timeout=None):
+        """Sends ``initialize`` (then the ``initialized`` notification) and returns the result:
+        serverInfo, blender {available, path, version, problem}, workers, capabilities..."""
+        if params is None:
+            params = {"processId": os.getpid(),
+                      "clientInfo": {"name": "blender-jobs-python-client", "version": __version__}}
+        result = self.request("initialize", params, timeout=timeout)
+        self.notify("initialized", {})
+        self.server_info = result
+        caps = (result or {}).get("capabilities") or {}
+        if isinstance(caps.get("maxMessageBytes"), int):
+            self._max_message_bytes = caps["maxMessageBytes"]
+        return result
+
+    def close(self, timeout=10.0, kill_after=5.0):
+        """Shuts the server down: ``shutdown`` (cancels unfinished jobs), ``exit``, closes its stdin,
+        waits up to ``kill_after`` seconds for the process and kills it if it is still there.
+        Returns the exit code. Safe to call more than once."""
+        with self._lock:
+            first = not self._closed
+            self._closed = True
+        if first and self.is_alive():
+            try:
+                self.request("shutdown", None, timeout=timeout)
+                self.notify("exit")
+            except BlenderJobsError as exc:
+                LOG.debug("shutdown did not complete: %s", exc)
+        try:
+            self.process.stdin.close()
+        except (OSError, ValueError):
+            pass
+        try:
+            self.process.wait(kill_after)
+        except subprocess.TimeoutExpired:
+            LOG.warning("blender-jobs server (pid %s) did not exit within %.3g s; killing it",
+                        self.process.pid, kill_after)
+            self.process.kill()
+            self.process.wait()
+        self._reader_done.wait(2.0)
+        self._fail_everything(ServerExited("the client closed the connection", self.process.returncode,
+                                           self.stderr_tail()))
+        for thread in self._threads:
+            if thread is not threading.current_thread():
+                thread.join(2.0)
+        return self.process.returncode
+
+    def kill(self):
+        """Kills the server process at once (no shutdown)."""
+        try:
+            self.process.kill()
+        except OSError:
+            pass
+
+    def __enter__(self):
+        try:
+            if self.server_info is None:
+                self.initialize()
+        except BaseException:
+            self.close(timeout=2.0, kill_after=2.0)
+            raise
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        self.close()
+        return False
+
+    def stderr_tail(self, lines=None):
+        """The last lines the server wrote to stderr (its log), oldest first."""
+        with self._lock:
+            tail = list(self._stderr)
+        return tail if lines is None else tail[-lines:]
+
+    # ------------------------------------------------------------------ raw JSON-RPC
+
+    def request(self, method, params=None, timeout=None):
+        """Sends a request and waits for its response; returns the result.
+
+        Raises :class:`JsonRpcError` (or a subclass such as :class:`JobNotFound`) for an error
+        response, :class:`RequestTimeout` after ``timeout`` seconds (default: ``request_timeout``;
+        ``None`` there means wait forever) and :class:`ServerExited` if the server goes away."""
+        if timeout is None:
+            timeout = self.request_timeout
+        request_id = next(self._ids)
+        pending = _Pending(method)
+        message = {"jsonrpc": "2.0", "id": request_id, "method": method}
+        if params is not None:
+            message["params"] = params
+        with self._lock:
+            if self._dead is not None:
+                raise self._dead
+            self._pending[request_id] = pending
+        try:
+            self._send(message)
+            if not pending.event.wait(timeout):
+                raise RequestTimeout(method, timeout)
+        finally:
+            with self._lock:
+                self._pending.pop(request_id, None)
+        if pending.error is not None:
+            raise pending.error
+        return pending.result
+
+    def notify(self, method, params=None):
+        """Sends a notification (no response)."""
+        message = {"jsonrpc": "2.0", "method": method}
+        if params is not None:
+            message["params"] = params
+        with self._lock:
+            if self._dead is not None:
+                raise self._dead
+        self._send(message)
+
+    def on_notification(self, method, callback):
+        """Calls ``callback(params)`` for every notification ``method`` (e.g. ``"job/progress"``),
+        on the dispatcher thread, in the order the server sent them. Returns ``callback``."""
+        with self._lock:
+            self._handlers.setdefault(method, []).append(callback)
+        return callback
+
+    def remove_notification_handler(self, method, callback):
+        with self._lock:
+            handlers = self._handlers.get(method, [])
+            if callback in handlers:
+                handlers.remove(callback)
+
+    def on_progress(self, callback):
+        """``callback(params)`` for ``job/progress``: {jobId, progress, message?, reportedAt}."""
+        return self.on_notification("job/progress", callback)
+
+    def on_state_changed(self, callback):
+        """``callback(params)`` for ``job/stateChanged``: {jobId, name, state, previousState?,
+        attempt, error?}."""
+        return self.on_notification("job/stateChanged", callback)
+
+    # ------------------------------------------------------------------ typed requests
+
+    def add_job(self, script=None, script_text=None, name=None, timeout=None, passed_data=None,
+                passed_data_blocks=None, blend_file=None, max_attempts=None, isolation=None,
+                replace_existing=None, request_timeout=None, **extra):
+        """Queues a job; give exactly one of ``script`` (path of a .py file) and ``script_text``.
+        ``timeout`` is the job's run-time limit in seconds (0 = none); ``passed_data`` a dict whose
+        keys become globals of the script; ``passed_data_blocks`` {"library": path, "names":
+        {"objects": [...]}}; ``blend_file`` a .blend the job runs in (a private copy of it).
+        Returns {jobId, name, state, attempt}. Other protocol fields can be given as keywords in
+        camelCase."""
+        params = {}
+        if script is not None:
+            params["script"] = os.path.abspath(os.fspath(script))
+        if script_text is not None:
+            params["scriptText"] = script_text
+        if passed_data_blocks is not None:
+            blocks = dict(passed_data_blocks)
+            if blocks.get("library") is not None:
+                blocks["library"] = os.path.abspath(os.fspath(blocks["library"]))
+            passed_data_blocks = blocks
+        if blend_file is not None:
+            blend_file = os.path.abspath(os.fspath(blend_file))
+        for key, value in (("name", name), ("timeout", timeout), ("passedData", passed_data),
+                           ("passedDataBlocks", passed_data_blocks), ("blendFile", blend_file),
+                           ("maxAttempts", max_attempts), ("isolation", isolation),
+                           ("replaceExisting", replace_existing)):
+            if value is not None:
+                params[key] = value
+        params.update(extra)
+        return self.request("addJob", params, timeout=request_timeout)
+
+    def get_progress(self, job_id, timeout=None):
+        """{jobId, name, state, progress, message?, attempt, maxAttempts, createdAt, startedAt?,
+        finishedAt?, elapsedMs}"""
+        return self.request("getProgress", {"jobId": job_id}, timeout=timeout)
+
+    def get_python_data(self, job_id, timeout=None):
+        """The JSON value the script left in ``python_data``. Raises JobNotFinished, JobFailed or
+        JobCanceled if there is none."""
+        return self.request("getPythonData", {"jobId": job_id}, timeout=timeout)
+
+    def get_data_blocks(self, job_id, timeout=None):
+        """{jobId, library (path of the .blend holding the blocks, or None), blocks, count}"""
+        return self.request("getDataBlocks", {"jobId": job_id}, timeout=timeout)
+
+    def get_job(self, job_id, timeout=None):
+        """Everything the server knows about a job, including error, logTail and timing."""
+        return self.request("getJob", {"jobId": job_id}, timeout=timeout)
+
+    def list_jobs(self, state=None, states=None, name=None, timeout=None):
+        """{jobs: [{jobId, name, state, progress, attempt, createdAt, finishedAt?, errorKind?}], count}"""
+        params = {}
+        if state is not None:
+            params["state"] = state
+        if states is not None:
+            params["states"] = list(states)
+        if name is not None:
+            params["name"] = name
+        return self.request("listJobs", params, timeout=timeout)
+
+    def cancel_job(self, job_id, timeout=None):
+        """{jobId, state, previousState, canceled}"""
+        return self.request("cancelJob", {"jobId": job_id}, timeout=timeout)
+
+    def cancel_all(self, timeout=None):
+        """{canceled: n}"""
+        return self.request("cancelAll", {}, timeout=timeout)
+
+    def remove_job(self, job_id, timeout=None):
+        """{jobId, removed: true}; the job must be finished (else JobNotRemovable)."""
+        return self.request("removeJob", {"jobId": job_id}, timeout=timeout)
+
+    def get_stats(self, timeout=None):
+        """{queued, active, completed, failed, canceled, total, workers, freeWorkers, busyWorkers,
+        workerDetails}"""
+        return self.request("getStats", {}, timeout=timeout)
+
+    def shutdown(self, timeout=None):
+        """Sends ``shutdown`` only (cancels unfinished jobs); :meth:`close` does the whole sequence."""
+        return self.request("shutdown", None, timeout=timeout)
+
+    # ------------------------------------------------------------------ waiting
+
+    def wait_for_job(self, job_id, timeout=None):
+        """Waits (on job/stateChanged notifications, not by polling) until the job is COMPLETED,
+        FAILED or CANCELED and returns the final state: the job/stateChanged params
+        {jobId, name, state, previousState?, attempt, error?}. When this returns, every
+        notification callback up to that state change has run.
+
+        Raises :class:`JobWaitTimeout` after ``timeout`` seconds (``None``: no limit),
+        :class:`JobNotFound` for an unknown job and :class:`ServerExited` if the server dies."""
+        if threading.current_thread() is self._dispatcher_thread:
+            raise RuntimeError("wait_for_job cannot be called from a notification callback: the callback "
+                               "runs on the thread that delivers the notification it would wait for")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        waiter = _Waiter(job_id)
+        with self._lock:
+            final = self._finals.get(job_id)
+            if final is not None:
+                return dict(final)
+            if self._dead is not None:
+                raise self._dead
+            self._waiters.setdefault(job_id, []).append(waiter)
+        try:
+            # The job may have finished before we were listening (or before this client existed):
+            # ask once. If it is final, its notification is normally right behind; give it a moment
+            # so the caller gets the error details and its callbacks have run.
+            progress = self.get_progress(job_id, timeout=_remaining(deadline, self.request_timeout))
+            if progress.get("state") in FINAL_STATES:
+                if not waiter.event.wait(min(2.0, _remaining(deadline, 2.0))):
+                    return self._final_from_progress(progress, deadline)
+            elif not waiter.event.wait(_remaining(deadline, None)):
+                raise JobWaitTimeout(job_id, timeout, self._last_state(job_id))
+            if waiter.final is None:  # woken because the server died
+                with self._lock:
+                    final = self._finals.get(job_id)
+                if final is not None:
+                    return dict(final)
+                raise self._dead or ServerExited("the server exited", self.process.poll(), self.stderr_tail())
+            return dict(waiter.final)
+        finally:
+            with self._lock:
+                waiters = self._waiters.get(job_id)
+                if waiters is not None:
+                    if waiter in waiters:
+                        waiters.remove(waiter)
+                    if not waiters:
+                        del self._waiters[job_id]
+
+    def wait_for_jobs(self, job_ids, timeout=None):
+        """wait_for_job for several jobs; returns {jobId: final state} (one deadline for all)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        results = {}
+        for job_id in job_ids:
+            try:
+                results[job_id] = self.wait_for_job(job_id, _remaining(deadline, None))
+            except JobWaitTimeout:
+                raise JobWaitTimeout(job_id, timeout, self._last_state(job_id))
+        return results
+
+    def _last_state(self, job_id):
+        try:
+            return self.get_progress(job_id, timeout=5.0).get("state")
+        except BlenderJobsError:
+            return None
+
+    def _final_from_progress(self, progress, deadline):
+        final = {"jobId": progress.get("jobId"), "name": progress.get("name"), "state": progress.get("state"),
+                 "attempt": progress.get("attempt")}
+        if progress.get("state") == "FAILED":
+            try:
+                job = self.get_job(progress["jobId"], timeout=_remaining(deadline, self.request_timeout))
+                if job.get("error") is not None:
+                    final["error"] = job["error"]
+            except JobNotFound:
+                pass
+        return final
+
+    # ------------------------------------------------------------------ I/O
+
+    def _send(self, message):
+        body = json.dumps(message, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
+        if self._max_message_bytes is not None and len(body) > self._max_message_bytes:
+            raise ValueError("the %s message is %d bytes; the server reads at most %d (maxMessageBytes); "
+                             "send large data as files" % (message.get("method", "response"), len(body),
+                                                           self._max_message_bytes))
+        frame = ("Content-Length: %d\r\n\r\n" % len(body)).encode("ascii") + body
+        try:
+            with self._write_lock:
+                self.process.stdin.write(frame)
+                self.process.stdin.flush()
+        except (OSError, ValueError) as exc:
+            dead = ServerExited("could not write to the server: %s" % exc, self.process.poll(), self.stderr_tail())
+            self._fail_everything(dead)
+            raise dead
+
+    def _read_message(self, stream):
+        """One framed message, or None at end of stream."""
+        headers = {}
+        header_bytes = 0
+        while True:
+            line = stream.readline(_MAX_HEADER_BYTES)
+            if not line:
+                if headers or header_bytes:
+                    raise ProtocolError("the server's output ended inside a message header")
+                return None
+            header_bytes += len(line)
+            if header_bytes > _MAX_HEADER_BYTES:
+                raise ProtocolError("message header longer than %d bytes" % _MAX_HEADER_BYTES)
+            line = line.rstrip(b"\r\n")
+            if not line:
+                if not headers:
+                    continue  # tolerate stray blank lines between messages
+                break
+            name, sep, value = line.partition(b":")
+            if not sep:
+                raise ProtocolError("malformed header line from the server: %r" % line[:200])
+            headers[name.strip().lower()] = value.strip()
+        try:
+            length = int(headers[b"content-length"])
+        except (KeyError, ValueError):
+            raise ProtocolError("message without a valid Content-Length header: %r" % headers)
+        body = bytearray()
+        while len(body) < length:
+            chunk = stream.read(length - len(body))
+            if not chunk:
+                raise ProtocolError("the server's output ended inside a message body")
+            body += chunk
+        try:
+            return json.loads(body.decode("utf-8"))
+        except ValueError as exc:
+            raise ProtocolError("message body is not JSON: %s" % exc)
+
+    def _read_loop(self):
+        stream = self.process.stdout
+        reason = "the server closed its output"
+        try:
+            while True:
+                message = self._read_message(stream)
+                if message is None:
+                    break
+                self._handle(message)
+        except ProtocolError as exc:
+            reason = "protocol error: %s" % exc
+            LOG.error("%s; stopping the server", reason)
+            self.kill()
+        except Exception as exc:  # never let the reader die silently
+            reason = "the client's reader failed: %r" % (exc,)
+            LOG.exception("reader failed")
+            self.kill()
+        finally:
+            self._reader_done.set()
+            returncode = None
+            try:
+                returncode = self.process.wait(0.5)
+            except subprocess.TimeoutExpired:
+                pass
+            self._fail_everything(ServerExited(reason if not self._closed else "the connection was closed",
+                                               returncode, self.stderr_tail()))
+
+    def _handle(self, message):
+        if isinstance(message, list):  # a batch
+            for item in message:
+                self._handle(item)
+            return
+        if not isinstance(message, dict):
+            LOG.warning("ignoring a non-object message from the server: %r", message)
+            return
+        method = message.get("method")
+        if method is not None:
+            if "id" in message:  # a request from the server: we serve none
+                self._send({"jsonrpc": "2.0", "id": message["id"],
+                            "error": {"code": -32601, "message": "the client handles no requests (%s)" % method}})
+            else:
+                self._notifications.put((method, message.get("params")))
+            return
+        request_id = message.get("id")
+        with self._lock:
+            pending = self._pending.get(request_id)
+        if pending is None:
+            if request_id is None and "error" in message:
+                LOG.warning("server error without a request id: %s", message["error"])
+            else:
+                LOG.debug("dropping a response nobody waits for (id %r; timed out?)", request_id)
+            return
+        if "error" in message and message["error"] is not None:
+            pending.error = JsonRpcError.from_response(message["error"], pending.method)
+        else:
+            pending.result = message.get("result")
+        pending.event.set()
+
+    def _dispatch_loop(self):
+        while True:
+            item = self._notifications.get()
+            if item is _STOP:
+                # The connection is dead and every notification before it was delivered: wake
+                # whoever still waits for a job (they raise ServerExited).
+                with self._lock:
+                    waiters = [w for ws in self._waiters.values() for w in ws]
+                for waiter in waiters:
+                    waiter.event.set()
+                break
+            method, params = item
+            with self._lock:
+                handlers = list(self._handlers.get(method, ()))
+            for callback in handlers:
+                try:
+                    callback(params)
+                except Exception:
+                    LOG.exception("notification callback %r failed for %s", callback, method)
+            if method == "job/stateChanged" and isinstance(params, dict) and params.get("state") in FINAL_STATES:
+                job_id = params.get("jobId")
+                with self._lock:
+                    self._finals[job_id] = params
+                    self._finals.move_to_end(job_id)
+                    while len(self._finals) > _FINAL_CACHE_SIZE:
+                        self._finals.popitem(last=False)
+                    waiters = list(self._waiters.get(job_id, ()))
+                for waiter in waiters:
+                    waiter.final = params
+                    waiter.event.set()
+
+    def _stderr_loop(self):
+        stream = self.process.stderr
+        while True:
+            try:
+                raw = stream.readline()
+            except (OSError, ValueError):
+                break
+            if not raw:
+                break
+            line = raw.decode("utf-8", "replace").rstrip("\r\n")
+            with self._lock:
+                self._stderr.append(line)
+            echo = self._stderr_echo
+            if echo is not None:
+                try:
+                    echo.write(line + "\n")
+                    echo.flush()
+                except Exception:
+                    pass
+
+    def _watch_process(self):
+        returncode = self.process.wait()
+        # The output normally closes with the process; if a descendant kept it open, do not wait
+        # for it forever: pending requests fail shortly after the process is gone.
+        if not self._reader_done.wait(2.0):
+            self._fail_everything(ServerExited("the server process exited", returncode, self.stderr_tail()))
+
+    def _fail_everything(self, error):
+        """Marks the connection dead: every pending and later request raises ``error``."""
+        with self._lock:
+            if self._dead is None:
+                self._dead = error
+                first = True
+            else:
+                error = self._dead
+                first = False
+            pending = list(self._pending.values())
+        for p in pending:
+            if not p.event.is_set():
+                p.error = error
+                p.event.set()
+        if first:
+            # Callbacks still queued run first; then the dispatcher wakes job waiters and stops.
+            self._notifications.put(_STOP)
+
+
+def _remaining(deadline, default):
+    if deadline is None:
+        return default
+    return max(0.0, deadline - time.monotonic())
+
+
+def _default_java():
+    explicit = os.environ.get("BLENDER_JOBS_JAVA")
+    if explicit:
+        return explicit
+    home = os.environ.get("JAVA_HOME")
+    if home:
+        candidate = os.path.join(home, "bin", "java.exe" if os.name == "nt" else "java")
+        if os.path.isfile(candidate):
+            return candidate
+    return "java"

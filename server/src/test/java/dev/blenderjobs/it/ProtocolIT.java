@@ -1,0 +1,186 @@
+package dev.blenderjobs.it;
+
+import com.google.gson.JsonObject;
+import org.eclipse.lsp4j.jsonrpc.messages.ResponseError;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.concurrent.TimeUnit;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** The wire itself: lifecycle, errors for bad requests, and a protocol stream nothing can corrupt. */
+@Timeout(value = 5, unit = TimeUnit.MINUTES)
+class ProtocolIT {
+    static ServerProcess server;
+
+    @BeforeAll
+    static void start() throws Exception {
+        server = ServerProcess.start("--workers", "1");
+    }
+
+    @AfterAll
+    static void stop() throws Exception {
+        server.close();
+    }
+
+    @Test
+    void initializeDescribesServerBlenderAndCapabilities() throws Exception {
+        JsonObject init = server.callObject("initialize", new JsonObject());
+        assertEquals("blender-jobs", init.getAsJsonObject("serverInfo").get("name").getAsString());
+        JsonObject blender = init.getAsJsonObject("blender");
+        assertTrue(blender.get("available").getAsBoolean(), init.toString());
+        assertTrue(blender.get("version").getAsString().matches("\\d+\\.\\d+.*"), init.toString());
+        assertEquals(1, init.get("workers").getAsInt());
+        String requests = init.getAsJsonObject("capabilities").get("requests").toString();
+        for (String m : new String[]{"addJob", "getProgress", "getPythonData", "getDataBlocks", "cancelJob", "getJob",
+                "listJobs", "removeJob", "getStats"}) {
+            assertTrue(requests.contains("\"" + m + "\""), m + " missing from " + requests);
+        }
+    }
+
+    @Test
+    void scriptPrintingToStdoutDoesNotCorruptTheProtocol() throws Exception {
+        String id = server.addJob(Json.of("script", ServerProcess.fixture("jobs/print_stdout.py").toString()));
+        JsonObject done = server.awaitFinal(id, Duration.ofSeconds(60));
+        assertEquals("COMPLETED", done.get("state").getAsString(), done.toString());
+        assertEquals("{\"ok\":true}", server.call("getPythonData", Json.jobId(id)).toString());
+        // The script's output went to the job's log instead.
+        JsonObject job = server.callObject("getJob", Json.jobId(id));
+        assertTrue(Files.readString(Path.of(job.get("logFile").getAsString())).contains("Content-Length"),
+                "the script's fake framing should be in its log");
+        server.assertProtocolStreamClean();
+    }
+
+    @Test
+    void unknownMethodIsMethodNotFound() throws Exception {
+        ResponseError e = server.callError("noSuchMethod", new JsonObject());
+        assertEquals(-32601, e.getCode());
+    }
+
+    @Test
+    void badAddJobParamsAreRejectedWithTheFieldNamedAndNothingQueued() throws Exception {
+        int before = server.callObject("listJobs", new JsonObject()).get("count").getAsInt();
+        Path script = ServerProcess.fixture("jobs/echo.py");
+        Object[][] cases = {
+                {Json.of("script", script.toString(), "scriptText", "x = 1"), "script"},
+                {Json.of("name", "nothing to run"), "script"},
+                {Json.of("script", "/definitely/not/here.py"), "script"},
+                {Json.of("scriptText", "x = 1", "timeout", -1), "timeout"},
+                {Json.of("scriptText", "x = 1", "timeout", "soon"), "timeout"},
+                {Json.of("scriptText", "x = 1", "passedData", "[1, 2]"), "passedData"},
+                {Json.obj("{'scriptText': 'x = 1', 'passedData': [1, 2]}"), "passedData"},
+                {Json.obj("{'scriptText': 'x = 1', 'passedData': {'python_data': 1}}"), "passedData"},
+                {Json.of("scriptText", "x = 1", "maxAttempts", 0), "maxAttempts"},
+                {Json.of("scriptText", "x = 1", "timout", 5), "timout"},
+                {Json.of("scriptText", "x = 1", "blendFile", script.toString()), "blendFile"},
+                {Json.obj("{'scriptText': 'x = 1', 'passedDataBlocks': {'names': {'objects': ['Cube']}}}"), "passedDataBlocks"},
+                {Json.of("scriptText", "x = 1", "isolation", "thread"), "isolation"},
+        };
+        for (Object[] c : cases) {
+            ResponseError e = server.callError("addJob", c[0]);
+            assertEquals(-32602, e.getCode(), c[0] + " -> " + e.getMessage());
+            JsonObject data = (JsonObject) com.google.gson.JsonParser.parseString(e.getData().toString());
+            assertEquals(c[1], data.get("field").getAsString(), c[0] + " -> " + e.getMessage());
+            assertTrue(e.getMessage().contains((String) c[1]), e.getMessage());
+        }
+        assertEquals(before, server.callObject("listJobs", new JsonObject()).get("count").getAsInt());
+    }
+
+    @Test
+    void dataOfUnknownUnfinishedFailedAndCanceledJobsHaveDistinctErrors() throws Exception {
+        assertEquals(1001, server.callError("getPythonData", Json.jobId("job-000000000000")).getCode());
+        assertEquals(1001, server.callError("getDataBlocks", Json.jobId("job-000000000000")).getCode());
+        assertEquals(1001, server.callError("getProgress", Json.jobId("nope")).getCode());
+
+        String slow = server.addJob(Json.of("scriptText", "import time\ntime.sleep(30)"));
+        ResponseError notFinished = server.callError("getPythonData", Json.jobId(slow));
+        assertEquals(1002, notFinished.getCode());
+        assertEquals(1002, server.callError("getDataBlocks", Json.jobId(slow)).getCode());
+        assertEquals(1005, server.callError("removeJob", Json.jobId(slow)).getCode());
+        JsonObject canceled = server.callObject("cancelJob", Json.jobId(slow));
+        assertEquals("CANCELED", canceled.get("state").getAsString());
+        assertTrue(canceled.get("canceled").getAsBoolean());
+        assertEquals(1004, server.callError("getPythonData", Json.jobId(slow)).getCode());
+
+        String failing = server.addJob(Json.of("scriptText", "raise RuntimeError('boom')"));
+        assertEquals("FAILED", server.awaitFinal(failing, Duration.ofSeconds(60)).get("state").getAsString());
+        ResponseError failed = server.callError("getPythonData", Json.jobId(failing));
+        assertEquals(1003, failed.getCode());
+        assertTrue(failed.getData().toString().contains("SCRIPT_ERROR"), failed.getData().toString());
+
+        JsonObject removed = server.callObject("removeJob", Json.jobId(failing));
+        assertTrue(removed.get("removed").getAsBoolean());
+        assertEquals(1001, server.callError("getJob", Json.jobId(failing)).getCode());
+    }
+
+    @Test
+    void requestsBeforeInitializeAreRefusedAndExitWithoutShutdownIsCodeOne() throws Exception {
+        try (ServerProcess raw = ServerProcess.startRaw("--workers", "1")) {
+            ResponseError e = raw.callError("listJobs", new JsonObject());
+            assertEquals(-32002, e.getCode());
+            raw.call("initialize", new JsonObject());
+            assertNotNull(raw.call("getStats", new JsonObject()));
+            raw.remote.notify("exit", null);
+            assertTrue(raw.process.waitFor(30, TimeUnit.SECONDS), "server did not exit");
+            assertEquals(1, raw.process.exitValue());
+        }
+    }
+
+    @Test
+    void shutdownThenExitIsCodeZeroAndLeavesNoBlender() throws Exception {
+        try (ServerProcess s = ServerProcess.start("--workers", "2")) {
+            String id = s.addJob(Json.of("scriptText", "python_data = {'ok': True}"));
+            s.awaitFinal(id, Duration.ofSeconds(60));
+            var blenders = s.blenderProcesses();
+            assertFalse(blenders.isEmpty(), "workers should be running");
+            assertEquals(0, s.shutdownAndExit());
+            assertNoneAliveWithin(blenders, Duration.ofSeconds(5));
+        }
+    }
+
+    @Test
+    void closingStdinShutsTheServerDown() throws Exception {
+        try (ServerProcess s = ServerProcess.start("--workers", "1")) {
+            String id = s.addJob(Json.of("scriptText", "python_data = {'ok': True}"));
+            s.awaitFinal(id, Duration.ofSeconds(60));
+            var blenders = s.blenderProcesses();
+            s.process.getOutputStream().close();
+            assertTrue(s.process.waitFor(30, TimeUnit.SECONDS), "server did not exit after stdin closed");
+            assertEquals(0, s.process.exitValue());
+            assertNoneAliveWithin(blenders, Duration.ofSeconds(5));
+        }
+    }
+
+    @Test
+    void withoutBlenderInitializeAnswersAndAddJobSaysHowToInstall() throws Exception {
+        try (ServerProcess s = ServerProcess.start("--blender", "/nonexistent/blender")) {
+            JsonObject init = s.callObject("initialize", new JsonObject());
+            JsonObject blender = init.getAsJsonObject("blender");
+            assertFalse(blender.get("available").getAsBoolean());
+            assertTrue(blender.get("problem").getAsString().contains("/nonexistent/blender"), blender.toString());
+            ResponseError e = s.callError("addJob", Json.of("scriptText", "x = 1"));
+            assertEquals(1010, e.getCode());
+            assertTrue(e.getMessage().contains("apt-get install blender"), e.getMessage());
+            assertTrue(e.getMessage().contains("--blender"), e.getMessage());
+            assertEquals(0, s.callObject("getStats", new JsonObject()).get("total").getAsInt());
+        }
+    }
+
+    static void assertNoneAliveWithin(java.util.List<ProcessHandle> processes, Duration within) throws InterruptedException {
+        long deadline = System.currentTimeMillis() + within.toMillis();
+        while (System.currentTimeMillis() < deadline && processes.stream().anyMatch(ProcessHandle::isAlive)) {
+            Thread.sleep(100);
+        }
+        assertTrue(processes.stream().noneMatch(ProcessHandle::isAlive),
+                "still alive: " + processes.stream().filter(ProcessHandle::isAlive).map(ProcessHandle::pid).toList());
+    }
+}
