@@ -48,11 +48,28 @@ def make_library():
         mesh_object("Plane", PLANE_VERTS, PLANE_FACES, location=(3.0, 0.0, 0.0)),
         mesh_object("Tetra", TETRA_VERTS, TETRA_FACES, location=(-3.0, 0.0, 0.0)),
     ]
+    remove_old(LIBRARY_PATH)
     bpy.data.libraries.write(LIBRARY_PATH, set(objects), fake_user=True)
+
+
+def drop_extra_workspaces():
+    """Keep only the active workspace (and its screen): halves the saved file's size."""
+    keep = bpy.context.workspace
+    extra = [ws for ws in bpy.data.workspaces if ws != keep]
+    if keep is not None and extra and hasattr(bpy.data, "batch_remove"):
+        bpy.data.batch_remove(extra)
+
+
+def remove_old(path):
+    # Removing the old file first also keeps Blender from leaving a "<name>.blend1" backup.
+    for old in (path, path + "1"):
+        if os.path.exists(old):
+            os.remove(old)
 
 
 def make_scene():
     bpy.ops.wm.read_homefile(use_empty=True)
+    drop_extra_workspaces()
     scene = bpy.context.scene
     mesh_object("Cube", CUBE_VERTS, CUBE_FACES)
     camera = bpy.data.objects.new("Camera", bpy.data.cameras.new("Camera"))
@@ -63,6 +80,7 @@ def make_scene():
     scene.frame_end = 77
     notes = bpy.data.texts.new("Notes")
     notes.write("blender-jobs fixture scene: Cube, Camera, frame_end = 77.\n")
+    remove_old(SCENE_PATH)
     bpy.ops.wm.save_as_mainfile(filepath=SCENE_PATH, compress=False)
 
 

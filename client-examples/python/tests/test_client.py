@@ -1,0 +1,400 @@
+"""Tests of blender_jobs_client against the REAL server jar and the REAL Blender (no mocks).
+
+    python3 -m unittest discover -s client-examples/python/tests -v
+
+The jar is $BLENDER_JOBS_JAR or server/target/blender-jobs-server.jar; if it is missing every
+test class errors with a message saying how to build it (nothing is skipped).
+"""
+
+import os
+import signal
+import sys
+import threading
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CLIENT_DIR = os.path.dirname(HERE)
+PROJECT = os.path.normpath(os.path.join(CLIENT_DIR, "..", ".."))
+FIXTURES = os.path.join(PROJECT, "test-fixtures")
+sys.path.insert(0, CLIENT_DIR)
+
+from blender_jobs_client import (  # noqa: E402
+    BlenderJobsClient, InvalidParams, JobFailed, JobNotFound, JobWaitTimeout, JsonRpcError,
+    RequestTimeout, ServerExited, default_jar_path)
+
+JOB_WAIT = 120  # seconds; generous for slow CI machines (a worker Blender starts in ~1-2 s)
+
+
+def require_jar():
+    jar = default_jar_path()
+    if not os.path.isfile(jar):
+        raise AssertionError(
+            "blender-jobs server jar not found at %s. Build it first (cd %s && mvn -q package -DskipTests) "
+            "or set BLENDER_JOBS_JAR to its path." % (jar, PROJECT))
+    return jar
+
+
+def require_fixture(*parts):
+    path = os.path.join(FIXTURES, *parts)
+    if not os.path.isfile(path):
+        raise AssertionError("test fixture missing: %s" % path)
+    return path
+
+
+def start_client(**kwargs):
+    kwargs.setdefault("workers", 1)
+    return BlenderJobsClient(require_jar(), **kwargs)
+
+
+def pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie still answers kill(0); count it as gone.
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def wait_until(predicate, timeout, interval=0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
+
+
+class SharedServerTests(unittest.TestCase):
+    """Tests that can share one server (2 workers)."""
+
+    client = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.client = start_client(workers=2)
+        try:
+            cls.init = cls.client.initialize()
+        except BaseException:
+            cls.client.close()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.client is not None:
+            cls.client.close()
+
+    def run_job(self, **kwargs):
+        job = self.client.add_job(**kwargs)
+        final = self.client.wait_for_job(job["jobId"], JOB_WAIT)
+        return job, final
+
+    # -------------------------------------------------------------- initialize
+
+    def test_initialize_answers(self):
+        init = self.init
+        self.assertEqual(init["serverInfo"]["name"], "blender-jobs")
+        self.assertTrue(init["serverInfo"]["version"])
+        self.assertTrue(init["blender"]["available"], "server found no Blender: %r" % (init["blender"],))
+        self.assertTrue(init["blender"]["version"])
+        self.assertEqual(init["workers"], 2)
+        caps = init["capabilities"]
+        for method in ("addJob", "getProgress", "getPythonData", "getDataBlocks", "getJob", "listJobs",
+                       "cancelJob", "cancelAll", "removeJob", "getStats", "shutdown"):
+            self.assertIn(method, caps["requests"])
+        self.assertEqual(set(caps["notifications"]), {"job/progress", "job/stateChanged"})
+        self.assertEqual(set(caps["jobStates"]), {"QUEUED", "ACTIVE", "COMPLETED", "FAILED", "CANCELED"})
+        self.assertIn("TIMED_OUT", caps["failureKinds"])
+        self.assertGreater(caps["maxMessageBytes"], 1024)
+
+    # -------------------------------------------------------------- jobs
+
+    def test_script_text_job_completes_with_python_data(self):
+        job, final = self.run_job(script_text="python_data = {'answer': 6 * 7, 'items': [1, 2.5, 'three', None]}",
+                                  name="answer")
+        self.assertEqual(job["state"], "QUEUED")
+        self.assertEqual(job["name"], "answer")
+        self.assertEqual(final["state"], "COMPLETED", final)
+        self.assertEqual(final["jobId"], job["jobId"])
+        self.assertEqual(self.client.get_python_data(job["jobId"]),
+                         {"answer": 42, "items": [1, 2.5, "three", None]})
+        progress = self.client.get_progress(job["jobId"])
+        self.assertEqual(progress["state"], "COMPLETED")
+        self.assertIn("elapsedMs", progress)
+
+    def test_passed_data_keys_become_globals(self):
+        job, final = self.run_job(script_text="python_data = {'sum': x + y, 'label': label}",
+                                  passed_data={"x": 2, "y": 40, "label": "héllo ✓"})
+        self.assertEqual(final["state"], "COMPLETED", final)
+        self.assertEqual(self.client.get_python_data(job["jobId"]), {"sum": 42, "label": "héllo ✓"})
+
+    def test_progress_notifications_arrive_in_order_before_completed(self):
+        events = []
+        lock = threading.Lock()
+        job_ids = set()
+
+        def on_progress(params):
+            with lock:
+                events.append(("progress", params))
+
+        def on_state(params):
+            with lock:
+                events.append(("state", params))
+
+        self.client.on_progress(on_progress)
+        self.client.on_state_changed(on_state)
+        try:
+            script = ("import time\n"
+                      "for i in range(1, 21):\n"
+                      "    time.sleep(0.05)\n"
+                      "    update_job_progress(i / 20.0, 'step %d' % i)\n"
+                      "python_data = 'done'\n")
+            job = self.client.add_job(script_text=script)
+            job_ids.add(job["jobId"])
+            final = self.client.wait_for_job(job["jobId"], JOB_WAIT)
+        finally:
+            self.client.remove_notification_handler("job/progress", on_progress)
+            self.client.remove_notification_handler("job/stateChanged", on_state)
+        self.assertEqual(final["state"], "COMPLETED", final)
+        with lock:
+            mine = [(kind, p) for kind, p in events if p.get("jobId") == job["jobId"]]
+        completed_at = [i for i, (kind, p) in enumerate(mine) if kind == "state" and p["state"] == "COMPLETED"]
+        self.assertEqual(len(completed_at), 1, mine)
+        progress = [p for kind, p in mine if kind == "progress"]
+        self.assertGreaterEqual(len(progress), 2, "expected several job/progress notifications: %r" % mine)
+        # Every progress notification came before the COMPLETED state change ...
+        self.assertTrue(all(kind == "state" or i < completed_at[0] for i, (kind, _) in enumerate(mine)), mine)
+        # ... in non-decreasing order, and the last value (1.0) arrived.
+        values = [p["progress"] for p in progress]
+        self.assertEqual(values, sorted(values), values)
+        self.assertEqual(values[-1], 1.0)
+        stamps = [p["reportedAt"] for p in progress]
+        self.assertEqual(stamps, sorted(stamps), stamps)
+        # The state sequence is QUEUED -> ACTIVE -> COMPLETED.
+        states = [p["state"] for kind, p in mine if kind == "state"]
+        self.assertEqual(states[-2:], ["ACTIVE", "COMPLETED"], states)
+
+    def test_failing_script_reports_script_error(self):
+        job, final = self.run_job(script=require_fixture("jobs", "raises.py"))
+        self.assertEqual(final["state"], "FAILED", final)
+        self.assertEqual(final["error"]["kind"], "SCRIPT_ERROR")
+        self.assertIn("fixture failure: expected", final["error"]["message"])
+        with self.assertRaises(JobFailed) as caught:
+            self.client.get_python_data(job["jobId"])
+        self.assertEqual(caught.exception.code, 1003)
+        self.assertEqual(caught.exception.failure_kind, "SCRIPT_ERROR")
+        detail = self.client.get_job(job["jobId"])
+        self.assertIn("inner", detail["error"].get("traceback", ""))
+
+    def test_job_timeout_fails_with_timed_out(self):
+        job, final = self.run_job(script_text="import time\ntime.sleep(30)\n", timeout=1)
+        self.assertEqual(final["state"], "FAILED", final)
+        self.assertEqual(final["error"]["kind"], "TIMED_OUT")
+
+    def test_data_blocks_from_library(self):
+        library = require_fixture("blend", "library.blend")
+        job, final = self.run_job(script=require_fixture("jobs", "remesh.py"), passed_data={"duration": 0.1},
+                                  passed_data_blocks={"library": library, "names": {"objects": ["Cube"]}})
+        self.assertEqual(final["state"], "COMPLETED", final)
+        data = self.client.get_python_data(job["jobId"])
+        self.assertEqual(data["name"], "Cube_remeshed")
+        blocks = self.client.get_data_blocks(job["jobId"])
+        self.assertIn("Cube_remeshed", blocks["blocks"]["objects"])
+        self.assertTrue(blocks["library"] and os.path.isfile(blocks["library"]), blocks)
+
+    def test_cancel_list_and_remove(self):
+        job = self.client.add_job(script_text="import time\ntime.sleep(60)\n", name="to-cancel")
+        canceled = self.client.cancel_job(job["jobId"])
+        self.assertEqual(canceled["jobId"], job["jobId"])
+        final = self.client.wait_for_job(job["jobId"], JOB_WAIT)
+        self.assertEqual(final["state"], "CANCELED", final)
+        listed = self.client.list_jobs(state="CANCELED", name="to-cancel")
+        self.assertIn(job["jobId"], [j["jobId"] for j in listed["jobs"]])
+        self.assertEqual(listed["count"], len(listed["jobs"]))
+        self.assertEqual(self.client.remove_job(job["jobId"]), {"jobId": job["jobId"], "removed": True})
+        with self.assertRaises(JobNotFound):
+            self.client.get_progress(job["jobId"])
+
+    def test_wait_for_job_that_finished_before_the_wait(self):
+        job, final = self.run_job(script_text="python_data = 1")
+        self.assertEqual(final["state"], "COMPLETED")
+        # Forget the notification this client saw, so that wait_for_job must ask the server.
+        with self.client._lock:
+            self.client._finals.pop(job["jobId"], None)
+        again = self.client.wait_for_job(job["jobId"], 10)
+        self.assertEqual(again["state"], "COMPLETED")
+        self.assertEqual(again["jobId"], job["jobId"])
+
+    def test_wait_for_job_times_out(self):
+        job = self.client.add_job(script_text="import time\ntime.sleep(60)\n")
+        try:
+            started = time.monotonic()
+            with self.assertRaises(JobWaitTimeout):
+                self.client.wait_for_job(job["jobId"], 0.5)
+            self.assertLess(time.monotonic() - started, 5)
+        finally:
+            self.client.cancel_job(job["jobId"])
+        self.assertEqual(self.client.wait_for_job(job["jobId"], JOB_WAIT)["state"], "CANCELED")
+
+    def test_get_stats(self):
+        stats = self.client.get_stats()
+        self.assertEqual(stats["workers"], 2)
+        for key in ("queued", "active", "completed", "failed", "canceled", "total", "freeWorkers", "busyWorkers"):
+            self.assertIsInstance(stats[key], int, key)
+
+    # -------------------------------------------------------------- errors
+
+    def test_unknown_job_raises_job_not_found(self):
+        for call in (self.client.get_progress, self.client.get_python_data, self.client.get_job,
+                     self.client.cancel_job, self.client.wait_for_job):
+            with self.assertRaises(JobNotFound) as caught:
+                call("job-does-not-exist")
+            error = caught.exception
+            self.assertIsInstance(error, JsonRpcError)
+            self.assertEqual(error.code, 1001)
+            self.assertEqual(error.error_kind, "JOB_NOT_FOUND")
+            self.assertIn("job-does-not-exist", error.message)
+
+    def test_bad_params_raise_invalid_params_naming_the_field(self):
+        cases = [
+            (dict(), "script"),                                               # neither script nor scriptText
+            (dict(script_text="x = 1", script="/nonexistent/job.py"), "script"),  # both
+            (dict(script="/nonexistent/job.py"), "script"),                    # missing file
+            (dict(script_text="x = 1", timeout="soon"), "timeout"),
+            (dict(script_text="x = 1", timeout=-1), "timeout"),
+            (dict(script_text="x = 1", max_attempts=0), "maxAttempts"),
+            (dict(script_text="x = 1", isolation="container"), "isolation"),
+            (dict(script_text="x = 1", passed_data=[1, 2]), "passedData"),
+            (dict(script_text="x = 1", passed_data={"python_data": 1}), "passedData"),
+            (dict(script_text="x = 1", replace_existing=True), "replaceExisting"),
+            (dict(script_text="x = 1", colour="red"), "colour"),               # unknown parameter
+        ]
+        for kwargs, field in cases:
+            with self.assertRaises(InvalidParams, msg=repr(kwargs)) as caught:
+                self.client.add_job(**kwargs)
+            error = caught.exception
+            self.assertEqual(error.code, -32602)
+            self.assertEqual(error.field, field, "%r -> %r" % (kwargs, error.data))
+            self.assertTrue(error.reason)
+        with self.assertRaises(InvalidParams) as caught:
+            self.client.list_jobs(state="DONE")
+        self.assertEqual(caught.exception.field, "state")
+
+
+class ProcessLifecycleTests(unittest.TestCase):
+    """Tests that stop, kill or close their own server."""
+
+    def setUp(self):
+        require_jar()
+
+    def test_request_timeout_then_late_response_is_dropped(self):
+        client = start_client()
+        try:
+            client.initialize()
+            os.kill(client.pid, signal.SIGSTOP)
+            try:
+                started = time.monotonic()
+                with self.assertRaises(RequestTimeout) as caught:
+                    client.get_stats(timeout=0.5)
+                elapsed = time.monotonic() - started
+                self.assertGreaterEqual(elapsed, 0.45)
+                self.assertLess(elapsed, 3)
+                self.assertEqual(caught.exception.method, "getStats")
+                self.assertIsInstance(caught.exception, TimeoutError)
+            finally:
+                os.kill(client.pid, signal.SIGCONT)
+            # The late answer to getStats is dropped; the next request gets its own answer.
+            job = client.add_job(script_text="python_data = 'after the stall'")
+            self.assertEqual(client.wait_for_job(job["jobId"], JOB_WAIT)["state"], "COMPLETED")
+            self.assertEqual(client.get_python_data(job["jobId"]), "after the stall")
+        finally:
+            self.assertEqual(client.close(), 0)
+
+    def test_server_killed_pending_requests_raise_server_exited(self):
+        client = start_client()
+        try:
+            client.initialize()
+            job = client.add_job(script_text="import time\nupdate_job_progress(0.5)\ntime.sleep(60)\n")
+            self.assertTrue(wait_until(lambda: client.get_progress(job["jobId"])["state"] == "ACTIVE", JOB_WAIT))
+            outcomes = {}
+
+            def run(key, call):
+                started = time.monotonic()
+                try:
+                    outcomes[key] = call()
+                except BaseException as exc:  # noqa: B902 - recorded for the assertions
+                    outcomes[key] = exc
+                outcomes[key + "_seconds"] = time.monotonic() - started
+
+            waiter = threading.Thread(target=run, args=("wait", lambda: client.wait_for_job(job["jobId"], 60)))
+            waiter.start()
+            os.kill(client.pid, signal.SIGSTOP)  # so that the next request stays unanswered
+            requester = threading.Thread(target=run, args=("request", lambda: client.get_stats(timeout=60)))
+            requester.start()
+            time.sleep(0.5)
+            killed_at = time.monotonic()
+            os.kill(client.pid, signal.SIGKILL)
+            waiter.join(10)
+            requester.join(10)
+            self.assertFalse(waiter.is_alive() or requester.is_alive(), "a call still hangs after the kill")
+            self.assertLess(time.monotonic() - killed_at, 5, "ServerExited was not prompt")
+            self.assertIsInstance(outcomes["request"], ServerExited, outcomes)
+            self.assertIsInstance(outcomes["wait"], ServerExited, outcomes)
+            self.assertEqual(outcomes["request"].returncode, -signal.SIGKILL)
+            # Later calls fail at once too.
+            started = time.monotonic()
+            with self.assertRaises(ServerExited):
+                client.get_stats(timeout=30)
+            with self.assertRaises(ServerExited):
+                client.add_job(script_text="x = 1")
+            self.assertLess(time.monotonic() - started, 1)
+            self.assertFalse(client.is_alive())
+        finally:
+            client.close(timeout=2, kill_after=2)
+
+    def test_context_manager_initializes_and_closes_the_server(self):
+        with start_client() as client:
+            self.assertIsNotNone(client.server_info, "initialize was not called on enter")
+            job = client.add_job(script_text="python_data = 'ok'")
+            self.assertEqual(client.wait_for_job(job["jobId"], JOB_WAIT)["state"], "COMPLETED")
+            worker_pids = [w["pid"] for w in client.get_stats()["workerDetails"] if w.get("pid")]
+            self.assertTrue(client.is_alive())
+        self.assertEqual(client.process.returncode, 0, "\n".join(client.stderr_tail()))
+        self.assertFalse(client.is_alive())
+        with self.assertRaises(ServerExited):
+            client.get_stats()
+        self.assertTrue(worker_pids)
+        for pid in worker_pids:
+            self.assertTrue(wait_until(lambda: not pid_alive(pid), 10), "worker Blender %d outlived the server" % pid)
+
+    def test_close_cancels_running_jobs(self):
+        client = start_client()
+        client.initialize()
+        job = client.add_job(script_text="import time\ntime.sleep(60)\n")
+        self.assertTrue(wait_until(lambda: client.get_progress(job["jobId"])["state"] == "ACTIVE", JOB_WAIT))
+        started = time.monotonic()
+        self.assertEqual(client.close(), 0)
+        self.assertLess(time.monotonic() - started, 15)
+
+    def test_stderr_is_drained(self):
+        # A server that logs a lot must not block on a full stderr pipe.
+        with start_client(log_level="ALL") as client:
+            for _ in range(3):
+                job = client.add_job(script_text="print('x' * 100)\npython_data = 1")
+                self.assertEqual(client.wait_for_job(job["jobId"], JOB_WAIT)["state"], "COMPLETED")
+            self.assertIsInstance(client.stderr_tail(), list)
+
+    def test_missing_jar_is_a_clear_error(self):
+        with self.assertRaises(FileNotFoundError) as caught:
+            BlenderJobsClient("/nonexistent/blender-jobs-server.jar")
+        self.assertIn("mvn", str(caught.exception))
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
