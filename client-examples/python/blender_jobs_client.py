@@ -72,6 +72,10 @@ class ProtocolError(BlenderJobsError):
     """The server sent something that is not valid framed JSON-RPC."""
 
 
+class _Truncated(Exception):
+    """The server's output ended in the middle of a message (it died while writing)."""
+
+
 class RequestTimeout(BlenderJobsError, TimeoutError):
     """A request got no response within its timeout (the server may still answer later; the late
     response is then dropped)."""
@@ -644,7 +648,7 @@ class BlenderJobsClient(object):
             line = stream.readline(_MAX_HEADER_BYTES)
             if not line:
                 if headers or header_bytes:
-                    raise ProtocolError("the server's output ended inside a message header")
+                    raise _Truncated("the server's output ended inside a message header")
                 return None
             header_bytes += len(line)
             if header_bytes > _MAX_HEADER_BYTES:
@@ -666,7 +670,7 @@ class BlenderJobsClient(object):
         while len(body) < length:
             chunk = stream.read(length - len(body))
             if not chunk:
-                raise ProtocolError("the server's output ended inside a message body")
+                raise _Truncated("the server's output ended inside a message body")
             body += chunk
         try:
             return json.loads(body.decode("utf-8"))
@@ -682,6 +686,8 @@ class BlenderJobsClient(object):
                 if message is None:
                     break
                 self._handle(message)
+        except _Truncated as exc:
+            reason = str(exc)
         except ProtocolError as exc:
             reason = "protocol error: %s" % exc
             LOG.error("%s; stopping the server", reason)
@@ -691,6 +697,10 @@ class BlenderJobsClient(object):
             LOG.exception("reader failed")
             self.kill()
         finally:
+            try:
+                stream.close()
+            except (OSError, ValueError):
+                pass
             self._reader_done.set()
             returncode = None
             try:
@@ -781,6 +791,10 @@ class BlenderJobsClient(object):
                     echo.flush()
                 except Exception:
                     pass
+        try:
+            stream.close()
+        except (OSError, ValueError):
+            pass
 
     def _watch_process(self):
         returncode = self.process.wait()

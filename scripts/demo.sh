@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The main job: builds the server and runs the demo client, which submits the example jobs
+# of test-fixtures/ to real Blender workers, shows their progress live and prints results.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+echo "== building the server" >&2
+mvn -B -q -ntp package -DskipTests
+BLENDER_JOBS_JAR="$PWD/server/target/blender-jobs-server.jar" exec python3 client-examples/python/demo.py "$@"
