@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 
 echo "== Java: unit tests and integration tests (mvn verify)" >&2
-mvn -B -q -ntp verify
+mvn -B -ntp verify
 
 if [ -d client-examples/python/tests ]; then
   echo "== Python client tests" >&2

@@ -414,8 +414,19 @@ def write_json_atomically(value, path):
 
 # --------------------------------------------------------------------------- one job
 
+class BlenderState:
+    """Whether Blender's data is known to be empty, as a fresh process would show it.
+    The worker resets eagerly right after each job (off the next job's critical path) and
+    only resets again at job start when that did not happen."""
+    clean = False
+
+
 def reset_blender(blend_file):
     """Bring Blender to the state a fresh process would give the job."""
+    if not blend_file and BlenderState.clean:
+        BlenderState.clean = False
+        return
+    BlenderState.clean = False
     try:
         if blend_file:
             bpy.ops.wm.open_mainfile(filepath=blend_file, load_ui=False)
@@ -559,6 +570,16 @@ def run_job(message, reporter, output):
 
 # --------------------------------------------------------------------------- main loop
 
+def eager_reset():
+    """Empty Blender's data while waiting for the next job, so that a job arriving at an
+    idle worker does not pay for the reset (about 8 ms on a small machine)."""
+    try:
+        bpy.ops.wm.read_homefile(use_empty=True)
+        BlenderState.clean = True
+    except Exception:
+        BlenderState.clean = False
+
+
 def main():
     port = int(os.environ.pop("BLENDER_JOBS_PORT"))
     secret = os.environ.pop("BLENDER_JOBS_SECRET")
@@ -566,6 +587,7 @@ def main():
     worker_id = os.environ.pop("BLENDER_JOBS_WORKER", "?")
     interval = float(os.environ.pop("BLENDER_JOBS_PROGRESS_INTERVAL_MS", "10")) / 1000.0
 
+    eager_reset()  # before saying hello: Blender starts with the default cube scene
     sock = socket.create_connection(("127.0.0.1", port), timeout=30)
     sock.settimeout(None)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -591,6 +613,7 @@ def main():
                            "message": "the worker runtime failed: %s" % exc,
                            "traceback": traceback.format_exc()}
             channel.send(outcome)
+            eager_reset()
     flush_quietly(sys.stdout, sys.stderr)
     sock.close()
 
