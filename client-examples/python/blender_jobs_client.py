@@ -28,7 +28,6 @@ import logging
 import os
 import queue
 import subprocess
-import sys
 import threading
 import time
 
@@ -304,7 +303,7 @@ class BlenderJobsClient(object):
             popen_kwargs["creationflags"] = getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)
         try:
             self.process = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                            stderr=subprocess.PIPE, env=env, bufsize=0, **popen_kwargs)
+                                            stderr=subprocess.PIPE, env=env, **popen_kwargs)
         except OSError as exc:
             raise BlenderJobsError("could not start the server (%s): %s" % (" ".join(args), exc))
 
@@ -367,6 +366,10 @@ class BlenderJobsClient(object):
                         self.process.pid, kill_after)
             self.process.kill()
             self.process.wait()
+        except BaseException:  # e.g. a second Ctrl-C while waiting: do not leave the server behind
+            self.process.kill()
+            self.process.wait()
+            raise
         self._reader_done.wait(2.0)
         self._fail_everything(ServerExited("the client closed the connection", self.process.returncode,
                                            self.stderr_tail()))
@@ -571,7 +574,12 @@ class BlenderJobsClient(object):
             # The job may have finished before we were listening (or before this client existed):
             # ask once. If it is final, its notification is normally right behind; give it a moment
             # so the caller gets the error details and its callbacks have run.
-            progress = self.get_progress(job_id, timeout=_remaining(deadline, self.request_timeout))
+            try:
+                progress = self.get_progress(job_id, timeout=_remaining(deadline, self.request_timeout))
+            except RequestTimeout:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise JobWaitTimeout(job_id, timeout)
+                raise
             if progress.get("state") in FINAL_STATES:
                 if not waiter.event.wait(min(2.0, _remaining(deadline, 2.0))):
                     return self._final_from_progress(progress, deadline)
@@ -615,7 +623,9 @@ class BlenderJobsClient(object):
                  "attempt": progress.get("attempt")}
         if progress.get("state") == "FAILED":
             try:
-                job = self.get_job(progress["jobId"], timeout=_remaining(deadline, self.request_timeout))
+                # The job is over; allow the details a moment even if the caller's deadline is near.
+                wait = max(2.0, _remaining(deadline, self.request_timeout or 60.0))
+                job = self.get_job(progress["jobId"], timeout=wait)
                 if job.get("error") is not None:
                     final["error"] = job["error"]
             except JobNotFound:

@@ -304,7 +304,10 @@ def main(argv=None):
             sys.stderr.write("last server log lines:\n  %s\n" % "\n  ".join(tail))
         return 1
     finally:
-        client.close()
+        try:
+            client.close()
+        except KeyboardInterrupt:
+            pass
 
 
 if __name__ == "__main__":

@@ -6,9 +6,12 @@ The jar is $BLENDER_JOBS_JAR or server/target/blender-jobs-server.jar; if it is 
 test class errors with a message saying how to build it (nothing is skipped).
 """
 
+import atexit
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 import time
 import unittest
@@ -26,13 +29,25 @@ from blender_jobs_client import (  # noqa: E402
 JOB_WAIT = 120  # seconds; generous for slow CI machines (a worker Blender starts in ~1-2 s)
 
 
+_JAR_SNAPSHOT = []
+
+
 def require_jar():
+    """The jar the tests run: a private copy of $BLENDER_JOBS_JAR (or the default build output),
+    taken once, so that a concurrent `mvn package` cannot replace the jar under running servers."""
+    if _JAR_SNAPSHOT:
+        return _JAR_SNAPSHOT[0]
     jar = default_jar_path()
     if not os.path.isfile(jar):
         raise AssertionError(
             "blender-jobs server jar not found at %s. Build it first (cd %s && mvn -q package -DskipTests) "
             "or set BLENDER_JOBS_JAR to its path." % (jar, PROJECT))
-    return jar
+    directory = tempfile.mkdtemp(prefix="blender-jobs-client-tests-")
+    atexit.register(shutil.rmtree, directory, True)
+    copy = os.path.join(directory, os.path.basename(jar))
+    shutil.copyfile(jar, copy)
+    _JAR_SNAPSHOT.append(copy)
+    return copy
 
 
 def require_fixture(*parts):
@@ -62,6 +77,28 @@ def pid_alive(pid):
         return True
 
 
+def all_threads_stopped(pid):
+    for task in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/stat" % (pid, task)) as f:
+                if f.read().rsplit(")", 1)[1].split()[0] not in ("T", "t"):
+                    return False
+        except OSError:  # the thread ended meanwhile
+            pass
+    return True
+
+
+def stop_process(pid):
+    """SIGSTOP, then wait until the kernel reports the process stopped (delivery is asynchronous:
+    without this a request sent right away may still be answered)."""
+    os.kill(pid, signal.SIGSTOP)
+    if os.path.exists("/proc/%d/stat" % pid):
+        if not wait_until(lambda: all_threads_stopped(pid), 5, 0.01):
+            raise AssertionError("process %d did not stop after SIGSTOP" % pid)
+    else:
+        time.sleep(0.5)
+
+
 def wait_until(predicate, timeout, interval=0.05):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -69,6 +106,15 @@ def wait_until(predicate, timeout, interval=0.05):
             return True
         time.sleep(interval)
     return predicate()
+
+
+def wait_for_state(test, client, job_id, state, timeout=JOB_WAIT):
+    """Polls until the job is in ``state``; fails with the server's view if it never gets there."""
+    if wait_until(lambda: client.get_progress(job_id)["state"] == state, timeout, 0.1):
+        return
+    test.fail("job %s did not reach %s within %s s; job: %r; stats: %r; server log tail:\n%s" % (
+        job_id, state, timeout, client.get_progress(job_id), client.get_stats(),
+        "\n".join(client.stderr_tail(30))))
 
 
 class SharedServerTests(unittest.TestCase):
@@ -299,7 +345,7 @@ class ProcessLifecycleTests(unittest.TestCase):
         client = start_client()
         try:
             client.initialize()
-            os.kill(client.pid, signal.SIGSTOP)
+            stop_process(client.pid)
             try:
                 started = time.monotonic()
                 with self.assertRaises(RequestTimeout) as caught:
@@ -323,7 +369,7 @@ class ProcessLifecycleTests(unittest.TestCase):
         try:
             client.initialize()
             job = client.add_job(script_text="import time\nupdate_job_progress(0.5)\ntime.sleep(60)\n")
-            self.assertTrue(wait_until(lambda: client.get_progress(job["jobId"])["state"] == "ACTIVE", JOB_WAIT))
+            wait_for_state(self, client, job["jobId"], "ACTIVE")
             outcomes = {}
 
             def run(key, call):
@@ -336,7 +382,7 @@ class ProcessLifecycleTests(unittest.TestCase):
 
             waiter = threading.Thread(target=run, args=("wait", lambda: client.wait_for_job(job["jobId"], 60)))
             waiter.start()
-            os.kill(client.pid, signal.SIGSTOP)  # so that the next request stays unanswered
+            stop_process(client.pid)  # so that the next request stays unanswered
             requester = threading.Thread(target=run, args=("request", lambda: client.get_stats(timeout=60)))
             requester.start()
             time.sleep(0.5)
@@ -379,7 +425,7 @@ class ProcessLifecycleTests(unittest.TestCase):
         client = start_client()
         client.initialize()
         job = client.add_job(script_text="import time\ntime.sleep(60)\n")
-        self.assertTrue(wait_until(lambda: client.get_progress(job["jobId"])["state"] == "ACTIVE", JOB_WAIT))
+        wait_for_state(self, client, job["jobId"], "ACTIVE")
         started = time.monotonic()
         self.assertEqual(client.close(), 0)
         self.assertLess(time.monotonic() - started, 15)

@@ -28,6 +28,7 @@ import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
+import java.util.concurrent.TimeUnit;
 
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.logging.Level;
@@ -49,6 +50,7 @@ public final class BlenderJobsServer implements JobServerEndpoint.Host {
     private Path stateDir;
     private boolean temporaryStateDir;
     private EventLoop loop;
+    private JobManager jobs;
     private WorkerPool pool;
     private ClientNotifier notifier;
     private ExecutorService io;
@@ -68,7 +70,7 @@ public final class BlenderJobsServer implements JobServerEndpoint.Host {
         loop = new EventLoop("job-loop");
         io = Executors.newFixedThreadPool(Math.max(2, config.workers()), daemon("request-io"));
         notifier = new ClientNotifier(config.progressInterval());
-        JobManager jobs = new JobManager(loop, new JobFiles(stateDir), config.logTailLines(),
+        jobs = new JobManager(loop, new JobFiles(stateDir), config.logTailLines(),
                 blender.installation().isPresent() ? null : blender.problem());
         if (blender.installation().isPresent()) {
             Path runtime = RuntimeScript.install(stateDir.resolve("runtime"));
@@ -101,7 +103,8 @@ public final class BlenderJobsServer implements JobServerEndpoint.Host {
         BlenderInfo info = blender.installation()
                 .map(b -> new BlenderInfo(true, b.executable().toString(), b.version(), null))
                 .orElseGet(() -> new BlenderInfo(false, null, null, blender.problem()));
-        return new InitializeResult(new ServerInfo(NAME, VERSION), info, config.workers(), config.maxJobsPerWorker(),
+        return new InitializeResult(new ServerInfo(NAME, VERSION), info, pool == null ? 0 : config.workers(),
+                config.maxJobsPerWorker(),
                 stateDir.toString(), capabilities);
     }
 
@@ -114,6 +117,15 @@ public final class BlenderJobsServer implements JobServerEndpoint.Host {
     /** Stops every worker and cleans up; safe to call more than once and from a shutdown hook. */
     void stop() {
         if (!stopped.compareAndSet(false, true)) return;
+        // Unfinished jobs are canceled first, so that a client still listening is told so
+        // (CANCELED) rather than seeing them fail when their workers are killed.
+        if (jobs != null) {
+            try {
+                jobs.shutdown().get(2, TimeUnit.SECONDS);
+            } catch (Exception e) {
+                LOG.log(Level.FINE, "could not cancel jobs at shutdown", e);
+            }
+        }
         if (pool != null) pool.shutdown(Duration.ofSeconds(2));
         if (notifier != null) notifier.close();
         if (io != null) io.shutdownNow();

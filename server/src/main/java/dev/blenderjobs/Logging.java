@@ -1,12 +1,11 @@
 package dev.blenderjobs;
 
 import java.io.IOException;
-import java.io.PrintStream;
 import java.io.FileOutputStream;
 import java.io.FileDescriptor;
 import java.nio.file.Path;
 import java.time.Instant;
-import java.util.logging.ConsoleHandler;
+import java.util.logging.StreamHandler;
 import java.util.logging.FileHandler;
 import java.util.logging.Formatter;
 import java.util.logging.Handler;
@@ -46,9 +45,13 @@ final class Logging {
                 return sb.toString();
             }
         };
-        Handler stderr = new ConsoleHandler() {
-            {
-                setOutputStream(new PrintStream(new FileOutputStream(FileDescriptor.err), true));
+        // A StreamHandler on its own stream to fd 2: ConsoleHandler.setOutputStream would close
+        // System.err (and with it fd 2, which a later open() could then reuse).
+        Handler stderr = new StreamHandler(new FileOutputStream(FileDescriptor.err), format) {
+            @Override
+            public synchronized void publish(LogRecord record) {
+                super.publish(record);
+                flush();
             }
         };
         stderr.setLevel(Level.ALL);

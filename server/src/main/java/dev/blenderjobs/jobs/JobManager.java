@@ -365,22 +365,28 @@ public final class JobManager implements WorkerEvents {
     @Override
     public void workersFailing(String message) {
         // No retry can help while no worker starts: the waiting jobs fail now rather than hang.
-        for (Job job : new ArrayList<>(queue)) {
-            queue.remove(job);
-            finalFailure(job, new JobFailure(FailureKind.WORKER_START_FAILED,
-                    "No Blender worker could be started: " + message, Math.max(1, job.attempt), null, null,
-                    List.of()));
+        // The queue is emptied first and dispatch runs once at the end, so that no job started
+        // meanwhile on another worker is failed by mistake.
+        List<Job> waiting = new ArrayList<>(queue);
+        queue.clear();
+        for (Job job : waiting) {
+            job.attempt = Math.max(1, job.attempt);
+            settleFailed(job, new JobFailure(FailureKind.WORKER_START_FAILED,
+                    "No Blender worker could be started, so the job cannot run: " + message, job.attempt, null,
+                    null, List.of()));
         }
+        dispatch();
     }
 
     private void failAttempt(Job job, JobFailure failure) {
         cancelTimeout(job);
         if (job.attempt < job.spec.maxAttempts() && !shuttingDown) {
             job.earlierFailures.add(failure);
-            job.failure = failure;
             job.state = JobState.QUEUED;
             queue.addFirst(job); // a retry keeps its place at the head of the line
-            events.stateChanged(view(job), JobState.ACTIVE);
+            // The retry's QUEUED notification says why the attempt failed; the job's own
+            // error stays empty unless it fails for good (earlierFailures keeps the history).
+            events.stateChanged(withFailure(view(job), failure), JobState.ACTIVE);
             dispatch();
             return;
         }
@@ -388,13 +394,17 @@ public final class JobManager implements WorkerEvents {
     }
 
     private void finalFailure(Job job, JobFailure failure) {
+        settleFailed(job, failure);
+        dispatch();
+    }
+
+    private void settleFailed(Job job, JobFailure failure) {
         JobState previous = job.state;
         job.failure = failure;
         job.state = JobState.FAILED;
         job.finishedAt = System.currentTimeMillis();
         job.log.release();
         events.stateChanged(view(job), previous);
-        dispatch();
     }
 
     private static void cancelTimeout(Job job) {
@@ -433,10 +443,17 @@ public final class JobManager implements WorkerEvents {
         String script = j.spec.scriptPath() != null ? j.spec.scriptPath().toString() : "<scriptText>";
         return new JobView(j.id, j.spec.name(), script, j.state, j.progress, j.progressMessage, j.attempt,
                 j.spec.maxAttempts(), j.spec.timeoutSeconds(), j.createdAt, j.startedAt, j.finishedAt,
-                j.state == JobState.COMPLETED ? null : j.failure, List.copyOf(j.earlierFailures), j.workerPid,
+                j.state == JobState.FAILED ? j.failure : null, List.copyOf(j.earlierFailures), j.workerPid,
                 r == null ? null : r.pythonDataFile(), r == null ? 0 : r.pythonDataBytes(),
                 r == null ? null : r.dataBlocks(), r == null ? null : r.timing(),
                 j.log.file().getParent(), j.log);
+    }
+
+    private static JobView withFailure(JobView v, JobFailure f) {
+        return new JobView(v.id(), v.name(), v.script(), v.state(), v.progress(), v.progressMessage(), v.attempt(),
+                v.maxAttempts(), v.timeoutSeconds(), v.createdAt(), v.startedAt(), v.finishedAt(), f,
+                v.earlierFailures(), v.workerPid(), v.pythonDataFile(), v.pythonDataBytes(), v.dataBlocks(),
+                v.timing(), v.directory(), v.log());
     }
 
     private void deleteQuietly(String id) {

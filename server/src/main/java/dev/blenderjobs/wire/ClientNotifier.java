@@ -46,7 +46,7 @@ public final class ClientNotifier implements JobEvents, AutoCloseable {
     @Override
     public void progress(String jobId, double progress, String message, long reportedAtMillis) {
         JobProgressParams params = new JobProgressParams(jobId, progress, message, reportedAtMillis);
-        sender.execute(() -> onProgress(params));
+        submit(() -> onProgress(params));
     }
 
     @Override
@@ -54,11 +54,20 @@ public final class ClientNotifier implements JobEvents, AutoCloseable {
         JobStateChangedParams params = new JobStateChangedParams(job.id(), job.name(), job.state().name(),
                 previous == null ? null : previous.name(), job.attempt(),
                 job.failure() == null ? null : JobViews.errorInfo(job.failure(), false));
-        sender.execute(() -> {
+        submit(() -> {
             flushPending(job.id());
             if (job.state().isFinal()) lastSent.remove(job.id());
             send(() -> client.stateChanged(params));
         });
+    }
+
+    /** After close() (server stopping) there is nobody left to tell: events are dropped. */
+    private void submit(Runnable task) {
+        try {
+            sender.execute(task);
+        } catch (java.util.concurrent.RejectedExecutionException closed) {
+            LOG.fine("notification dropped: the server is stopping");
+        }
     }
 
     private void onProgress(JobProgressParams params) {

@@ -2,7 +2,6 @@ package dev.blenderjobs.wire;
 
 import com.google.gson.JsonElement;
 import com.google.gson.JsonObject;
-import com.google.gson.JsonParser;
 import dev.blenderjobs.jobs.FailureKind;
 import dev.blenderjobs.jobs.JobException;
 import dev.blenderjobs.jobs.JobManager;
@@ -20,13 +19,13 @@ import dev.blenderjobs.wire.messages.Messages.ListJobsResult;
 import dev.blenderjobs.wire.messages.Messages.ProgressResult;
 import dev.blenderjobs.wire.messages.Messages.RemoveJobResult;
 import dev.blenderjobs.wire.messages.Messages.StatsResult;
+import dev.blenderjobs.wire.messages.RawJson;
 import org.eclipse.lsp4j.jsonrpc.ResponseErrorException;
 import org.eclipse.lsp4j.jsonrpc.messages.ResponseError;
 import org.eclipse.lsp4j.jsonrpc.services.JsonNotification;
 import org.eclipse.lsp4j.jsonrpc.services.JsonRequest;
 
 import java.io.IOException;
-import java.io.Reader;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.util.Arrays;
@@ -120,10 +119,11 @@ public final class JobServerEndpoint {
 
     /** The value the script left in python_data, read from the job's result file. */
     @JsonRequest
-    public CompletableFuture<JsonElement> getPythonData(JsonObject params) {
+    public CompletableFuture<RawJson> getPythonData(JsonObject params) {
         return guard(() -> jobs.finished(jobId("getPythonData", params)).thenApplyAsync(v -> {
-            try (Reader in = Files.newBufferedReader(v.pythonDataFile(), StandardCharsets.UTF_8)) {
-                return JsonParser.parseReader(in);
+            try {
+                // Written by the worker runtime with json.dumps: valid JSON, sent as it is.
+                return new RawJson(Files.readString(v.pythonDataFile(), StandardCharsets.UTF_8));
             } catch (IOException | RuntimeException e) {
                 throw new JobException(JobException.Reason.JOB_FILES_UNAVAILABLE,
                         "The python data of job " + v.id() + " could not be read from " + v.pythonDataFile()

@@ -41,8 +41,8 @@ public final class Params {
     public void allowOnly(Collection<String> known) {
         for (Map.Entry<String, JsonElement> e : object.entrySet()) {
             if (!known.contains(e.getKey())) {
-                throw invalid(e.getKey(), "is not a parameter of " + method + "; its parameters are "
-                        + String.join(", ", new TreeSet<>(known)));
+                throw invalid(e.getKey(), "is not a parameter of " + method + (known.isEmpty()
+                        ? ", which takes none" : "; its parameters are " + String.join(", ", new TreeSet<>(known))));
             }
         }
     }

@@ -1,5 +1,6 @@
 package dev.blenderjobs.wire;
 
+import dev.blenderjobs.wire.messages.RawJson;
 import org.eclipse.lsp4j.jsonrpc.Launcher;
 import org.eclipse.lsp4j.jsonrpc.MessageConsumer;
 import org.eclipse.lsp4j.jsonrpc.MessageIssueHandler;
@@ -34,6 +35,7 @@ public final class WireLauncher {
                 .setInput(in)
                 .setOutput(out)
                 .setExecutorService(executor)
+                .configureGson(gson -> gson.registerTypeAdapter(RawJson.class, new RawJson.Adapter()))
                 .create();
     }
 
@@ -80,14 +82,13 @@ public final class WireLauncher {
         @Override
         protected boolean handleMessage(InputStream input, Headers headers) throws IOException {
             if (headers.contentLength > max) {
+                // Read and drop the body in small chunks (skip() fails on pipes: "Illegal seek").
                 long left = headers.contentLength;
+                byte[] sink = new byte[64 * 1024];
                 while (left > 0) {
-                    long skipped = input.skip(left);
-                    if (skipped <= 0) {
-                        if (input.read() < 0) return false;
-                        skipped = 1;
-                    }
-                    left -= skipped;
+                    int n = input.read(sink, 0, (int) Math.min(sink.length, left));
+                    if (n < 0) return false;
+                    left -= n;
                 }
                 String text = "Message of " + headers.contentLength + " bytes exceeds the server's limit of " + max
                         + " bytes (--max-message-size); it was skipped unread. Send large data as files.";

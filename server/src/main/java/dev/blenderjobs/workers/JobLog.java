@@ -48,10 +48,11 @@ public final class JobLog {
 
     /** Appends raw console bytes (may hold partial lines and invalid UTF-8). */
     public synchronized void append(byte[] data, int offset, int length) {
+        // A released log belongs to a finished job, whose directory may be gone already.
+        if (released) return;
         if (length < 0) length = data.length - offset;
         writeFile(data, offset, length);
         bytes += length;
-        if (released) return;
         // new String(...) replaces invalid UTF-8 with U+FFFD: a bad byte never breaks the log.
         String text = new String(data, offset, length, StandardCharsets.UTF_8);
         for (int i = 0; i < text.length(); i++) {

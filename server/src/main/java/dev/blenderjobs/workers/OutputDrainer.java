@@ -64,9 +64,11 @@ public final class OutputDrainer implements Runnable {
                 for (int i = 0; i < n; i++) {
                     byte b = buf[i];
                     line.write(b);
-                    if (b == '\n' || line.size() >= MAX_LINE_BYTES) {
+                    if (b == '\n') {
                         handleLine(line.toByteArray());
                         line.reset();
+                    } else if (line.size() >= MAX_LINE_BYTES) {
+                        line = passOnLongLine(line);
                     }
                 }
             }
@@ -80,6 +82,25 @@ public final class OutputDrainer implements Runnable {
                 notifyAll();
             }
         }
+    }
+
+    /**
+     * Passes on most of an over-long line, keeping its end when it may be the start of a
+     * marker (which begins with the 0x1E byte), so a marker is never cut in two.
+     */
+    private ByteArrayOutputStream passOnLongLine(ByteArrayOutputStream line) {
+        byte[] bytes = line.toByteArray();
+        int keepFrom = bytes.length;
+        for (int i = bytes.length - 1; i >= Math.max(0, bytes.length - 256); i--) {
+            if (bytes[i] == 0x1e) {
+                keepFrom = i;
+                break;
+            }
+        }
+        handleLine(java.util.Arrays.copyOfRange(bytes, 0, keepFrom));
+        ByteArrayOutputStream rest = new ByteArrayOutputStream(256);
+        rest.write(bytes, keepFrom, bytes.length - keepFrom);
+        return rest;
     }
 
     private void handleLine(byte[] bytes) {

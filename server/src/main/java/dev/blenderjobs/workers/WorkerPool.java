@@ -31,7 +31,7 @@ public final class WorkerPool {
                            WorkerProcess.Launch launch) {
     }
 
-    enum SlotState { STARTING, IDLE, BUSY, STOPPING, WAITING_TO_RESTART, SHUT_DOWN }
+    enum SlotState { STARTING, IDLE, BUSY, WAITING_TO_RESTART, SHUT_DOWN }
 
     /** Mutable state of one slot; touched only on the event loop. */
     private static final class Slot {
@@ -57,6 +57,8 @@ public final class WorkerPool {
     private final EventLoop loop;
     private final WorkerEvents events;
     private final List<Slot> slots = new ArrayList<>();
+    /** Replaced processes still finishing their exit; reaped by their supervisors. */
+    private final List<WorkerProcess> retiring = new ArrayList<>();
     private boolean shuttingDown;
 
     public WorkerPool(Settings settings, EventLoop loop, WorkerEvents events) {
@@ -146,8 +148,7 @@ public final class WorkerPool {
 
     private boolean hasFreshSoon() {
         for (Slot s : slots) {
-            if (s.state == SlotState.STARTING || s.state == SlotState.STOPPING
-                    || s.state == SlotState.WAITING_TO_RESTART) return true;
+            if (s.state == SlotState.STARTING || s.state == SlotState.WAITING_TO_RESTART) return true;
         }
         return false;
     }
@@ -257,14 +258,24 @@ public final class WorkerPool {
         return null;
     }
 
+    /**
+     * Replaces the slot's process: the old one is asked to exit (and killed if it does not),
+     * and its successor starts at once rather than after the old one is gone, so a fresh
+     * Blender per job costs one Blender start, not a stop plus a start.
+     */
     private void recycle(Slot slot, String reason) {
-        LOG.fine("recycling worker " + slot.process.id() + ": " + reason);
-        slot.state = SlotState.STOPPING;
-        slot.process.stop();
+        WorkerProcess old = slot.process;
+        LOG.fine("recycling worker " + old.id() + ": " + reason);
+        retiring.add(old);
+        old.stop();
+        launch(slot);
     }
 
     private void onExit(Slot slot, WorkerProcess w, WorkerProcess.Exit exit) {
-        if (slot.process != w) return;
+        if (slot.process != w) {
+            retiring.remove(w);
+            return;
+        }
         RunRequest lost = slot.job;
         boolean aborted = slot.aborting;
         slot.job = null;
@@ -283,7 +294,7 @@ public final class WorkerPool {
             LOG.warning("worker " + w.id() + " failed to start (" + slot.failedStarts + " in a row): " + why);
             if (slot.failedStarts >= FAILING_AFTER) events.workersFailing(why);
             delayMs = Math.min(30_000, 500L << Math.min(6, slot.failedStarts - 1));
-        } else if (lost == null && slot.state != SlotState.STOPPING) {
+        } else if (lost == null) {
             LOG.warning("worker " + w.id() + " exited unexpectedly while idle (exit code " + exit.exitCode() + ")");
         }
         slot.state = SlotState.WAITING_TO_RESTART;
@@ -350,7 +361,7 @@ public final class WorkerPool {
         try {
             processes = loop.call(() -> {
                 shuttingDown = true;
-                List<WorkerProcess> all = new ArrayList<>();
+                List<WorkerProcess> all = new ArrayList<>(retiring);
                 for (Slot s : slots) {
                     if (s.process != null) all.add(s.process);
                 }

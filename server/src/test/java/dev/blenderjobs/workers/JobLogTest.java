@@ -1,0 +1,160 @@
+package dev.blenderjobs.workers;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+class JobLogTest {
+
+    @TempDir
+    Path tmp;
+
+    private static void append(JobLog log, String text) {
+        byte[] b = text.getBytes(StandardCharsets.UTF_8);
+        log.append(b, 0, b.length);
+    }
+
+    @Test
+    void tailKeepsTheLastNLines() {
+        JobLog log = new JobLog(tmp.resolve("job/log.txt"), 3);
+        for (int i = 1; i <= 10; i++) append(log, "line " + i + "\n");
+        assertEquals(List.of("line 8", "line 9", "line 10"), log.tail());
+    }
+
+    @Test
+    void tailIncludesATrailingPartialLineAndJoinsPieces() {
+        JobLog log = new JobLog(tmp.resolve("log.txt"), 5);
+        append(log, "hel");
+        append(log, "lo\nwor");
+        append(log, "ld");
+        assertEquals(List.of("hello", "world"), log.tail());
+    }
+
+    @Test
+    void carriageReturnsAreDroppedFromTheTail() {
+        JobLog log = new JobLog(tmp.resolve("log.txt"), 5);
+        append(log, "a\r\nb\r\n");
+        assertEquals(List.of("a", "b"), log.tail());
+    }
+
+    @Test
+    void appendHonoursOffsetAndLength() throws IOException {
+        JobLog log = new JobLog(tmp.resolve("log.txt"), 5);
+        byte[] b = "xxhello\nyy".getBytes(StandardCharsets.US_ASCII);
+        log.append(b, 2, 6);
+        assertEquals(List.of("hello"), log.tail());
+        assertEquals(6, log.bytes());
+        log.close();
+        assertEquals("hello\n", Files.readString(log.file()));
+    }
+
+    @Test
+    void longLinesAreCutInTheTailButKeptWholeInTheFile() throws IOException {
+        JobLog log = new JobLog(tmp.resolve("log.txt"), 5);
+        String longLine = "z".repeat(JobLog.MAX_LINE_CHARS * 3 + 17);
+        append(log, "short\n" + longLine + "\nafter\n");
+        List<String> tail = log.tail();
+        assertEquals(3, tail.size());
+        assertEquals("short", tail.get(0));
+        assertEquals("z".repeat(JobLog.MAX_LINE_CHARS), tail.get(1));
+        assertEquals("after", tail.get(2));
+        log.flush();
+        List<String> fileLines = Files.readAllLines(log.file());
+        assertEquals(List.of("short", longLine, "after"), fileLines);
+    }
+
+    @Test
+    void fileIsCreatedWithItsParentDirectoriesAndBytesAreCounted() throws IOException {
+        Path file = tmp.resolve("a/b/c/log.txt");
+        JobLog log = new JobLog(file, 5);
+        assertFalse(Files.exists(file));
+        append(log, "\u00e9\n"); // 2 bytes + newline
+        assertEquals(3, log.bytes());
+        log.flush();
+        assertTrue(Files.isRegularFile(file));
+        assertEquals("\u00e9\n", Files.readString(file));
+        assertEquals(file, log.file());
+    }
+
+    @Test
+    void noteAppendsALine() throws IOException {
+        JobLog log = new JobLog(tmp.resolve("log.txt"), 5);
+        append(log, "script output\n");
+        log.note("=== attempt 2 of 3 ===");
+        append(log, "more\n");
+        assertEquals(List.of("script output", "=== attempt 2 of 3 ===", "more"), log.tail());
+        log.close();
+        assertEquals("script output\n=== attempt 2 of 3 ===\nmore\n", Files.readString(log.file()));
+    }
+
+    @Test
+    void releaseThenTailReadsBackFromTheFile() {
+        JobLog log = new JobLog(tmp.resolve("log.txt"), 3);
+        for (int i = 1; i <= 6; i++) append(log, "line " + i + "\r\n");
+        append(log, "partial");
+        assertEquals(List.of("line 4", "line 5", "line 6", "partial"), log.tail(),
+                "in memory: the last 3 complete lines plus the partial one");
+        log.release();
+        // Read back from the file: the last 3 lines, the partial one counted among them.
+        assertEquals(List.of("line 5", "line 6", "partial"), log.tail());
+    }
+
+    @Test
+    void releasedTailCutsLongLines() {
+        JobLog log = new JobLog(tmp.resolve("log.txt"), 3);
+        append(log, "q".repeat(JobLog.MAX_LINE_CHARS + 500) + "\nend\n");
+        log.release();
+        assertEquals(List.of("q".repeat(JobLog.MAX_LINE_CHARS), "end"), log.tail());
+    }
+
+    @Test
+    void releasedTailOfALargeFileDropsTheCutFirstLine() throws IOException {
+        JobLog log = new JobLog(tmp.resolve("log.txt"), 1000);
+        List<String> expected = new ArrayList<>();
+        // ~400 KB: more than the 256 KB read back, so the window starts mid-line.
+        for (int i = 0; i < 4000; i++) {
+            String line = i + ":" + "w".repeat(95);
+            expected.add(line);
+            append(log, line + "\n");
+        }
+        log.release();
+        List<String> tail = log.tail();
+        assertEquals(1000, tail.size());
+        assertEquals(expected.subList(3000, 4000), tail);
+        assertTrue(Files.size(log.file()) > 256 * 1024);
+    }
+
+    @Test
+    void releasedTailOfAMissingFileIsEmpty() {
+        JobLog log = new JobLog(tmp.resolve("never-written/log.txt"), 3);
+        log.release();
+        assertEquals(List.of(), log.tail());
+    }
+
+    @Test
+    void invalidUtf8BecomesReplacementCharacters() {
+        JobLog log = new JobLog(tmp.resolve("log.txt"), 3);
+        log.append(new byte[]{'a', (byte) 0xff, 'b', '\n'}, 0, 4);
+        assertEquals(List.of("a\uFFFDb"), log.tail());
+    }
+
+    @Test
+    void unwritableFileKeepsTheTailInMemory() throws IOException {
+        Path blocker = tmp.resolve("not-a-dir");
+        Files.writeString(blocker, "I am a file");
+        JobLog log = new JobLog(blocker.resolve("log.txt"), 3);
+        append(log, "still\nhere\n");
+        assertEquals(List.of("still", "here"), log.tail());
+        assertEquals(11, log.bytes());
+    }
+}
