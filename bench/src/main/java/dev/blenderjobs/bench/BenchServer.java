@@ -46,8 +46,9 @@ final class BenchServer implements AutoCloseable {
     final List<Progress> progress = java.util.Collections.synchronizedList(new ArrayList<>());
 
     BenchServer(Path jar, List<String> args) throws IOException {
-        List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                "-jar", jar.toString()));
+        List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString()));
+        cmd.addAll(Benchmark.JVM_OPTIONS);
+        cmd.addAll(List.of("-jar", jar.toString()));
         cmd.addAll(args);
         ProcessBuilder pb = new ProcessBuilder(cmd);
         Path log = Files.createTempFile("bench-server", ".log");

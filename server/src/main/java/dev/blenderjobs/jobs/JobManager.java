@@ -446,14 +446,14 @@ public final class JobManager implements WorkerEvents {
                 j.state == JobState.FAILED ? j.failure : null, List.copyOf(j.earlierFailures), j.workerPid,
                 r == null ? null : r.pythonDataFile(), r == null ? 0 : r.pythonDataBytes(),
                 r == null ? null : r.dataBlocks(), r == null ? null : r.timing(),
-                j.log.file().getParent(), j.log);
+                j.log.file().getParent(), j.log, j.spec.progressToken());
     }
 
     private static JobView withFailure(JobView v, JobFailure f) {
         return new JobView(v.id(), v.name(), v.script(), v.state(), v.progress(), v.progressMessage(), v.attempt(),
                 v.maxAttempts(), v.timeoutSeconds(), v.createdAt(), v.startedAt(), v.finishedAt(), f,
                 v.earlierFailures(), v.workerPid(), v.pythonDataFile(), v.pythonDataBytes(), v.dataBlocks(),
-                v.timing(), v.directory(), v.log());
+                v.timing(), v.directory(), v.log(), v.progressToken());
     }
 
     private void deleteQuietly(String id) {

@@ -1,5 +1,6 @@
 package dev.blenderjobs.jobs;
 
+import com.google.gson.JsonElement;
 import com.google.gson.JsonObject;
 
 import java.nio.file.Path;
@@ -17,8 +18,9 @@ import java.nio.file.Path;
  * @param blendFile      the .blend to run in (a private copy is made), or null
  * @param freshProcess   "isolation": "process"
  * @param replaceExisting cancel and remove jobs with the same name first
+ * @param progressToken  the client's LSP work-done progress token (string or number), or null
  */
 public record JobSpec(String name, Path scriptPath, String scriptSource, double timeoutSeconds,
                       JsonObject passedData, Path passedLibrary, JsonObject passedNames, Path blendFile,
-                      int maxAttempts, boolean freshProcess, boolean replaceExisting) {
+                      int maxAttempts, boolean freshProcess, boolean replaceExisting, JsonElement progressToken) {
 }

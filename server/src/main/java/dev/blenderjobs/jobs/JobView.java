@@ -1,5 +1,6 @@
 package dev.blenderjobs.jobs;
 
+import com.google.gson.JsonElement;
 import com.google.gson.JsonObject;
 import dev.blenderjobs.workers.JobLog;
 
@@ -31,5 +32,6 @@ public record JobView(
         JsonObject dataBlocks,
         JsonObject timing,
         Path directory,
-        JobLog log) {
+        JobLog log,
+        JsonElement progressToken) {
 }

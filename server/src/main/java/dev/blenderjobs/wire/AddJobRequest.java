@@ -34,6 +34,14 @@ public final class AddJobRequest {
     }
 
     public static JobSpec parse(JsonObject raw) {
+        return parse(raw, false);
+    }
+
+    /**
+     * @param workDoneProgress whether the client declared window.workDoneProgress; only then is
+     *                         a workDoneToken used (LSP: $/progress begin/report/end for the job)
+     */
+    public static JobSpec parse(JsonObject raw, boolean workDoneProgress) {
         Params p = Params.of("addJob", raw);
         p.allowOnly(FIELDS);
 
@@ -100,8 +108,15 @@ public final class AddJobRequest {
         boolean fresh = "process".equals(p.oneOf("isolation", "worker", Set.of("worker", "process")));
         boolean replace = p.optionalBoolean("replaceExisting", false);
         if (replace && name == null) throw p.invalid("replaceExisting", "needs a \"name\" to know which jobs to replace");
+        JsonElement token = null;
+        if (p.has("workDoneToken")) {
+            JsonElement t = p.raw().get("workDoneToken");
+            boolean valid = t.isJsonPrimitive() && (t.getAsJsonPrimitive().isString() || t.getAsJsonPrimitive().isNumber());
+            if (!valid) throw p.invalid("workDoneToken", "must be a string or a number (an LSP ProgressToken)");
+            if (workDoneProgress) token = t;
+        }
         return new JobSpec(name, scriptPath, source, timeout, passedData, library, names, blend, maxAttempts,
-                fresh, replace);
+                fresh, replace, token);
     }
 
     private static boolean allStrings(JsonElement array) {

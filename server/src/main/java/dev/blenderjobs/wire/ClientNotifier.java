@@ -5,6 +5,9 @@ import dev.blenderjobs.jobs.JobState;
 import dev.blenderjobs.jobs.JobView;
 import dev.blenderjobs.wire.messages.Messages.JobProgressParams;
 import dev.blenderjobs.wire.messages.Messages.JobStateChangedParams;
+import dev.blenderjobs.wire.messages.Messages.WorkDoneProgressParams;
+import dev.blenderjobs.wire.messages.Messages.WorkDoneProgressValue;
+import com.google.gson.JsonElement;
 
 import java.time.Duration;
 import java.util.HashMap;
@@ -29,6 +32,8 @@ public final class ClientNotifier implements JobEvents, AutoCloseable {
     // Touched only on the sender thread.
     private final Map<String, JobProgressParams> pending = new HashMap<>();
     private final Map<String, Long> lastSent = new HashMap<>();
+    /** Jobs reported as LSP work-done progress: jobId -> the client's token. */
+    private final Map<String, JsonElement> workDone = new HashMap<>();
 
     public ClientNotifier(Duration interval) {
         this.intervalNanos = interval.toNanos();
@@ -58,6 +63,7 @@ public final class ClientNotifier implements JobEvents, AutoCloseable {
             flushPending(job.id());
             if (job.state().isFinal()) lastSent.remove(job.id());
             send(() -> client.stateChanged(params));
+            workDoneState(job);
         });
     }
 
@@ -76,7 +82,7 @@ public final class ClientNotifier implements JobEvents, AutoCloseable {
         boolean alreadyPending = pending.containsKey(params.jobId());
         if (!alreadyPending && (last == null || now - last >= intervalNanos)) {
             lastSent.put(params.jobId(), now);
-            send(() -> client.progress(params));
+            sendProgress(params);
             return;
         }
         pending.put(params.jobId(), params);
@@ -90,7 +96,34 @@ public final class ClientNotifier implements JobEvents, AutoCloseable {
         JobProgressParams params = pending.remove(jobId);
         if (params == null) return;
         lastSent.put(jobId, System.nanoTime());
+        sendProgress(params);
+    }
+
+    private void sendProgress(JobProgressParams params) {
         send(() -> client.progress(params));
+        JsonElement token = workDone.get(params.jobId());
+        if (token != null) {
+            int percent = (int) Math.round(params.progress() * 100);
+            send(() -> client.workDoneProgress(new WorkDoneProgressParams(token,
+                    new WorkDoneProgressValue("report", null, null, params.message(), percent))));
+        }
+    }
+
+    /** LSP work-done progress: begin when the job is first seen, end when it is final. */
+    private void workDoneState(JobView job) {
+        JsonElement token = job.progressToken();
+        if (token == null) return;
+        if (!workDone.containsKey(job.id()) && !job.state().isFinal()) {
+            workDone.put(job.id(), token);
+            String title = "Blender job " + (job.name() != null ? job.name() : job.id());
+            send(() -> client.workDoneProgress(new WorkDoneProgressParams(token,
+                    new WorkDoneProgressValue("begin", title, true, job.state().name().toLowerCase(), 0))));
+        } else if (job.state().isFinal() && workDone.remove(job.id()) != null) {
+            String message = job.state() == JobState.FAILED && job.failure() != null
+                    ? "failed: " + job.failure().message() : job.state().name().toLowerCase();
+            send(() -> client.workDoneProgress(new WorkDoneProgressParams(token,
+                    new WorkDoneProgressValue("end", null, null, message, null))));
+        }
     }
 
     private void send(Runnable notification) {

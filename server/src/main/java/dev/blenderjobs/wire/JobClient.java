@@ -2,6 +2,7 @@ package dev.blenderjobs.wire;
 
 import dev.blenderjobs.wire.messages.Messages.JobProgressParams;
 import dev.blenderjobs.wire.messages.Messages.JobStateChangedParams;
+import dev.blenderjobs.wire.messages.Messages.WorkDoneProgressParams;
 import org.eclipse.lsp4j.jsonrpc.services.JsonNotification;
 
 /** What the server sends to its client without being asked. */
@@ -11,4 +12,8 @@ public interface JobClient {
 
     @JsonNotification("job/stateChanged")
     void stateChanged(JobStateChangedParams params);
+
+    /** LSP work-done progress, for jobs added with a workDoneToken. */
+    @JsonNotification("$/progress")
+    void workDoneProgress(WorkDoneProgressParams params);
 }

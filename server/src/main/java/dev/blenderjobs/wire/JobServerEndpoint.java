@@ -49,7 +49,7 @@ public final class JobServerEndpoint {
     /** Every request method, in protocol.md order; also the "requests" capability. */
     public static final List<String> REQUESTS = List.of("initialize", "shutdown", "addJob", "getProgress",
             "getPythonData", "getDataBlocks", "getJob", "listJobs", "cancelJob", "cancelAll", "removeJob", "getStats");
-    public static final List<String> NOTIFICATIONS = List.of("job/progress", "job/stateChanged");
+    public static final List<String> NOTIFICATIONS = List.of("job/progress", "job/stateChanged", "$/progress");
 
     /** What the endpoint reports in initialize and needs to exit. */
     public interface Host {
@@ -65,6 +65,8 @@ public final class JobServerEndpoint {
     private final long maxMessageBytes;
     private volatile boolean initialized;
     private volatile boolean shutdownRequested;
+    /** The client declared capabilities.window.workDoneProgress in initialize. */
+    private volatile boolean workDoneProgress;
 
     public JobServerEndpoint(JobManager jobs, ExecutorService io, Host host, long maxMessageBytes) {
         this.jobs = jobs;
@@ -78,6 +80,7 @@ public final class JobServerEndpoint {
     @JsonRequest
     public CompletableFuture<InitializeResult> initialize(JsonObject params) {
         initialized = true;
+        workDoneProgress = declaresWorkDoneProgress(params);
         Capabilities caps = new Capabilities(REQUESTS, NOTIFICATIONS,
                 Arrays.stream(JobState.values()).map(Enum::name).toList(),
                 Arrays.stream(FailureKind.values()).map(Enum::name).toList(), maxMessageBytes);
@@ -107,7 +110,8 @@ public final class JobServerEndpoint {
 
     @JsonRequest
     public CompletableFuture<AddJobResult> addJob(JsonObject params) {
-        return guard(() -> CompletableFuture.supplyAsync(() -> AddJobRequest.parse(params), io)
+        boolean lspProgress = workDoneProgress;
+        return guard(() -> CompletableFuture.supplyAsync(() -> AddJobRequest.parse(params, lspProgress), io)
                 .thenCompose((JobSpec spec) -> jobs.submit(spec))
                 .thenApply(v -> new AddJobResult(v.id(), v.name(), v.state().name(), v.attempt())));
     }
@@ -195,7 +199,31 @@ public final class JobServerEndpoint {
                 s.workerDetails())));
     }
 
+    /**
+     * LSP: the user canceled a work-done progress in the client's UI. Cancels the job that was
+     * added with that token (a notification: nothing is answered).
+     */
+    @JsonNotification("window/workDoneProgress/cancel")
+    public void cancelWorkDoneProgress(JsonObject params) {
+        JsonElement token = params == null ? null : params.get("token");
+        if (token == null || !initialized) return;
+        jobs.list(EnumSet.of(JobState.QUEUED, JobState.ACTIVE)).thenAccept(views -> {
+            for (JobView v : views) {
+                if (token.equals(v.progressToken())) jobs.cancel(v.id());
+            }
+        });
+    }
+
     // ------------------------------------------------------------------ helpers
+
+    private static boolean declaresWorkDoneProgress(JsonObject params) {
+        try {
+            JsonElement v = params.getAsJsonObject("capabilities").getAsJsonObject("window").get("workDoneProgress");
+            return v != null && v.isJsonPrimitive() && v.getAsBoolean();
+        } catch (RuntimeException absent) {
+            return false;
+        }
+    }
 
     private static String jobId(String method, JsonObject params) {
         Params p = Params.of(method, params);

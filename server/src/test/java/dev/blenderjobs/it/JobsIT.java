@@ -124,6 +124,16 @@ class JobsIT {
     }
 
     @Test
+    void nullsInPythonDataSurviveTheWire() throws Exception {
+        JsonObject done = run(Json.of("scriptText",
+                "python_data = {'a': None, 'b': [None, 1], 'c': {'d': None}, 'e': float('1e308')}"));
+        assertEquals(JsonParser.parseString("{\"a\":null,\"b\":[null,1],\"c\":{\"d\":null},\"e\":1.0E308}"),
+                pythonData(done));
+        String raw = server.rawStdout();
+        assertTrue(raw.contains("{\"a\":null,\"b\":[null,1],\"c\":{\"d\":null}"), "nulls must be sent, not dropped");
+    }
+
+    @Test
     void mathutilsAndTuplesBecomeArraysAndOtherValuesFailNamingTheKey() throws Exception {
         JsonObject ok = run(Json.of("scriptText", String.join("\n",
                 "from mathutils import Vector, Color, Matrix",

@@ -61,6 +61,53 @@ class ProtocolIT {
     }
 
     @Test
+    void aMessageOverTheSizeCapIsSkippedAndAnsweredAndTheServerGoesOn() throws Exception {
+        try (ServerProcess s = ServerProcess.start("--workers", "1", "--max-message-size", "1")) {
+            byte[] body = ("{\"jsonrpc\":\"2.0\",\"id\":999,\"method\":\"addJob\",\"params\":{\"scriptText\":\""
+                    + "x".repeat(2 * 1024 * 1024) + "\"}}").getBytes(java.nio.charset.StandardCharsets.UTF_8);
+            var out = s.process.getOutputStream();
+            synchronized (out) {
+                out.write(("Content-Length: " + body.length + "\r\n\r\n").getBytes(java.nio.charset.StandardCharsets.US_ASCII));
+                out.write(body);
+                out.flush();
+            }
+            // The server is still there and answers the next request...
+            JsonObject stats = s.callObject("getStats", new JsonObject());
+            assertEquals(0, stats.get("total").getAsInt(), "the oversized addJob must not have been queued");
+            // ...and it answered the oversized one with an error whose id is null.
+            String raw = s.rawStdout();
+            assertTrue(raw.contains("\"id\":null") && raw.contains("exceeds the server"), raw);
+            assertTrue(s.process.isAlive());
+        }
+    }
+
+    @Test
+    void lspWorkDoneProgressReportsAndCancelsAJob() throws Exception {
+        try (ServerProcess s = ServerProcess.startRaw("--workers", "1")) {
+            s.call("initialize", Json.obj("{'capabilities': {'window': {'workDoneProgress': true}}}"));
+            String done = s.addJob(Json.of("scriptText", "import time\nfor i in range(5):\n    update_job_progress((i + 1) / 5, 'step')\n    time.sleep(0.05)",
+                    "workDoneToken", "tok-done", "name", "five steps"));
+            assertEquals("COMPLETED", s.awaitFinal(done, Duration.ofSeconds(60)).get("state").getAsString());
+            s.awaitNotification(n -> n.method().equals("$/progress")
+                    && n.params().getAsJsonObject("value").get("kind").getAsString().equals("end"), Duration.ofSeconds(10));
+            var values = s.workDoneProgress("tok-done");
+            assertEquals("begin", values.get(0).get("kind").getAsString(), values.toString());
+            assertTrue(values.get(0).get("title").getAsString().contains("five steps"));
+            assertTrue(values.get(0).get("cancellable").getAsBoolean());
+            assertEquals("report", values.get(1).get("kind").getAsString(), values.toString());
+            assertEquals("end", values.get(values.size() - 1).get("kind").getAsString());
+            assertEquals(100, values.get(values.size() - 2).get("percentage").getAsInt(), values.toString());
+
+            String slow = s.addJob(Json.of("scriptText", "import time\nupdate_job_progress(0.1)\ntime.sleep(60)",
+                    "workDoneToken", 42));
+            s.awaitNotification(n -> n.method().equals("job/progress") && n.params().get("jobId").getAsString().equals(slow),
+                    Duration.ofSeconds(60));
+            s.remote.notify("window/workDoneProgress/cancel", Json.obj("{'token': 42}"));
+            assertEquals("CANCELED", s.awaitFinal(slow, Duration.ofSeconds(30)).get("state").getAsString());
+        }
+    }
+
+    @Test
     void unknownMethodIsMethodNotFound() throws Exception {
         ResponseError e = server.callError("noSuchMethod", new JsonObject());
         assertEquals(-32601, e.getCode());

@@ -174,6 +174,11 @@ final class ServerProcess implements AutoCloseable {
         public void stateChanged(JsonObject params) {
             record("job/stateChanged", params);
         }
+
+        @JsonNotification("$/progress")
+        public void workDoneProgress(JsonObject params) {
+            record("$/progress", params);
+        }
     }
 
     private void record(String method, JsonObject params) {
@@ -217,7 +222,7 @@ final class ServerProcess implements AutoCloseable {
     /** Waits for the job's final job/stateChanged notification and returns its params. */
     JsonObject awaitFinal(String jobId, Duration timeout) throws InterruptedException {
         Notification n = awaitNotification(x -> x.method().equals("job/stateChanged")
-                && x.params().get("jobId").getAsString().equals(jobId)
+                && x.params().has("jobId") && x.params().get("jobId").getAsString().equals(jobId)
                 && List.of("COMPLETED", "FAILED", "CANCELED").contains(x.params().get("state").getAsString()), timeout);
         return n.params();
     }
@@ -241,7 +246,17 @@ final class ServerProcess implements AutoCloseable {
 
     List<Notification> notificationsFor(String jobId) {
         synchronized (notifications) {
-            return notifications.stream().filter(n -> jobId.equals(n.params().get("jobId").getAsString())).toList();
+            return notifications.stream().filter(n -> n.params().has("jobId")
+                    && jobId.equals(n.params().get("jobId").getAsString())).toList();
+        }
+    }
+
+    /** LSP $/progress notifications carrying the token, in arrival order. */
+    List<JsonObject> workDoneProgress(String token) {
+        synchronized (notifications) {
+            return notifications.stream().filter(n -> n.method().equals("$/progress")
+                    && token.equals(n.params().get("token").getAsString())).map(n -> n.params().getAsJsonObject("value"))
+                    .toList();
         }
     }
 
@@ -251,6 +266,13 @@ final class ServerProcess implements AutoCloseable {
             return s.length() > 20000 ? s.substring(s.length() - 20000) : s;
         } catch (IOException e) {
             return "(stderr unreadable: " + e + ")";
+        }
+    }
+
+    /** Everything the server wrote to stdout so far, as text. */
+    String rawStdout() {
+        synchronized (rawStdout) {
+            return rawStdout.toString(StandardCharsets.UTF_8);
         }
     }
 

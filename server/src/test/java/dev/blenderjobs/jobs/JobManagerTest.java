@@ -77,7 +77,7 @@ class JobManagerTest {
 
     private static JobSpec spec(String name, double timeout, int maxAttempts) {
         return new JobSpec(name, null, "print('hi')", timeout, new JsonObject(), null, null, null, maxAttempts,
-                false, false);
+                false, false, null);
     }
 
     private static JobSpec spec() {
@@ -487,7 +487,7 @@ class JobManagerTest {
         String old = submit(spec("render", 0, 1)).id();
         String other = submit(spec("other", 0, 1)).id();
         JobSpec replacing = new JobSpec("render", null, "print(2)", 0, new JsonObject(), null, null, null, 1,
-                false, true);
+                false, true, null);
         String fresh = submit(replacing).id();
         verify(pool).abort(old);
         assertEquals(JobException.Reason.JOB_NOT_FOUND, failure(manager.get(old)).reason());

@@ -62,7 +62,7 @@ class ClientNotifierTest {
 
     private JobView view(String id, JobState state, JobFailure failure) {
         return new JobView(id, "name-" + id, "<scriptText>", state, 0, null, 1, 1, 0, 1L, 0, 0, failure,
-                List.of(), -1, null, 0, null, null, tmp.resolve(id), new JobLog(tmp.resolve(id).resolve("log.txt"), 10));
+                List.of(), -1, null, 0, null, null, tmp.resolve(id), new JobLog(tmp.resolve(id).resolve("log.txt"), 10), null);
     }
 
     private static JobProgressParams progressOf(String jobId, double value) {

@@ -73,6 +73,15 @@ public final class Messages {
     public record JobProgressParams(String jobId, double progress, String message, long reportedAt) {
     }
 
+    /** LSP $/progress: a token and a WorkDoneProgressBegin/Report/End value. */
+    public record WorkDoneProgressParams(com.google.gson.JsonElement token, WorkDoneProgressValue value) {
+    }
+
+    /** kind is "begin", "report" or "end"; title and cancellable only in begin, message optional. */
+    public record WorkDoneProgressValue(String kind, String title, Boolean cancellable, String message,
+                                        Integer percentage) {
+    }
+
     /** Notification job/stateChanged; error is present when state is FAILED, or QUEUED for a retry. */
     public record JobStateChangedParams(String jobId, String name, String state, String previousState, int attempt,
                                         ErrorInfo error) {

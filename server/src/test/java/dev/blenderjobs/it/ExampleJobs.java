@@ -22,11 +22,12 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * The add-on's four example jobs, rewritten in test-fixtures/, on real Blender through the real
- * wire; run with warm workers and with a fresh Blender per job, which must give the same results.
+ * wire; run with warm workers ({@link WarmWorkersExamplesIT}) and with a fresh Blender per job
+ * ({@link FreshProcessExamplesIT}), which must give the same results.
  */
 @Timeout(value = 5, unit = TimeUnit.MINUTES)
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
-abstract class ExampleJobsIT {
+abstract class ExampleJobs {
     static final Duration HANG_GUARD = Duration.ofSeconds(120);
     /** Results of each mode, compared once both have run. */
     static final Map<String, Map<String, JsonElement>> RESULTS_BY_MODE = new LinkedHashMap<>();
@@ -158,61 +159,5 @@ abstract class ExampleJobsIT {
         double reached = progress.get("progress").getAsDouble();
         assertTrue(reached > 0.05 && reached < 0.5, "about 20 of 200 steps in 2 s, got " + reached);
         ProtocolIT.assertNoneAliveWithin(ProcessHandle.of(pid).stream().toList(), Duration.ofSeconds(10));
-    }
-
-    static final class WarmWorkersIT extends ExampleJobsIT {
-        @Override
-        String mode() {
-            return "warm";
-        }
-
-        @Override
-        String[] serverArgs() {
-            return new String[]{"--workers", "2"};
-        }
-
-        @Test
-        void stateLeftByOneJobIsNotSeenByTheNext() throws Exception {
-            try (ServerProcess single = ServerProcess.start("--workers", "1")) {
-                String left = single.addJob(Json.of("script", ServerProcess.fixture("jobs/leave_state.py").toString()));
-                assertEquals("COMPLETED", single.awaitFinal(left, HANG_GUARD).get("state").getAsString());
-                String probe = single.addJob(Json.of("script", ServerProcess.fixture("jobs/probe_state.py").toString()));
-                assertEquals("COMPLETED", single.awaitFinal(probe, HANG_GUARD).get("state").getAsString());
-                long pidLeft = single.callObject("getJob", Json.jobId(left)).get("workerPid").getAsLong();
-                long pidProbe = single.callObject("getJob", Json.jobId(probe)).get("workerPid").getAsLong();
-                assertEquals(pidLeft, pidProbe, "both jobs must run in the same warm Blender for this test to mean anything");
-                JsonObject seen = single.callObject("getPythonData", Json.jobId(probe));
-                assertEquals(com.google.gson.JsonParser.parseString("{\"objects\":[],\"texts\":[],\"frame_end\":250,"
-                        + "\"has_leftover_global\":false,\"leftover_in_path\":false}"), seen);
-            }
-        }
-
-        @Test
-        void isolationProcessGetsAFreshBlender() throws Exception {
-            try (ServerProcess single = ServerProcess.start("--workers", "1")) {
-                String first = single.addJob(Json.of("scriptText", "python_data = {}"));
-                single.awaitFinal(first, HANG_GUARD);
-                String fresh = single.addJob(Json.of("scriptText", "python_data = {}", "isolation", "process"));
-                assertEquals("COMPLETED", single.awaitFinal(fresh, HANG_GUARD).get("state").getAsString());
-                String after = single.addJob(Json.of("scriptText", "python_data = {}"));
-                single.awaitFinal(after, HANG_GUARD);
-                long a = single.callObject("getJob", Json.jobId(first)).get("workerPid").getAsLong();
-                long b = single.callObject("getJob", Json.jobId(fresh)).get("workerPid").getAsLong();
-                long c = single.callObject("getJob", Json.jobId(after)).get("workerPid").getAsLong();
-                assertTrue(a != b && b != c, "pids " + a + ", " + b + ", " + c);
-            }
-        }
-    }
-
-    static final class FreshProcessPerJobIT extends ExampleJobsIT {
-        @Override
-        String mode() {
-            return "fresh";
-        }
-
-        @Override
-        String[] serverArgs() {
-            return new String[]{"--workers", "2", "--max-jobs-per-worker", "1"};
-        }
     }
 }

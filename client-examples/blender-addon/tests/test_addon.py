@@ -1,0 +1,567 @@
+"""End-to-end tests of the blender_jobs_addon: the REAL server jar and REAL Blender workers.
+
+Run (from the repository root):
+
+    blender -b --factory-startup --python-exit-code 1 \\
+        --python client-examples/blender-addon/tests/test_addon.py
+
+The jar comes from $BLENDER_JOBS_JAR, else server/target/blender-jobs-server.jar; a missing jar
+is a failure, not a skip. Modal operators and timers do not run in background Blender, so the
+tests call the add-on's plain functions (core.send_selected / core.poll / core.load_data_blocks)
+and one timer step (ui.process_events) directly. Prints "N passed, M failed" and exits 1 on
+any failure.
+"""
+
+import os
+import sys
+import tempfile
+import time
+import traceback
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ADDON_ROOT = os.path.dirname(HERE)                              # client-examples/blender-addon
+REPO = os.path.dirname(os.path.dirname(ADDON_ROOT))
+JOBS = os.path.join(REPO, "test-fixtures", "jobs")
+JAR = os.path.abspath(os.environ.get("BLENDER_JOBS_JAR")
+                      or os.path.join(REPO, "server", "target", "blender-jobs-server.jar"))
+os.environ["BLENDER_JOBS_JAR"] = JAR  # the add-on's default jar
+WAIT = 180.0
+
+sys.path.insert(0, ADDON_ROOT)
+
+import bpy  # noqa: E402
+
+import blender_jobs_addon  # noqa: E402
+from blender_jobs_addon import core, ui  # noqa: E402
+
+
+# --------------------------------------------------------------------------- helpers
+
+def check(condition, message):
+    if not condition:
+        raise AssertionError(message)
+
+
+def equal(actual, expected, what):
+    if actual != expected:
+        raise AssertionError("%s: expected %r, got %r" % (what, expected, actual))
+
+
+def make_mesh_object(name, verts, faces, mesh_name=None):
+    mesh = bpy.data.meshes.new(mesh_name or name + "Mesh")
+    mesh.from_pydata(verts, [], faces)
+    mesh.update()
+    ob = bpy.data.objects.new(name, mesh)
+    bpy.context.scene.collection.objects.link(ob)
+    return ob
+
+
+CUBE_VERTS = [(-1, -1, -1), (1, -1, -1), (1, 1, -1), (-1, 1, -1),
+              (-1, -1, 1), (1, -1, 1), (1, 1, 1), (-1, 1, 1)]
+CUBE_FACES = [(0, 3, 2, 1), (4, 5, 6, 7), (0, 1, 5, 4), (1, 2, 6, 5), (2, 3, 7, 6), (3, 0, 4, 7)]
+
+
+def select_only(*objects):
+    for ob in bpy.context.view_layer.objects:
+        ob.select_set(False)
+    for ob in objects:
+        ob.select_set(True)
+    bpy.context.view_layer.objects.active = objects[0] if objects else None
+
+
+def objects_named(prefix):
+    return sorted(ob.name for ob in bpy.data.objects if ob.name.startswith(prefix))
+
+
+def session():
+    return core.get_session(workers=2)
+
+
+def wait_tracked(sess, job_id, predicate, timeout=WAIT):
+    """Runs timer steps (ui.process_events) until predicate(JobInfo) holds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        ui.process_events(sess)
+        info = sess.tracker.jobs.get(job_id)
+        if info is not None and predicate(info):
+            return info
+        if time.monotonic() > deadline:
+            raise AssertionError("job %s: condition not reached within %ss (last: %r)" % (job_id, timeout, info))
+        time.sleep(0.05)
+
+
+def proc_alive(pid):
+    """True if pid exists and is not a zombie."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            stat = f.read()
+    except (IOError, OSError):
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def server_processes_of_this_blender():
+    """pids of java processes running the jar whose parent is this Blender."""
+    found = []
+    me = os.getpid()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % entry, "rb") as f:
+                cmd = f.read().split(b"\0")
+            with open("/proc/%s/stat" % entry) as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (IOError, OSError, ValueError, IndexError):
+            continue
+        if ppid == me and any(JAR.encode() in part for part in cmd) and proc_alive(int(entry)):
+            found.append(int(entry))
+    return found
+
+
+def addon_temp_dirs():
+    tmp = tempfile.gettempdir()
+    return set(n for n in os.listdir(tmp) if n.startswith("blender-jobs-addon-"))
+
+
+class FakeLayout(object):
+    """Stands in for bpy.types.UILayout to run the panel's draw() in background mode."""
+
+    def __init__(self, log, with_progress):
+        self.log = log
+        if with_progress:
+            self.progress = lambda **kw: log.append(("progress", kw.get("factor"), kw.get("text")))
+
+    def _child(self, *args, **kwargs):
+        return self
+
+    row = column = box = split = grid_flow = _child
+
+    def label(self, text="", **kwargs):
+        self.log.append(("label", text))
+
+    def prop(self, data, attr, **kwargs):
+        check(hasattr(data, attr), "panel draws a missing property %r" % attr)
+        self.log.append(("prop", attr))
+
+    def operator(self, idname, **kwargs):
+        module, name = idname.split(".")
+        check(hasattr(getattr(bpy.ops, module), name), "panel draws a missing operator %s" % idname)
+        self.log.append(("operator", idname))
+
+        class Props(object):
+            pass
+        return Props()
+
+    def separator(self, **kwargs):
+        pass
+
+
+# --------------------------------------------------------------------------- tests
+
+STATE = {}
+
+
+def test_register_in_background():
+    check(os.path.isfile(JAR), "server jar not found at %s; build it with `mvn -q package "
+                               "-Dmaven.test.skip=true` or set BLENDER_JOBS_JAR" % JAR)
+    blender_jobs_addon.register()
+    check(hasattr(bpy.types, "BLENDER_JOBS_OT_run_job"), "run_job operator registered")
+    check(hasattr(bpy.types, "BLENDER_JOBS_PT_panel"), "panel registered")
+    check(hasattr(bpy.ops.blender_jobs, "cancel_job"), "cancel operator registered")
+    settings = bpy.context.scene.blender_jobs
+    equal(settings.auto_load, True, "default auto_load")
+    equal(settings.replace_existing, False, "default replace_existing")
+    check(bpy.app.timers.is_registered(ui.tick), "the UI timer is registered")
+    check(core.current_session() is None, "no server before the first job (lazy start)")
+    equal(ui.tick(), ui.TIMER_INTERVAL_IDLE, "tick without a server")
+
+
+def test_bad_inputs_are_rejected_before_the_server():
+    for args, what in ((("/nonexistent/script.py", [bpy.data.objects[0]]), "missing script"),
+                       ((os.path.join(JOBS, "bmesh_quad.py"), []), "no objects")):
+        try:
+            core.send_selected(None, *args)
+        except ValueError:
+            pass
+        else:
+            raise AssertionError("%s was accepted" % what)
+    equal(core.parse_passed_data("  "), None, "blank passed data")
+    equal(core.parse_passed_data('{"duration": 0.5}'), {"duration": 0.5}, "passed data")
+    for bad in ("[1, 2]", "{nope"):
+        try:
+            core.parse_passed_data(bad)
+        except ValueError:
+            pass
+        else:
+            raise AssertionError("passed data %r was accepted" % bad)
+    check(core.current_session() is None, "still no server")
+
+
+def test_send_selected_poll_load_bmesh_quad():
+    sender = make_mesh_object("Sender", CUBE_VERTS, CUBE_FACES)
+    other = make_mesh_object("NotSelected", CUBE_VERTS, CUBE_FACES)
+    select_only(sender)
+    temp_before = addon_temp_dirs()
+    sess = session()
+    check(core.get_session(workers=2) is sess, "one server per Blender session")
+    STATE["server_pid"] = sess.client.pid
+    client = sess.client
+
+    job_id = core.send_selected(client, os.path.join(JOBS, "bmesh_quad.py"), bpy.context.selected_objects,
+                                timeout=120, name="quad")
+    check(job_id.startswith("job-"), "job id %r" % job_id)
+    equal(addon_temp_dirs() - temp_before, set(), "temporary library directories left behind")
+    final = client.wait_for_job(job_id, timeout=WAIT)
+    equal(final["state"], "COMPLETED", "final state (error: %s)" % final.get("error"))
+
+    # wait_for_job returns after every callback up to COMPLETED ran: the queue holds them all
+    events = core.poll(sess.events)
+    mine = [e for e in events if e.params.get("jobId") == job_id]
+    states = [e.params["state"] for e in mine if e.method == "job/stateChanged"]
+    equal(states, ["QUEUED", "ACTIVE", "COMPLETED"], "state notifications")
+    progress = [e.params["progress"] for e in mine if e.method == "job/progress"]
+    check(progress and progress[-1] == 1.0, "progress notifications end at 1.0: %r" % progress[-5:])
+    check(progress == sorted(progress), "progress only grows")
+    equal(core.poll(sess.events), [], "the queue is drained")
+    completed = sess.tracker.apply(events)
+    equal([info.job_id for info in completed], [job_id], "tracker: completed jobs")
+    info = sess.tracker.jobs[job_id]
+    equal((info.state, info.progress, info.name), ("COMPLETED", 1.0, "quad"), "tracked job")
+    equal(sess.tracker.counts()["completed"], 1, "completed counter")
+
+    equal(client.get_python_data(job_id), {"faces_before": 6, "faces_after": 7}, "python_data")
+    loaded = core.load_data_blocks(client, job_id)
+    equal([b.name for b in loaded], ["Sender_quad"], "loaded blocks")
+    quad = bpy.data.objects["Sender_quad"]
+    check(quad in loaded, "the returned block is the object in bpy.data")
+    equal(len(quad.data.polygons), 7, "faces of the loaded object (faces_after)")
+    equal(len(quad.data.vertices), 12, "vertices of the loaded object")
+    check(quad.name in bpy.context.scene.collection.objects, "loaded object linked into the scene collection")
+    equal(quad.use_fake_user, False, "no leftover fake user on a linked object")
+    equal(len(bpy.data.objects["Sender"].data.polygons), 6, "the sender is unchanged")
+    check("NotSelected_quad" not in bpy.data.objects and other.name == "NotSelected",
+          "only the selected object was sent")
+    bpy.data.objects.remove(other)
+
+
+def test_load_without_replace_keeps_both():
+    sess = session()
+    sender = bpy.data.objects["Sender"]
+    select_only(sender)
+    job_id = core.send_selected(sess.client, os.path.join(JOBS, "bmesh_quad.py"), [sender])
+    equal(sess.client.wait_for_job(job_id, timeout=WAIT)["state"], "COMPLETED", "state")
+    loaded = core.load_data_blocks(sess.client, job_id, replace=False)
+    equal([b.name for b in loaded], ["Sender_quad.001"], "a second copy gets a suffix")
+    equal(objects_named("Sender_quad"), ["Sender_quad", "Sender_quad.001"], "both objects exist")
+    extra_mesh = loaded[0].data
+    bpy.data.objects.remove(loaded[0])
+    bpy.data.meshes.remove(extra_mesh)
+    equal(objects_named("Sender_quad"), ["Sender_quad"], "cleanup")
+
+
+def test_load_with_replace_swaps_existing_object():
+    sess = session()
+    old = bpy.data.objects["Sender_quad"]
+    equal(len(old.data.polygons), 7, "the existing object before replacing")
+    old_mesh_name = old.data.name
+    # put the existing result into its own collection: the replacement must take its place
+    results = bpy.data.collections.new("Results")
+    bpy.context.scene.collection.children.link(results)
+    results.objects.link(old)
+    bpy.context.scene.collection.objects.unlink(old)
+    # change the sender to a single quad, so the new result has 2 faces instead of 7
+    sender = bpy.data.objects["Sender"]
+    old_sender_mesh = sender.data
+    plane = bpy.data.meshes.new("PlaneMesh")
+    plane.from_pydata([(-1, -1, 0), (1, -1, 0), (1, 1, 0), (-1, 1, 0)], [], [(0, 1, 2, 3)])
+    sender.data = plane
+    bpy.data.meshes.remove(old_sender_mesh)
+    select_only(sender)
+
+    job_id = core.send_selected(sess.client, os.path.join(JOBS, "bmesh_quad.py"), [sender])
+    equal(sess.client.wait_for_job(job_id, timeout=WAIT)["state"], "COMPLETED", "state")
+    equal(sess.client.get_python_data(job_id)["faces_after"], 2, "faces_after of the new result")
+    meshes_before = len(bpy.data.meshes)
+    loaded = core.load_data_blocks(sess.client, job_id, replace=True)
+
+    equal([b.name for b in loaded], ["Sender_quad"], "the new object takes the name")
+    equal(objects_named("Sender_quad"), ["Sender_quad"], "only one object with that name remains")
+    check(not objects_named("~replaced~"), "no renamed-aside object left")
+    new = bpy.data.objects["Sender_quad"]
+    equal(len(new.data.polygons), 2, "the remaining object holds the new geometry")
+    equal(len(new.data.vertices), 8, "new vertices")
+    equal([c.name for c in new.users_collection], ["Results"], "the new object took the old one's place")
+    check(new.name not in bpy.context.scene.collection.objects, "not also linked to the scene collection")
+    equal(new.data.name, old_mesh_name, "the new mesh took the removed mesh's name")
+    equal(len(bpy.data.meshes), meshes_before, "the old mesh was removed (one in, one out)")
+    check(not [m for m in bpy.data.meshes if m.name.startswith("~replaced~")], "no renamed-aside mesh left")
+
+
+def test_operator_and_timer_step_load_results():
+    sess = session()
+    settings = bpy.context.scene.blender_jobs
+    settings.script = os.path.join(JOBS, "remesh.py")
+    settings.passed_data = '{"duration": 0.2}'
+    settings.timeout = 120
+    settings.auto_load = True
+    settings.replace_existing = False
+    select_only(bpy.data.objects["Sender"])
+    known = set(sess.tracker.jobs)
+    check(bpy.ops.blender_jobs.run_job.poll(), "run_job is available with a selection")
+    equal(bpy.ops.blender_jobs.run_job(), {'FINISHED'}, "run_job operator")
+    new_ids = [j for j in sess.tracker.jobs if j not in known]
+    equal(len(new_ids), 1, "the operator tracks one new job")
+    job_id = new_ids[0]
+    info = sess.tracker.jobs[job_id]
+    equal(info.name, "remesh.py: Sender", "job name")
+    info = wait_tracked(sess, job_id, lambda i: i.final)
+    equal(info.state, "COMPLETED", "state (%s)" % info.error_text())
+    equal(info.load_error, None, "load error")
+    equal(info.loaded, ["Sender_remeshed"], "the timer step loaded the result")
+    data = sess.client.get_python_data(job_id)
+    equal(data["name"], "Sender_remeshed", "python_data name")
+    remeshed = bpy.data.objects["Sender_remeshed"]
+    equal(len(remeshed.data.vertices), data["vertices"], "loaded vertices match python_data")
+    check(data["vertices"] > 0, "remesh produced geometry")
+    check(remeshed.name in bpy.context.scene.collection.objects, "linked into the scene")
+    # the same through the Load Results button, replacing the loaded one
+    settings.replace_existing = True
+    equal(bpy.ops.blender_jobs.load_results(job_id=job_id), {'FINISHED'}, "load_results operator")
+    equal(objects_named("Sender_remeshed"), ["Sender_remeshed"], "reloaded with replace")
+
+
+def test_progress_and_cancel():
+    sess = session()
+    sender = bpy.data.objects["Sender"]
+    job_id = core.send_selected(sess.client, os.path.join(JOBS, "timeout_loop.py"), [sender], name="long")
+    sess.tracker.add(job_id, "long")
+    info = wait_tracked(sess, job_id, lambda i: i.state == "ACTIVE" and 0.0 < i.progress < 1.0, timeout=60)
+    equal(sess.tracker.counts()["running"], 1, "running counter")
+    check(info.message.startswith("step "), "progress message %r" % info.message)
+    equal(bpy.ops.blender_jobs.cancel_job(job_id=job_id), {'FINISHED'}, "cancel_job operator")
+    equal(sess.client.wait_for_job(job_id, timeout=30)["state"], "CANCELED", "final state")
+    info = wait_tracked(sess, job_id, lambda i: i.final, timeout=10)
+    equal(info.state, "CANCELED", "tracked state")
+    check(info.progress < 1.0, "progress stopped")
+    equal(sess.tracker.counts()["running"], 0, "running counter after cancel")
+    equal(sess.tracker.counts()["canceled"], 1, "canceled counter")
+    equal(core.cancel_job(sess.client, job_id), False, "canceling a finished job does nothing")
+    try:
+        core.load_data_blocks(sess.client, job_id)
+    except Exception as exc:
+        equal(type(exc).__name__, "JobCanceled", "loading a canceled job")
+    else:
+        raise AssertionError("loading a canceled job did not raise")
+
+
+def test_failed_job_is_tracked():
+    sess = session()
+    job_id = core.send_selected(sess.client, os.path.join(JOBS, "raises.py"), [bpy.data.objects["Sender"]],
+                                name="raises")
+    sess.tracker.add(job_id, "raises", auto_load=True)
+    info = wait_tracked(sess, job_id, lambda i: i.final)
+    equal(info.state, "FAILED", "state")
+    equal(info.error["kind"], "SCRIPT_ERROR", "error kind")
+    check("fixture failure: expected" in info.error_text(), "error text %r" % info.error_text())
+    equal(info.loaded, None, "nothing loaded for a failed job")
+    equal(sess.tracker.counts()["failed"], 1, "failed counter")
+
+
+def test_panel_draws():
+    sess = session()
+    for with_progress in (False, True):
+        log = []
+        fake = type("FakePanel", (), {"layout": FakeLayout(log, with_progress)})()
+        ui.BLENDER_JOBS_PT_panel.draw(fake, bpy.context)
+        labels = [entry[1] for entry in log if entry[0] == "label"]
+        check(any(text.startswith("Server: pid %d" % sess.client.pid) for text in labels), "server line: %r" % labels)
+        counts = sess.tracker.counts()
+        for key in ("Queued", "Running", "Completed", "Failed"):
+            check("%s %d" % (key, counts[key.lower()]) in labels, "counter %s in %r" % (key, labels))
+        bars = [entry for entry in log if entry[0] == "progress"] if with_progress else \
+            [text for text in labels if text and set(text) <= set(u"\u2588\u2591")]
+        equal(len(bars), len(sess.tracker.jobs), "one progress bar per job")
+        operators = [entry[1] for entry in log if entry[0] == "operator"]
+        check("blender_jobs.run_job" in operators, "run button")
+        check("blender_jobs.remove_job" in operators, "remove buttons for finished jobs")
+    # a job in progress gets a cancel button
+    info = sess.tracker.add("job-000000000000", "fake running")
+    info.state, info.progress = "ACTIVE", 0.42
+    log = []
+    ui.BLENDER_JOBS_PT_panel.draw(type("P", (), {"layout": FakeLayout(log, False)})(), bpy.context)
+    check(("operator", "blender_jobs.cancel_job") in log, "cancel button for a running job")
+    check(any(e[0] == "label" and "ACTIVE 42%" in e[1] for e in log), "42% shown")
+    sess.tracker.remove("job-000000000000")
+    equal(ui.tick(), ui.TIMER_INTERVAL_IDLE, "tick with only finished jobs")
+
+
+def test_unregister_shuts_server_down():
+    sess = core.current_session()
+    check(sess is not None, "a server is running")
+    server_pid = sess.client.pid
+    equal(server_pid, STATE.get("server_pid"), "the same server served every job")
+    worker_pids = [w["pid"] for w in sess.client.get_stats()["workerDetails"] if w.get("pid", -1) > 0]
+    check(worker_pids, "workers are running")
+    equal(server_processes_of_this_blender(), [server_pid], "server process while registered")
+    blender_jobs_addon.unregister()
+    check(core.current_session() is None, "no session after unregister")
+    check(not hasattr(bpy.types, "BLENDER_JOBS_OT_run_job"), "operator unregistered")
+    check(not hasattr(bpy.types.Scene, "blender_jobs"), "scene settings removed")
+    check(not bpy.app.timers.is_registered(ui.tick), "timer removed")
+    deadline = time.monotonic() + 15
+    left = [server_pid] + worker_pids
+    while time.monotonic() < deadline:
+        left = [pid for pid in [server_pid] + worker_pids if proc_alive(pid)]
+        if not left:
+            break
+        time.sleep(0.1)
+    equal(left, [], "server and worker processes alive after unregister")
+    equal(server_processes_of_this_blender(), [], "server processes of this Blender")
+    equal(sess.client.process.returncode, 0, "server exit code (shutdown + exit)")
+
+
+def test_enable_through_addon_utils_uses_preferences():
+    import addon_utils
+    mod = addon_utils.enable("blender_jobs_addon", default_set=True, handle_error=None)
+    check(mod is not None, "addon_utils.enable returned the module")
+    try:
+        prefs = ui.get_prefs()
+        check(prefs is not None, "preferences available once enabled")
+        equal(prefs.jar_path, "", "jar preference defaults to empty ($BLENDER_JOBS_JAR)")
+        prefs.jar_path = JAR
+        prefs.workers = 1
+        sess = ui.session_from_prefs()
+        equal(sess.client.server_info["workers"], 1, "workers from the preferences")
+        equal(sess.client.jar, JAR, "jar from the preferences")
+        equal(sess.client.server_info["blender"]["path"], bpy.app.binary_path, "workers use this Blender")
+        pid = sess.client.pid
+    finally:
+        addon_utils.disable("blender_jobs_addon", default_set=True)
+    check(core.current_session() is None, "disable shut the server down")
+    deadline = time.monotonic() + 10
+    while proc_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    check(not proc_alive(pid), "server %d still alive after disable" % pid)
+
+
+INSTALLED_CHILD = r"""
+import json, os, sys, time
+import addon_utils, bpy
+out = {}
+try:
+    bpy.ops.preferences.addon_install(filepath=os.environ["ADDON_ZIP"], overwrite=True)
+    out["installed"] = sorted(os.listdir(bpy.utils.user_resource('SCRIPTS', path="addons")))
+    mod = addon_utils.enable("blender_jobs_addon", default_set=True)
+    out["module_file"] = mod.__file__
+    ui = sys.modules["blender_jobs_addon.ui"]
+    core = sys.modules["blender_jobs_addon.core"]
+    prefs = bpy.context.preferences.addons["blender_jobs_addon"].preferences
+    prefs.jar_path = os.environ["JAR"]
+    prefs.workers = 1
+    me = bpy.data.meshes.new("ZipMesh")
+    me.from_pydata([(-1, -1, 0), (1, -1, 0), (1, 1, 0), (-1, 1, 0)], [], [(0, 1, 2, 3)])
+    ob = bpy.data.objects.new("Zipped", me)
+    bpy.context.scene.collection.objects.link(ob)
+    for other in bpy.context.view_layer.objects:
+        other.select_set(other is ob)
+    bpy.context.scene.blender_jobs.script = os.environ["SCRIPT"]
+    out["run"] = sorted(bpy.ops.blender_jobs.run_job())
+    session = core.current_session()
+    out["client_module"] = sys.modules["blender_jobs_client"].__file__
+    job_id = list(session.tracker.jobs)[-1]
+    session.client.wait_for_job(job_id, timeout=120)
+    ui.process_events(session)
+    info = session.tracker.jobs[job_id]
+    out["state"], out["loaded"] = info.state, info.loaded
+    out["faces"] = len(bpy.data.objects["Zipped_quad"].data.polygons)
+finally:
+    addon_utils.disable("blender_jobs_addon", default_set=True)
+    out["session_after_disable"] = repr(sys.modules["blender_jobs_addon.core"].current_session())
+    print("RESULT " + json.dumps(out))
+"""
+
+
+def test_installed_from_zip_finds_client_through_jar():
+    """Zip the package like a user would, install it into a throwaway user scripts folder of a
+    child Blender, enable it, set the jar preference, run a job with the operator."""
+    import json
+    import shutil
+    import subprocess
+    import zipfile
+    tmp = tempfile.mkdtemp(prefix="bj-addon-install-test-")
+    try:
+        zip_path = os.path.join(tmp, "blender_jobs_addon.zip")
+        package = os.path.join(ADDON_ROOT, "blender_jobs_addon")
+        with zipfile.ZipFile(zip_path, "w") as zf:
+            for name in sorted(os.listdir(package)):
+                if name.endswith(".py"):
+                    zf.write(os.path.join(package, name), "blender_jobs_addon/" + name)
+        env = dict(os.environ, BLENDER_USER_SCRIPTS=os.path.join(tmp, "scripts"), ADDON_ZIP=zip_path,
+                   JAR=JAR, SCRIPT=os.path.join(JOBS, "bmesh_quad.py"), PYTHONPATH="")
+        for key in ("BLENDER_JOBS_JAR", "BLENDER_JOBS_CLIENT_DIR"):
+            env.pop(key, None)
+        proc = subprocess.run([bpy.app.binary_path, "-b", "--factory-startup", "--python-exit-code", "1",
+                               "--python-expr", INSTALLED_CHILD], env=env, cwd=tmp,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=300)
+        text = proc.stdout.decode("utf-8", "replace")
+        lines = [l for l in text.splitlines() if l.startswith("RESULT ")]
+        check(proc.returncode == 0 and lines, "child Blender failed (exit %s):\n%s" % (proc.returncode, text[-3000:]))
+        out = json.loads(lines[-1][len("RESULT "):])
+        equal(out.get("installed"), ["blender_jobs_addon"], "installed into the user scripts folder")
+        check(out["module_file"].startswith(tmp), "the installed copy was enabled: %s" % out["module_file"])
+        equal(out.get("run"), ["FINISHED"], "run_job in the installed add-on (%s)" % text[-2000:])
+        equal(os.path.dirname(out["client_module"]), os.path.join(REPO, "client-examples", "python"),
+              "client found next to the jar's repository")
+        equal((out["state"], out["loaded"], out["faces"]), ("COMPLETED", ["Zipped_quad"], 2), "job result")
+        equal(out["session_after_disable"], "None", "disable shut the server down")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+TESTS = [
+    test_register_in_background,
+    test_bad_inputs_are_rejected_before_the_server,
+    test_send_selected_poll_load_bmesh_quad,
+    test_load_without_replace_keeps_both,
+    test_load_with_replace_swaps_existing_object,
+    test_operator_and_timer_step_load_results,
+    test_progress_and_cancel,
+    test_failed_job_is_tracked,
+    test_panel_draws,
+    test_unregister_shuts_server_down,
+    test_enable_through_addon_utils_uses_preferences,
+    test_installed_from_zip_finds_client_through_jar,
+]
+
+
+def main():
+    passed, failed = 0, []
+    for test in TESTS:
+        start = time.monotonic()
+        try:
+            test()
+        except Exception:
+            failed.append(test.__name__)
+            print("FAIL %s (%.1f s)" % (test.__name__, time.monotonic() - start))
+            traceback.print_exc()
+            sess = core.current_session()
+            if sess is not None:
+                print("  server log tail:\n    " + "\n    ".join(sess.client.stderr_tail(15)))
+        else:
+            passed += 1
+            print("ok   %s (%.1f s)" % (test.__name__, time.monotonic() - start))
+        sys.stdout.flush()
+    try:
+        core.shutdown_session()
+    except Exception:
+        traceback.print_exc()
+    if failed:
+        print("failed: " + ", ".join(failed))
+    print("%d passed, %d failed" % (passed, len(failed)))
+    sys.stdout.flush()
+    if failed:
+        sys.exit(1)
+
+
+main()

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs, builds and tests the Node client, its CLI and the VS Code extension example against
+# the real server jar and real Blender. The jar: $BLENDER_JOBS_JAR, else
+# ../../server/target/blender-jobs-server.jar (build it first: mvn -q package -Dmaven.test.skip=true).
+set -euo pipefail
+cd "$(dirname "$0")"
+
+jar="${BLENDER_JOBS_JAR:-../../server/target/blender-jobs-server.jar}"
+if [ ! -f "$jar" ]; then
+  echo "run-tests.sh: the server jar $jar does not exist; build it or set BLENDER_JOBS_JAR" >&2
+  exit 1
+fi
+export BLENDER_JOBS_JAR="$(cd "$(dirname "$jar")" && pwd)/$(basename "$jar")"
+
+npm ci --no-audit --no-fund
+npm run build
+npm run build:extension
+npm test

@@ -1,0 +1,476 @@
+/**
+ * TypeScript types for every message of the blender-jobs wire protocol (see ../../../protocol.md),
+ * plus the typed vscode-jsonrpc `RequestType` / `NotificationType` objects used to send and receive them.
+ *
+ * Conventions: a field the server omits when it does not apply is optional (`?`). The server never
+ * sends `null` for a field: it leaves the field out.
+ */
+import {
+    NotificationType,
+    NotificationType0,
+    RequestType,
+    RequestType0,
+} from 'vscode-jsonrpc/node';
+
+// ------------------------------------------------------------------------------------------ enums
+
+export type JobState = 'QUEUED' | 'ACTIVE' | 'COMPLETED' | 'FAILED' | 'CANCELED';
+
+export const JOB_STATES: readonly JobState[] = ['QUEUED', 'ACTIVE', 'COMPLETED', 'FAILED', 'CANCELED'];
+export const FINAL_STATES: readonly JobState[] = ['COMPLETED', 'FAILED', 'CANCELED'];
+
+export function isFinalState(state: string | undefined): state is 'COMPLETED' | 'FAILED' | 'CANCELED' {
+    return state === 'COMPLETED' || state === 'FAILED' || state === 'CANCELED';
+}
+
+export type FailureKind =
+    | 'SCRIPT_ERROR'
+    | 'SCRIPT_EXITED'
+    | 'TIMED_OUT'
+    | 'BLENDER_CRASHED'
+    | 'BLENDER_EXITED'
+    | 'RESULT_NOT_SERIALIZABLE'
+    | 'SETUP_FAILED'
+    | 'WORKER_START_FAILED'
+    | 'WORKER_ERROR';
+
+export type Isolation = 'worker' | 'process';
+
+/** A JSON value, as `passedData` and `python_data` carry. */
+export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
+export type JsonObject = { [key: string]: JsonValue };
+
+/** `{<bpy.data collection>: [<names>]}`, e.g. `{"objects": ["Cube"]}`. */
+export type DataBlockNames = { [collection: string]: string[] };
+
+/** An LSP progress token. */
+export type ProgressToken = number | string;
+
+// ----------------------------------------------------------------------------------- error codes
+
+/** Every JSON-RPC error code the server uses (protocol.md §5). */
+export const ErrorCodes = {
+    ParseError: -32700,
+    InvalidRequest: -32600,
+    MethodNotFound: -32601,
+    InvalidParams: -32602,
+    InternalError: -32603,
+    RequestCancelled: -32800,
+    ServerNotInitialized: -32002,
+    JobNotFound: 1001,
+    JobNotFinished: 1002,
+    JobFailed: 1003,
+    JobCanceled: 1004,
+    JobNotRemovable: 1005,
+    BlenderUnavailable: 1010,
+    ShuttingDown: 1011,
+    JobFilesUnavailable: 1012,
+} as const;
+
+export type ErrorKind =
+    | 'JOB_NOT_FOUND'
+    | 'JOB_NOT_FINISHED'
+    | 'JOB_FAILED'
+    | 'JOB_CANCELED'
+    | 'JOB_NOT_REMOVABLE'
+    | 'BLENDER_UNAVAILABLE'
+    | 'SHUTTING_DOWN'
+    | 'JOB_FILES_UNAVAILABLE';
+
+/** `data` of a -32602 error. */
+export interface InvalidParamsData {
+    field: string;
+    reason: string;
+}
+
+/** `data` of an application error (1001–1012). */
+export interface ApplicationErrorData {
+    errorKind: ErrorKind;
+    jobId?: string;
+    state?: JobState;
+    /** 1003 only. */
+    failureKind?: FailureKind;
+    /** 1003 only. */
+    failureMessage?: string;
+}
+
+/** `data` of a -32700 error. */
+export interface ParseErrorData {
+    message: string;
+}
+
+export type ErrorData = InvalidParamsData | ApplicationErrorData | ParseErrorData;
+
+// ------------------------------------------------------------------------------- shared shapes
+
+/** A job failure (getJob.error, earlierErrors, job/stateChanged.error). */
+export interface ErrorInfo {
+    kind: FailureKind;
+    message: string;
+    attempt: number;
+    /** SCRIPT_ERROR, WORKER_ERROR. */
+    traceback?: string;
+    /** BLENDER_CRASHED, when Blender wrote one. */
+    crashReport?: string;
+    logTail: string[];
+}
+
+// ------------------------------------------------------------------------------------ initialize
+
+export interface ClientCapabilities {
+    window?: {
+        /** Declare it to get LSP `$/progress` for jobs added with a `workDoneToken`. */
+        workDoneProgress?: boolean;
+    };
+    [key: string]: unknown;
+}
+
+/** Params of `initialize`: any object; LSP-style fields are accepted. */
+export interface InitializeParams {
+    processId?: number | null;
+    clientInfo?: { name: string; version?: string };
+    capabilities?: ClientCapabilities;
+    [key: string]: unknown;
+}
+
+export interface BlenderInfo {
+    available: boolean;
+    path?: string;
+    version?: string;
+    /** Only when `available` is false. */
+    problem?: string;
+}
+
+export interface ServerCapabilities {
+    requests: string[];
+    notifications: string[];
+    jobStates: JobState[];
+    failureKinds: FailureKind[];
+    maxMessageBytes: number;
+    [key: string]: unknown;
+}
+
+export interface InitializeResult {
+    serverInfo: { name: string; version: string };
+    blender: BlenderInfo;
+    workers: number;
+    maxJobsPerWorker: number;
+    stateDir: string;
+    capabilities: ServerCapabilities;
+}
+
+/** Params of the `initialized` notification (ignored by the server). */
+export type InitializedParams = Record<string, never>;
+
+// ---------------------------------------------------------------------------------------- addJob
+
+export interface PassedDataBlocks {
+    /** Path of a .blend library, copied at addJob time. */
+    library: string;
+    /** Which blocks to append; without it every block is appended. */
+    names?: DataBlockNames;
+}
+
+export interface AddJobParams {
+    /** Path of a .py file readable by the server. Give exactly one of `script` / `scriptText`. */
+    script?: string;
+    /** The script's source. Give exactly one of `script` / `scriptText`. */
+    scriptText?: string;
+    name?: string;
+    /** Seconds per attempt; 0 = none. */
+    timeout?: number;
+    passedData?: JsonObject;
+    passedDataBlocks?: PassedDataBlocks;
+    blendFile?: string;
+    /** 1 … 100, default 1. */
+    maxAttempts?: number;
+    isolation?: Isolation;
+    /** Needs `name`: cancels and removes every job with the same name first. */
+    replaceExisting?: boolean;
+    /** LSP work-done token: the server reports the job as `$/progress` with this token. */
+    workDoneToken?: ProgressToken;
+}
+
+export interface AddJobResult {
+    jobId: string;
+    name?: string;
+    state: JobState;
+    attempt: number;
+}
+
+// --------------------------------------------------------------------- requests taking a jobId
+
+export interface JobIdParams {
+    jobId: string;
+}
+
+export type GetProgressParams = JobIdParams;
+
+export interface GetProgressResult {
+    jobId: string;
+    name?: string;
+    state: JobState;
+    /** 0.0 … 1.0. */
+    progress: number;
+    message?: string;
+    attempt: number;
+    maxAttempts: number;
+    createdAt: number;
+    startedAt?: number;
+    finishedAt?: number;
+    elapsedMs: number;
+}
+
+export type GetPythonDataParams = JobIdParams;
+
+/** The JSON value the script left in `python_data` (usually an object). */
+export type GetPythonDataResult = JsonValue;
+
+export type GetDataBlocksParams = JobIdParams;
+
+export interface GetDataBlocksResult {
+    jobId: string;
+    /** Omitted when the script listed no blocks. */
+    library?: string;
+    blocks: DataBlockNames;
+    count: number;
+}
+
+export type GetJobParams = JobIdParams;
+
+export interface JobTiming {
+    setupMs: number;
+    scriptMs: number;
+    collectMs: number;
+}
+
+export interface GetJobResult {
+    jobId: string;
+    name?: string;
+    /** The script path, or `"<scriptText>"`. */
+    script: string;
+    state: JobState;
+    progress: number;
+    progressMessage?: string;
+    attempt: number;
+    maxAttempts: number;
+    timeout: number;
+    createdAt: number;
+    startedAt?: number;
+    finishedAt?: number;
+    elapsedMs: number;
+    error?: ErrorInfo;
+    earlierErrors: ErrorInfo[];
+    workerPid?: number;
+    pythonDataBytes?: number;
+    dataBlocks?: GetDataBlocksResult;
+    timing?: JobTiming;
+    directory: string;
+    logFile: string;
+    logTail: string[];
+}
+
+export interface ListJobsParams {
+    state?: JobState;
+    states?: JobState[];
+    name?: string;
+}
+
+export interface JobSummary {
+    jobId: string;
+    name?: string;
+    state: JobState;
+    progress: number;
+    attempt: number;
+    createdAt: number;
+    finishedAt?: number;
+    errorKind?: FailureKind;
+}
+
+export interface ListJobsResult {
+    jobs: JobSummary[];
+    count: number;
+}
+
+export type CancelJobParams = JobIdParams;
+
+export interface CancelJobResult {
+    jobId: string;
+    state: JobState;
+    previousState: JobState;
+    /** True if this call canceled the job. */
+    canceled: boolean;
+}
+
+/** `cancelAll` takes no params (`{}`). */
+export type CancelAllParams = Record<string, never>;
+
+export interface CancelAllResult {
+    canceled: number;
+}
+
+export type RemoveJobParams = JobIdParams;
+
+export interface RemoveJobResult {
+    jobId: string;
+    removed: true;
+}
+
+/** `getStats` ignores its params. */
+export type GetStatsParams = Record<string, never>;
+
+export type WorkerState = 'STARTING' | 'IDLE' | 'BUSY' | 'STOPPING' | 'WAITING_TO_RESTART' | 'SHUT_DOWN';
+
+export interface WorkerDetails {
+    worker: string;
+    state: WorkerState;
+    /** -1 if none. */
+    pid: number;
+    jobsRun: number;
+    processesStarted: number;
+    jobId?: string;
+}
+
+export interface GetStatsResult {
+    queued: number;
+    active: number;
+    completed: number;
+    failed: number;
+    canceled: number;
+    total: number;
+    workers: number;
+    freeWorkers: number;
+    busyWorkers: number;
+    workerDetails: WorkerDetails[];
+}
+
+// ------------------------------------------------------------------- notifications server→client
+
+export interface JobProgressParams {
+    jobId: string;
+    /** 0.0 … 1.0. */
+    progress: number;
+    message?: string;
+    /** Epoch ms at which the script reported. */
+    reportedAt: number;
+}
+
+export interface JobStateChangedParams {
+    jobId: string;
+    name?: string;
+    state: JobState;
+    /** Absent only for the first QUEUED. */
+    previousState?: JobState;
+    attempt: number;
+    error?: ErrorInfo;
+}
+
+// ---------------------------------------------------------------- LSP work-done progress shapes
+
+/** LSP `WorkDoneProgressBegin`. */
+export interface WorkDoneProgressBegin {
+    kind: 'begin';
+    title: string;
+    cancellable?: boolean;
+    message?: string;
+    /** 0 … 100. */
+    percentage?: number;
+}
+
+/** LSP `WorkDoneProgressReport`. */
+export interface WorkDoneProgressReport {
+    kind: 'report';
+    cancellable?: boolean;
+    message?: string;
+    /** 0 … 100 (integer). */
+    percentage?: number;
+}
+
+/** LSP `WorkDoneProgressEnd`. */
+export interface WorkDoneProgressEnd {
+    kind: 'end';
+    message?: string;
+}
+
+export type WorkDoneProgressValue = WorkDoneProgressBegin | WorkDoneProgressReport | WorkDoneProgressEnd;
+
+/** LSP `ProgressParams<T>` (the params of `$/progress`). */
+export interface ProgressParams<T> {
+    token: ProgressToken;
+    value: T;
+}
+
+export type WorkDoneProgressParams = ProgressParams<WorkDoneProgressValue>;
+
+/** LSP `WorkDoneProgressCancelParams` (client → server). */
+export interface WorkDoneProgressCancelParams {
+    token: ProgressToken;
+}
+
+/** LSP `WorkDoneProgressCreateParams` (server → client request; not used by blender-jobs today). */
+export interface WorkDoneProgressCreateParams {
+    token: ProgressToken;
+}
+
+// --------------------------------------------------------------------- typed message objects
+
+export namespace InitializeRequest {
+    export const type = new RequestType<InitializeParams, InitializeResult, void>('initialize');
+}
+export namespace InitializedNotification {
+    export const type = new NotificationType<InitializedParams>('initialized');
+}
+export namespace ShutdownRequest {
+    export const type = new RequestType0<null, void>('shutdown');
+}
+export namespace ExitNotification {
+    export const type = new NotificationType0('exit');
+}
+export namespace AddJobRequest {
+    export const type = new RequestType<AddJobParams, AddJobResult, void>('addJob');
+}
+export namespace GetProgressRequest {
+    export const type = new RequestType<GetProgressParams, GetProgressResult, void>('getProgress');
+}
+export namespace GetPythonDataRequest {
+    export const type = new RequestType<GetPythonDataParams, GetPythonDataResult, void>('getPythonData');
+}
+export namespace GetDataBlocksRequest {
+    export const type = new RequestType<GetDataBlocksParams, GetDataBlocksResult, void>('getDataBlocks');
+}
+export namespace GetJobRequest {
+    export const type = new RequestType<GetJobParams, GetJobResult, void>('getJob');
+}
+export namespace ListJobsRequest {
+    export const type = new RequestType<ListJobsParams, ListJobsResult, void>('listJobs');
+}
+export namespace CancelJobRequest {
+    export const type = new RequestType<CancelJobParams, CancelJobResult, void>('cancelJob');
+}
+export namespace CancelAllRequest {
+    export const type = new RequestType<CancelAllParams, CancelAllResult, void>('cancelAll');
+}
+export namespace RemoveJobRequest {
+    export const type = new RequestType<RemoveJobParams, RemoveJobResult, void>('removeJob');
+}
+export namespace GetStatsRequest {
+    export const type = new RequestType<GetStatsParams, GetStatsResult, void>('getStats');
+}
+export namespace JobProgressNotification {
+    export const type = new NotificationType<JobProgressParams>('job/progress');
+}
+export namespace JobStateChangedNotification {
+    export const type = new NotificationType<JobStateChangedParams>('job/stateChanged');
+}
+/** LSP `$/progress` (server → client). */
+export namespace WorkDoneProgressNotification {
+    export const type = new NotificationType<WorkDoneProgressParams>('$/progress');
+}
+/** LSP `window/workDoneProgress/cancel` (client → server). */
+export namespace WorkDoneProgressCancelNotification {
+    export const type = new NotificationType<WorkDoneProgressCancelParams>('window/workDoneProgress/cancel');
+}
+/** LSP `window/workDoneProgress/create` (server → client). */
+export namespace WorkDoneProgressCreateRequest {
+    export const type = new RequestType<WorkDoneProgressCreateParams, null, void>('window/workDoneProgress/create');
+}

@@ -1,0 +1,295 @@
+/**
+ * Tests of the client against the real server jar and real Blender.
+ * The jar: $BLENDER_JOBS_JAR, else ../../server/target/blender-jobs-server.jar.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { BlenderJobsClient, startClient } from '../src/client';
+import { JsonRpcError } from '../src/errors';
+import {
+    AddJobParams,
+    ErrorCodes,
+    WorkDoneProgressBegin,
+    WorkDoneProgressEnd,
+    WorkDoneProgressParams,
+    WorkDoneProgressReport,
+} from '../src/protocol';
+import { LIBRARY, Recorder, jobScript, slowScript } from './helpers';
+
+const JOB_TIMEOUT = 120_000;
+
+/** An assert.rejects predicate: a JsonRpcError with this code (and `data` fields, if given). */
+function rpcError(code: number, data?: Record<string, unknown>) {
+    return (error: unknown): boolean => {
+        assert.ok(error instanceof JsonRpcError, `expected a JsonRpcError, got ${String(error)}`);
+        assert.equal(error.code, code, `code of: ${error.message}`);
+        assert.equal(typeof error.message, 'string');
+        assert.ok(error.message.length > 0);
+        if (data) {
+            assert.ok(error.data && typeof error.data === 'object', 'error has data');
+            for (const [key, value] of Object.entries(data)) {
+                assert.equal((error.data as Record<string, unknown>)[key], value, `data.${key}`);
+            }
+        }
+        return true;
+    };
+}
+
+describe('blender-jobs client against the real server', () => {
+    let client: BlenderJobsClient;
+    let recorder: Recorder;
+    const serverLog: string[] = [];
+
+    before(async () => {
+        client = new BlenderJobsClient({ workers: 2, onStderrLine: (line) => serverLog.push(line) });
+        recorder = new Recorder(client);
+        await client.start();
+    });
+
+    after(async () => {
+        if (client) await client.dispose();
+    });
+
+    test('initialize answers with the server description', async () => {
+        const described = client.serverDescription;
+        assert.ok(described, 'start() keeps the initialize result');
+        assert.equal(described.serverInfo.name, 'blender-jobs');
+        assert.match(described.serverInfo.version, /^\d+\.\d+\.\d+/);
+        assert.equal(described.blender.available, true, `Blender must be available: ${described.blender.problem}`);
+        assert.equal(described.workers, 2);
+        assert.ok(described.capabilities.requests.includes('addJob'));
+        assert.deepEqual([...described.capabilities.jobStates].sort(),
+            ['ACTIVE', 'CANCELED', 'COMPLETED', 'FAILED', 'QUEUED']);
+        assert.ok(described.capabilities.failureKinds.includes('TIMED_OUT'));
+        assert.ok(described.capabilities.maxMessageBytes > 0);
+
+        // initialize may be sent again and answers the same way.
+        const again = await client.initialize({ capabilities: { window: { workDoneProgress: true } } });
+        assert.equal(again.serverInfo.name, 'blender-jobs');
+        assert.equal(again.stateDir, described.stateDir);
+    });
+
+    test('a scriptText job completes and getPythonData returns its value', { timeout: JOB_TIMEOUT }, async () => {
+        const added = await client.addJob({
+            name: 'answer',
+            scriptText: 'python_data = {"answer": x * 7, "items": [1, None, "two"], "text": passed_data["s"]}',
+            passedData: { x: 6, s: "quotes ' \" and <tags>" },
+        });
+        assert.match(added.jobId, /^job-[0-9a-f]{12}$/);
+        assert.equal(added.name, 'answer');
+        assert.ok(added.state === 'QUEUED' || added.state === 'ACTIVE');
+
+        const final = await client.waitForJob(added.jobId, JOB_TIMEOUT);
+        assert.equal(final.state, 'COMPLETED', JSON.stringify(final.error));
+        assert.deepEqual(await client.getPythonData(added.jobId),
+            { answer: 42, items: [1, null, 'two'], text: "quotes ' \" and <tags>" });
+
+        const job = await client.getJob(added.jobId);
+        assert.equal(job.state, 'COMPLETED');
+        assert.equal(job.script, '<scriptText>');
+        assert.equal(job.progress, 1);
+        const progress = await client.getProgress(added.jobId);
+        assert.equal(progress.state, 'COMPLETED');
+        const blocks = await client.getDataBlocks(added.jobId);
+        assert.deepEqual(blocks, { jobId: added.jobId, blocks: {}, count: 0 });
+        const listed = await client.listJobs({ name: 'answer' });
+        assert.ok(listed.jobs.some((j) => j.jobId === added.jobId));
+        const stats = await client.getStats();
+        assert.ok(stats.completed >= 1);
+        assert.equal(stats.workers, 2);
+    });
+
+    test('progress notifications are non-decreasing and precede COMPLETED', { timeout: JOB_TIMEOUT }, async () => {
+        const added = await client.addJob({
+            name: 'bmesh',
+            script: jobScript('bmesh_quad.py'),
+            passedDataBlocks: { library: LIBRARY, names: { objects: ['Cube'] } },
+        });
+        const final = await client.waitForJob(added.jobId, JOB_TIMEOUT);
+        assert.equal(final.state, 'COMPLETED', JSON.stringify(final.error));
+        assert.deepEqual(await client.getPythonData(added.jobId), { faces_before: 6, faces_after: 7 });
+        assert.deepEqual((await client.getDataBlocks(added.jobId)).blocks, { objects: ['Cube_quad'] });
+
+        const events = recorder.forJob(added.jobId);
+        const states = events.flatMap((e) => (e.kind === 'state' ? [e.params.state] : []));
+        assert.deepEqual(states, ['QUEUED', 'ACTIVE', 'COMPLETED']);
+        const completedAt = events.findIndex((e) => e.kind === 'state' && e.params.state === 'COMPLETED');
+        const progress = events.flatMap((e, i) => (e.kind === 'progress' ? [{ i, value: e.params.progress }] : []));
+        assert.ok(progress.length >= 1, 'at least one job/progress');
+        for (const p of progress) assert.ok(p.i < completedAt, 'every job/progress comes before COMPLETED');
+        for (let k = 1; k < progress.length; k++) {
+            assert.ok(progress[k].value >= progress[k - 1].value,
+                `progress went down: ${progress.map((p) => p.value).join(', ')}`);
+        }
+        assert.equal(progress[progress.length - 1].value, 1, 'the final report (1.0) is delivered before COMPLETED');
+        // 100 reports with no delay are coalesced (at most one per 20 ms).
+        assert.ok(progress.length < 100, `expected coalescing, got ${progress.length} notifications`);
+    });
+
+    test('waitForJob resolves for a job whose final notification arrived before the wait', { timeout: JOB_TIMEOUT }, async () => {
+        const added = await client.addJob({ scriptText: 'python_data = 1' });
+        await recorder.waitFor((e) => e.kind === 'state' && e.params.jobId === added.jobId && e.params.state === 'COMPLETED',
+            JOB_TIMEOUT, 'COMPLETED');
+        const started = Date.now();
+        const final = await client.waitForJob(added.jobId, 5_000);
+        assert.equal(final.state, 'COMPLETED');
+        assert.ok(Date.now() - started < 1_000, 'resolved at once from the recorded notification');
+        assert.equal(await client.getPythonData(added.jobId), 1);
+    });
+
+    test('a failing script ends FAILED with SCRIPT_ERROR; getPythonData answers 1003', { timeout: JOB_TIMEOUT }, async () => {
+        const added = await client.addJob({ script: jobScript('raises.py') });
+        const final = await client.waitForJob(added.jobId, JOB_TIMEOUT);
+        assert.equal(final.state, 'FAILED');
+        assert.equal(final.error?.kind, 'SCRIPT_ERROR');
+        assert.match(final.error?.traceback ?? '', /fixture failure: expected/);
+        await assert.rejects(client.getPythonData(added.jobId),
+            rpcError(ErrorCodes.JobFailed, { errorKind: 'JOB_FAILED', failureKind: 'SCRIPT_ERROR', jobId: added.jobId }));
+        assert.equal((await client.removeJob(added.jobId)).removed, true);
+    });
+
+    test('an unknown job is answered with error 1001', async () => {
+        const jobId = 'job-000000000000';
+        const notFound = rpcError(ErrorCodes.JobNotFound, { errorKind: 'JOB_NOT_FOUND', jobId });
+        await assert.rejects(client.getJob(jobId), notFound);
+        await assert.rejects(client.getProgress(jobId), notFound);
+        await assert.rejects(client.getPythonData(jobId), notFound);
+        await assert.rejects(client.cancelJob(jobId), notFound);
+        await assert.rejects(client.removeJob(jobId), notFound);
+        // waitForJob does not hang on a job that does not exist.
+        await assert.rejects(client.waitForJob(jobId, 30_000), notFound);
+    });
+
+    test('bad params are answered with -32602 naming the field in data.field', async () => {
+        const misspelled = { scriptText: 'pass', nmae: 'x' } as unknown as AddJobParams;
+        await assert.rejects(client.addJob(misspelled), rpcError(ErrorCodes.InvalidParams, { field: 'nmae' }));
+        await assert.rejects(client.addJob({ scriptText: 'pass', timeout: -1 }),
+            rpcError(ErrorCodes.InvalidParams, { field: 'timeout' }));
+        await assert.rejects(client.addJob({}), rpcError(ErrorCodes.InvalidParams, { field: 'script' }));
+        await assert.rejects(client.addJob({ script: '/nope/missing.py' }),
+            rpcError(ErrorCodes.InvalidParams, { field: 'script' }));
+        await assert.rejects(client.getJob(12 as unknown as string), rpcError(ErrorCodes.InvalidParams, { field: 'jobId' }));
+        await assert.rejects(client.listJobs({ state: 'DONE' as never }), rpcError(ErrorCodes.InvalidParams, { field: 'state' }));
+        try {
+            await client.addJob({ scriptText: 'pass', maxAttempts: 1.5 });
+            assert.fail('maxAttempts 1.5 was accepted');
+        } catch (error) {
+            assert.ok(error instanceof JsonRpcError);
+            assert.equal(error.isInvalidParams, true);
+            assert.equal(error.field, 'maxAttempts');
+            assert.equal(typeof error.reason, 'string');
+            assert.equal(error.method, 'addJob');
+        }
+    });
+
+    test('cancelJob on a running job ends it CANCELED', { timeout: JOB_TIMEOUT }, async () => {
+        const added = await client.addJob({ name: 'to cancel', scriptText: slowScript(60) });
+        // The script is running once it has reported progress.
+        await recorder.waitFor((e) => e.kind === 'progress' && e.params.jobId === added.jobId, JOB_TIMEOUT, 'first progress');
+        const canceled = await client.cancelJob(added.jobId);
+        assert.deepEqual(canceled, { jobId: added.jobId, state: 'CANCELED', previousState: 'ACTIVE', canceled: true });
+        const final = await client.waitForJob(added.jobId, 30_000);
+        assert.equal(final.state, 'CANCELED');
+        assert.equal(final.previousState, 'ACTIVE');
+        await assert.rejects(client.getPythonData(added.jobId), rpcError(ErrorCodes.JobCanceled, { errorKind: 'JOB_CANCELED' }));
+        // Canceling again is not an error.
+        const again = await client.cancelJob(added.jobId);
+        assert.equal(again.canceled, false);
+        assert.equal(again.state, 'CANCELED');
+    });
+
+    describe('LSP work-done progress', () => {
+        test('$/progress begin, report and end arrive for a job with a workDoneToken', { timeout: JOB_TIMEOUT }, async () => {
+            const token = client.createWorkDoneToken();
+            const added = await client.addJob({
+                name: 'work done',
+                script: jobScript('remesh.py'),
+                passedData: { duration: 0.5 },
+                passedDataBlocks: { library: LIBRARY, names: { objects: ['Cube'] } },
+                workDoneToken: token,
+            });
+            const final = await client.waitForJob(added.jobId, JOB_TIMEOUT);
+            assert.equal(final.state, 'COMPLETED', JSON.stringify(final.error));
+            await recorder.waitFor((e) => e.kind === 'workDone' && e.params.token === token && e.params.value.kind === 'end',
+                10_000, `$/progress end for ${token}`);
+
+            const values = recorder.forToken(token).map((p: WorkDoneProgressParams) => p.value);
+            assert.ok(values.length >= 3, `begin, report(s), end: ${JSON.stringify(values)}`);
+            const begin = values[0] as WorkDoneProgressBegin;
+            assert.equal(begin.kind, 'begin');
+            assert.equal(typeof begin.title, 'string');
+            assert.ok(begin.title.length > 0);
+            assert.equal(begin.cancellable, true);
+            assert.equal(begin.percentage, 0);
+
+            const end = values[values.length - 1] as WorkDoneProgressEnd;
+            assert.equal(end.kind, 'end');
+            assert.equal(typeof end.message, 'string');
+
+            const reports = values.slice(1, -1) as WorkDoneProgressReport[];
+            assert.ok(reports.length >= 1, 'at least one report');
+            let last = 0;
+            for (const report of reports) {
+                assert.equal(report.kind, 'report', `only reports between begin and end: ${JSON.stringify(values)}`);
+                assert.ok(Number.isInteger(report.percentage), `integer percentage: ${report.percentage}`);
+                assert.ok(report.percentage! >= 0 && report.percentage! <= 100);
+                assert.ok(report.percentage! >= last, 'percentages do not go down');
+                last = report.percentage!;
+            }
+            assert.equal(last, 100, 'remesh.py reports 1.0 at its end');
+            assert.ok(reports.some((r) => r.message === 'evaluating'), 'the script messages are passed on');
+            // The usual job/* notifications still come too.
+            assert.ok(recorder.forJob(added.jobId).some((e) => e.kind === 'progress'));
+        });
+
+        test('window/workDoneProgress/cancel cancels a running job (numeric token)', { timeout: JOB_TIMEOUT }, async () => {
+            const token = 4242;
+            const added = await client.addJob({ name: 'work done cancel', scriptText: slowScript(60), workDoneToken: token });
+            await recorder.waitFor((e) => e.kind === 'workDone' && e.params.token === token && e.params.value.kind === 'report',
+                JOB_TIMEOUT, `a $/progress report for token ${token}`);
+            await client.cancelWorkDoneProgress(token);
+            const final = await client.waitForJob(added.jobId, 30_000);
+            assert.equal(final.state, 'CANCELED');
+            assert.equal(final.previousState, 'ACTIVE');
+            await recorder.waitFor((e) => e.kind === 'workDone' && e.params.token === token && e.params.value.kind === 'end',
+                10_000, `$/progress end for token ${token}`);
+            const values = recorder.forToken(token).map((p) => p.value);
+            assert.equal(values[0].kind, 'begin');
+            assert.equal(values.filter((v) => v.kind === 'end').length, 1, 'exactly one end');
+            assert.equal(values[values.length - 1].kind, 'end');
+        });
+    });
+
+    test('requests time out on the client side', async () => {
+        // A 0 ms limit is (almost always) too short for a round trip through the JVM; the late
+        // answer is dropped. Tried a few times so a very fast answer cannot make this flaky.
+        let timedOut = 0;
+        for (let i = 0; i < 5; i++) {
+            try {
+                await client.getStats(0);
+            } catch (error) {
+                assert.equal((error as Error).name, 'RequestTimeoutError', String(error));
+                assert.equal((error as { method?: string }).method, 'getStats');
+                timedOut++;
+            }
+        }
+        assert.ok(timedOut > 0, 'a request with a 0 ms timeout timed out');
+        // The connection is still usable afterwards.
+        assert.equal((await client.getStats()).workers, 2);
+    });
+
+    test('dispose sends shutdown and exit; the server exits with code 0', { timeout: 60_000 }, async () => {
+        const own = await startClient({ workers: 1 });
+        const running = await own.addJob({ scriptText: slowScript(60) });
+        const exitCode = await own.dispose();
+        assert.equal(exitCode, 0);
+        // shutdown canceled the running job (its CANCELED may come after the shutdown response).
+        const last = own.lastKnownState(running.jobId);
+        assert.ok(last, 'notifications for the job arrived');
+        // after exit, requests fail with ServerExitedError
+        await assert.rejects(own.getStats(), (error: unknown) => {
+            assert.equal((error as Error).name, 'ServerExitedError');
+            return true;
+        });
+    });
+});
