@@ -363,9 +363,13 @@ class BLENDER_JOBS_PT_panel(bpy.types.Panel):
                     op.job_id = info.job_id
                 op = row.operator(BLENDER_JOBS_OT_remove_job.bl_idname, text="", icon='TRASH')
                 op.job_id = info.job_id
-            draw_progress(job_box, info.progress, "%s %d%%" % (info.state, round(info.progress * 100)))
+            draw_progress(job_box, info.progress, "%d%%" % round(info.progress * 100))
+            status = info.state.capitalize()
+            if info.attempt > 1:
+                status += " (attempt %d)" % info.attempt
             if info.message and not info.final:
-                job_box.label(text=info.message[:200])
+                status += ": " + info.message
+            job_box.label(text=status[:200])
             if info.error_text():
                 job_box.label(text=info.error_text()[:200], icon='ERROR')
             elif info.loaded:

@@ -391,7 +391,7 @@ def test_panel_draws():
     log = []
     ui.BLENDER_JOBS_PT_panel.draw(type("P", (), {"layout": FakeLayout(log, False)})(), bpy.context)
     check(("operator", "blender_jobs.cancel_job") in log, "cancel button for a running job")
-    check(any(e[0] == "label" and "ACTIVE 42%" in e[1] for e in log), "42% shown")
+    check(("label", "42%") in log and ("label", "Active") in log, "42%% and the state shown: %r" % log)
     sess.tracker.remove("job-000000000000")
     equal(ui.tick(), ui.TIMER_INTERVAL_IDLE, "tick with only finished jobs")
 

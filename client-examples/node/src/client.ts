@@ -59,7 +59,6 @@ import {
     InitializedNotification,
     JobProgressNotification,
     JobProgressParams,
-    JobState,
     JobStateChangedNotification,
     JobStateChangedParams,
     ListJobsParams,
