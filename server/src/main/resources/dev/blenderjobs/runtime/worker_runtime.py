@@ -84,33 +84,84 @@ class Channel:
         return json.loads(body.decode("utf-8"))
 
 
-def kill_descendants():
-    """Kill every process this worker started (Linux /proc); used when the server is gone."""
-    me = os.getpid()
+def _children_by_task(pid):
+    """Direct children of a process from /proc/PID/task/*/children (cheap: a few small
+    files), or None where the kernel does not offer it."""
+    try:
+        tasks = os.listdir("/proc/%d/task" % pid)
+    except OSError:
+        return None
+    children = []
+    for task in tasks:
+        try:
+            with open("/proc/%d/task/%s/children" % (pid, task), "rb") as f:
+                children.extend(int(x) for x in f.read().split())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError):
+            pass
+    return children
+
+
+def _children_by_scan():
+    """ppid -> children for every process, by reading /proc/*/stat (slower fallback)."""
     children = {}
     try:
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            try:
-                with open("/proc/%s/stat" % entry, "rb") as f:
-                    stat = f.read().decode("ascii", "replace")
-                ppid = int(stat[stat.rindex(")") + 2:].split()[1])
-                children.setdefault(ppid, []).append(int(entry))
-            except (OSError, ValueError):
-                pass
+        entries = os.listdir("/proc")
     except OSError:
-        return
-    stack, victims = [me], []
+        return children
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry, "rb") as f:
+                stat = f.read().decode("ascii", "replace")
+            ppid = int(stat[stat.rindex(")") + 2:].split()[1])
+            children.setdefault(ppid, []).append(int(entry))
+        except (OSError, ValueError):
+            pass
+    return children
+
+
+def kill_descendants():
+    """Kill every process this worker started, and reap its direct children, so that nothing
+    a script started outlives its job (Linux /proc; elsewhere the server kills process trees
+    on timeout, cancel and exit)."""
+    me = os.getpid()
+    direct = _children_by_task(me)
+    if direct is not None and not direct:
+        return  # the common case: the job started nothing
+    scan = None
+    if direct is None:
+        scan = _children_by_scan()
+        direct = scan.get(me, [])
+        if not direct:
+            return
+    victims, stack = [], list(direct)
     while stack:
-        for child in children.get(stack.pop(), []):
-            victims.append(child)
-            stack.append(child)
+        pid = stack.pop()
+        victims.append(pid)
+        below = scan.get(pid, []) if scan is not None else (_children_by_task(pid) or [])
+        stack.extend(below)
     for pid in victims:
         try:
             os.kill(pid, signal.SIGKILL)
         except OSError:
             pass
+    deadline = time.monotonic() + 1.0
+    pending = set(direct)
+    while pending and time.monotonic() < deadline:
+        for pid in list(pending):
+            try:
+                done, _ = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                done = pid
+            except OSError:
+                done = pid
+            if done:
+                pending.discard(pid)
+        if pending:
+            time.sleep(0.005)
 
 
 def start_inbox(channel):
@@ -603,6 +654,8 @@ def run_job(message, reporter, output):
                    "message": "the script raised %s: %s" % (type(exc).__name__, exc),
                    "traceback": script_traceback(exc)}
     finally:
+        # Processes the script started die with the job, not with the worker.
+        kill_descendants()
         saved.restore([d for d in (script_dir, os.path.abspath(work_dir)) if d])
         output.end(job_id)
         reporter.end()

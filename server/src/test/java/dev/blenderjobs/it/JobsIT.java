@@ -272,6 +272,17 @@ class JobsIT {
     }
 
     @Test
+    void processesAScriptStartsDieWithItsJob() throws Exception {
+        JsonObject done = run(Json.of("scriptText", String.join("\n",
+                "import subprocess",
+                "child = subprocess.Popen(['sh', '-c', 'trap \"\" TERM; sleep 300'])",
+                "python_data = {'child': child.pid}")));
+        long child = pythonData(done).getAsJsonObject().get("child").getAsLong();
+        ProtocolIT.assertNoneAliveWithin(ProcessHandle.of(child).stream().toList(), Duration.ofSeconds(5));
+        assertEquals("COMPLETED", run(Json.of("scriptText", "python_data = {}")).get("state").getAsString());
+    }
+
+    @Test
     void getStatsCountsLikeTheAddOnPanel() throws Exception {
         JsonObject stats = server.callObject("getStats", new JsonObject());
         for (String key : new String[]{"queued", "active", "completed", "failed", "canceled", "workers", "freeWorkers"}) {
