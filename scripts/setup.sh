@@ -9,6 +9,9 @@ if ! command -v javac >/dev/null 2>&1 || ! javac -version 2>&1 | grep -Eq 'javac
 fi
 command -v mvn >/dev/null 2>&1 || need+=(maven)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
+# Node.js and npm for the Node client example and its tests.
+command -v node >/dev/null 2>&1 || need+=(nodejs)
+command -v npm >/dev/null 2>&1 || need+=(npm)
 if [ -z "${BLENDER:-}" ] && ! command -v blender >/dev/null 2>&1; then
   need+=(blender)
 fi

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: Java unit tests, the integration tests (the real server jar over stdio,
-# with real Blender), and the client examples' tests. Installs what is missing first.
+# with real Blender), and the client examples' tests (Python, Node, Blender add-on), all
+# against the same jar. Installs what is missing first. Ends with one summary line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -8,8 +9,15 @@ bash scripts/setup.sh
 echo "== Java: unit tests and integration tests (mvn verify)" >&2
 mvn -B -ntp verify
 
-if [ -d client-examples/python/tests ]; then
-  echo "== Python client tests" >&2
-  BLENDER_JOBS_JAR="$PWD/server/target/blender-jobs-server.jar" \
-    python3 -m unittest discover -s client-examples/python/tests -v
-fi
+export BLENDER_JOBS_JAR="$PWD/server/target/blender-jobs-server.jar"
+
+echo "== Python client tests" >&2
+python3 -m unittest discover -s client-examples/python/tests -v
+
+echo "== Node client tests" >&2
+bash client-examples/node/run-tests.sh
+
+echo "== Blender add-on tests" >&2
+bash client-examples/blender-addon/run-tests.sh
+
+echo "== all test suites passed" >&2

@@ -137,6 +137,8 @@ interface Waiter {
 
 const STDERR_TAIL_LINES = 50;
 const FINAL_CACHE_SIZE = 10_000;
+/** How long waitForJob waits for a final job/stateChanged after getJob showed the final state. */
+const FINAL_NOTIFICATION_GRACE_MS = 2_000;
 
 export class BlenderJobsClient {
     readonly options: Readonly<BlenderJobsClientOptions>;
@@ -397,7 +399,8 @@ export class BlenderJobsClient {
 
     /**
      * Resolves with the job's final `job/stateChanged` (COMPLETED, FAILED or CANCELED). Works
-     * when the notification arrived before the call (even before the addJob response). Rejects
+     * when the notification arrived before the call (even before the addJob response). Should the
+     * notification never come, the result is made from getJob (then without `previousState`). Rejects
      * with JobWaitTimeoutError after `timeoutMs`, with JsonRpcError 1001 for an unknown job,
      * and with ServerExitedError if the server dies.
      */
@@ -425,14 +428,19 @@ export class BlenderJobsClient {
             if (!set) this.waiters.set(jobId, set = new Set());
             set.add(waiter);
 
-            // Safety net: a job that does not exist, or that finished before this client saw it.
+            // Safety net: a job that does not exist, or whose final notification never reaches
+            // this client. Responses and notifications may arrive in either order, so when getJob
+            // already shows a final state, the notification (which has previousState) gets a
+            // grace period before a result is made up from getJob.
             this.getJob(jobId).then((job) => {
-                if (isFinalState(job.state)) {
+                if (done || !isFinalState(job.state)) return;
+                const grace = setTimeout(() => {
                     waiter.resolve(this.finalStates.get(jobId) ?? {
                         jobId: job.jobId, name: job.name, state: job.state,
                         attempt: job.attempt, error: job.error,
                     });
-                }
+                }, Math.min(FINAL_NOTIFICATION_GRACE_MS, Math.max(0, timeoutMs - 1)));
+                grace.unref();
             }, (error: unknown) => {
                 if (error instanceof JsonRpcError && error.isJobNotFound) waiter.reject(error);
                 // other errors (timeout, shutdown): keep waiting for the notification

@@ -111,12 +111,23 @@ public final class AddJobRequest {
         JsonElement token = null;
         if (p.has("workDoneToken")) {
             JsonElement t = p.raw().get("workDoneToken");
-            boolean valid = t.isJsonPrimitive() && (t.getAsJsonPrimitive().isString() || t.getAsJsonPrimitive().isNumber());
-            if (!valid) throw p.invalid("workDoneToken", "must be a string or a number (an LSP ProgressToken)");
+            boolean valid = t.isJsonPrimitive() && (t.getAsJsonPrimitive().isString()
+                    || (t.getAsJsonPrimitive().isNumber() && isInteger(t.getAsString())));
+            if (!valid) throw p.invalid("workDoneToken", "must be a string or an integer (an LSP ProgressToken), got "
+                    + Params.describe(t));
             if (workDoneProgress) token = t;
         }
         return new JobSpec(name, scriptPath, source, timeout, passedData, library, names, blend, maxAttempts,
                 fresh, replace, token);
+    }
+
+    private static boolean isInteger(String number) {
+        try {
+            new java.math.BigInteger(number);
+            return true;
+        } catch (NumberFormatException e) {
+            return false;
+        }
     }
 
     private static boolean allStrings(JsonElement array) {

@@ -112,6 +112,7 @@ public final class JobServerEndpoint {
     public CompletableFuture<AddJobResult> addJob(JsonObject params) {
         boolean lspProgress = workDoneProgress;
         return guard(() -> CompletableFuture.supplyAsync(() -> AddJobRequest.parse(params, lspProgress), io)
+                .thenCompose(this::refuseTokenInUse)
                 .thenCompose((JobSpec spec) -> jobs.submit(spec))
                 .thenApply(v -> new AddJobResult(v.id(), v.name(), v.state().name(), v.attempt())));
     }
@@ -215,6 +216,20 @@ public final class JobServerEndpoint {
     }
 
     // ------------------------------------------------------------------ helpers
+
+    /** LSP progress tokens are unique: one already reporting an unfinished job is refused. */
+    private CompletableFuture<JobSpec> refuseTokenInUse(JobSpec spec) {
+        if (spec.progressToken() == null) return CompletableFuture.completedFuture(spec);
+        return jobs.list(EnumSet.of(JobState.QUEUED, JobState.ACTIVE)).thenApply(views -> {
+            for (JobView v : views) {
+                if (spec.progressToken().equals(v.progressToken())) {
+                    throw Params.of("addJob", null).invalid("workDoneToken", "is already in use by job " + v.id()
+                            + ", which has not finished; progress tokens must be unique");
+                }
+            }
+            return spec;
+        });
+    }
 
     private static boolean declaresWorkDoneProgress(JsonObject params) {
         try {

@@ -9,11 +9,19 @@ import org.eclipse.lsp4j.jsonrpc.RemoteEndpoint;
 import org.eclipse.lsp4j.jsonrpc.json.ConcurrentMessageProcessor;
 import org.eclipse.lsp4j.jsonrpc.json.MessageJsonHandler;
 import org.eclipse.lsp4j.jsonrpc.json.StreamMessageProducer;
+import com.google.gson.JsonElement;
+import com.google.gson.JsonObject;
+import com.google.gson.JsonParseException;
+import com.google.gson.JsonParser;
+import org.eclipse.lsp4j.jsonrpc.MessageIssueException;
+import org.eclipse.lsp4j.jsonrpc.messages.Either;
+import org.eclipse.lsp4j.jsonrpc.messages.Message;
 import org.eclipse.lsp4j.jsonrpc.messages.MessageIssue;
 import org.eclipse.lsp4j.jsonrpc.messages.RequestMessage;
 
 import java.io.IOException;
 import java.io.InputStream;
+import java.nio.charset.StandardCharsets;
 import java.util.List;
 import java.util.logging.Logger;
 
@@ -68,15 +76,30 @@ public final class WireLauncher {
         }
     }
 
-    /** Skips (without buffering) any message whose Content-Length exceeds the cap. */
+    /**
+     * LSP4J's reader, made strict about what it accepts and never silent about what it
+     * refuses: a message over the size cap is skipped unread, and a body that is not JSON, not
+     * a JSON-RPC object, or has an id LSP4J cannot represent gets a JSON-RPC error response
+     * (id null when the id cannot be read) instead of only a log line. The server then goes on
+     * with the next message.
+     */
     static final class CappedMessageProducer extends StreamMessageProducer {
+        private final MessageJsonHandler handler;
         private final MessageIssueHandler issues;
         private final long max;
+        private MessageConsumer callback;
 
         CappedMessageProducer(InputStream input, MessageJsonHandler handler, MessageIssueHandler issues, long max) {
             super(input, handler, issues);
+            this.handler = handler;
             this.issues = issues;
             this.max = max;
+        }
+
+        @Override
+        public void listen(MessageConsumer callback) {
+            this.callback = callback;
+            super.listen(callback);
         }
 
         @Override
@@ -90,16 +113,108 @@ public final class WireLauncher {
                     if (n < 0) return false;
                     left -= n;
                 }
-                String text = "Message of " + headers.contentLength + " bytes exceeds the server's limit of " + max
-                        + " bytes (--max-message-size); it was skipped unread. Send large data as files.";
-                LOG.warning(text);
-                RequestMessage unknown = new RequestMessage();
-                unknown.setJsonrpc("2.0");
-                unknown.setMethod("");
-                issues.handle(unknown, List.of(new MessageIssue(text, ErrorCodes.INVALID_REQUEST)));
+                reject(null, ErrorCodes.INVALID_REQUEST, "Message of " + headers.contentLength
+                        + " bytes exceeds the server's limit of " + max + " bytes (--max-message-size); it was "
+                        + "skipped unread. Send large data as files.");
                 return true;
             }
-            return super.handleMessage(input, headers);
+            // A read loop, not readNBytes: FileInputStream.readNBytes seeks, which fails on pipes.
+            byte[] body = new byte[headers.contentLength];
+            int filled = 0;
+            while (filled < body.length) {
+                int n = input.read(body, filled, body.length - filled);
+                if (n < 0) return false; // the stream ended mid-message
+                filled += n;
+            }
+            String json = new String(body, charsetOf(headers.charset));
+            JsonElement tree;
+            try {
+                tree = JsonParser.parseString(json);
+            } catch (JsonParseException e) {
+                reject(null, ErrorCodes.PARSE_ERROR, "Parse error: the message body is not valid JSON ("
+                        + e.getMessage() + ").");
+                return true;
+            }
+            if (!tree.isJsonObject()) {
+                reject(null, ErrorCodes.INVALID_REQUEST, "Invalid request: a message must be a JSON-RPC 2.0 object"
+                        + (tree.isJsonArray() ? " (batches are not supported)." : "."));
+                return true;
+            }
+            JsonObject message = tree.getAsJsonObject();
+            JsonElement id = message.get("id");
+            if (!message.has("method") && !message.has("result") && !message.has("error")) {
+                reject(readableId(id), ErrorCodes.INVALID_REQUEST,
+                        "Invalid request: the message has no \"method\" (nor \"result\"/\"error\").");
+                return true;
+            }
+            if (id != null && id.isJsonNull() && message.has("method")) {
+                reject(null, ErrorCodes.INVALID_REQUEST, "Invalid request: \"id\" is null; give a request a "
+                        + "string or integer id, or leave \"id\" out to send a notification.");
+                return true;
+            }
+            if (id != null && !id.isJsonNull() && readableId(id) == null) {
+                reject(null, ErrorCodes.INVALID_REQUEST, "Invalid request: \"id\" must be a string or an integer "
+                        + "between -2147483648 and 2147483647, got " + abbreviate(id.toString()) + ".");
+                return true;
+            }
+            JsonElement params = message.get("params");
+            if (message.has("method") && params != null && !params.isJsonNull() && !params.isJsonObject()
+                    && id != null && !id.isJsonNull()) {
+                reject(readableId(id), ErrorCodes.INVALID_PARAMS, "Invalid params: \"params\" must be a JSON "
+                        + "object (named parameters), got " + Params.describe(params) + ".");
+                return true;
+            }
+            Message parsed;
+            try {
+                parsed = handler.parseMessage(json);
+            } catch (MessageIssueException e) {
+                issues.handle(e.getRpcMessage(), e.getIssues());
+                return true;
+            } catch (RuntimeException e) {
+                reject(readableId(id), ErrorCodes.INVALID_REQUEST, "Invalid request: " + e.getMessage());
+                return true;
+            }
+            try {
+                callback.consume(parsed);
+            } catch (MessageIssueException e) {
+                issues.handle(e.getRpcMessage(), e.getIssues());
+            }
+            return true;
+        }
+
+        /** Answers with an error; id null when the request's id is unknown or unusable. */
+        private void reject(Either<String, Number> id, int code, String text) {
+            LOG.warning(text);
+            RequestMessage unknown = new RequestMessage();
+            unknown.setJsonrpc("2.0");
+            unknown.setRawId(id);
+            unknown.setMethod("");
+            issues.handle(unknown, List.of(new MessageIssue(text, code)));
+        }
+
+        private static Either<String, Number> readableId(JsonElement id) {
+            if (id == null || !id.isJsonPrimitive()) return null;
+            if (id.getAsJsonPrimitive().isString()) return Either.forLeft(id.getAsString());
+            if (id.getAsJsonPrimitive().isNumber()) {
+                try {
+                    return Either.forRight(Integer.parseInt(id.getAsString()));
+                } catch (NumberFormatException e) {
+                    return null;
+                }
+            }
+            return null;
+        }
+
+        private static java.nio.charset.Charset charsetOf(String name) {
+            try {
+                return name == null ? StandardCharsets.UTF_8 : java.nio.charset.Charset.forName(name);
+            } catch (RuntimeException e) {
+                return StandardCharsets.UTF_8;
+            }
+        }
+
+        private static String abbreviate(String s) {
+            return s.length() > 60 ? s.substring(0, 60) + "..." : s;
         }
     }
 }

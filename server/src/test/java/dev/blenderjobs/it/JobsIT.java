@@ -261,6 +261,7 @@ class JobsIT {
         JsonObject crashed = run(Json.of("scriptText", "import ctypes\nctypes.string_at(0)"));
         assertEquals("FAILED", crashed.get("state").getAsString());
         assertEquals("BLENDER_CRASHED", crashed.getAsJsonObject("error").get("kind").getAsString(), crashed.toString());
+        assertTrue(crashed.getAsJsonObject("error").has("crashReport"), "Blender's crash report: " + crashed);
 
         JsonObject exited = run(Json.of("scriptText", "import os\nos._exit(0)"));
         assertEquals("BLENDER_EXITED", exited.getAsJsonObject("error").get("kind").getAsString(), exited.toString());

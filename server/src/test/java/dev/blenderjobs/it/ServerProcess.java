@@ -41,6 +41,12 @@ final class ServerProcess implements AutoCloseable {
     record Notification(String method, JsonObject params, long receivedAtMillis) {
     }
 
+    static {
+        // The test client's LSP4J complains about every malformed-input answer it cannot match;
+        // the assertions look at the raw stream instead.
+        java.util.logging.Logger.getLogger("org.eclipse.lsp4j").setLevel(java.util.logging.Level.OFF);
+    }
+
     final Process process;
     final RemoteEndpoint remote;
     private final List<Notification> notifications = new ArrayList<>();

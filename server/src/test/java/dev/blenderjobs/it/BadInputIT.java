@@ -1,0 +1,133 @@
+package dev.blenderjobs.it;
+
+import com.google.gson.JsonObject;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.List;
+import java.util.Random;
+import java.util.concurrent.TimeUnit;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** Bytes a client should never send: each gets an error (or, without a frame, a log line) and the server goes on. */
+@Timeout(value = 5, unit = TimeUnit.MINUTES)
+class BadInputIT {
+
+    static void frame(OutputStream out, String body) throws IOException {
+        byte[] bytes = body.getBytes(StandardCharsets.UTF_8);
+        raw(out, ("Content-Length: " + bytes.length + "\r\n\r\n").getBytes(StandardCharsets.US_ASCII), bytes);
+    }
+
+    static void raw(OutputStream out, byte[]... parts) throws IOException {
+        synchronized (out) {
+            for (byte[] p : parts) out.write(p);
+            out.flush();
+        }
+    }
+
+    @Test
+    void everyMalformedMessageIsAnsweredAndTheServerKeepsServing() throws Exception {
+        try (ServerProcess s = ServerProcess.start("--workers", "1")) {
+            OutputStream out = s.process.getOutputStream();
+            frame(out, "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"getStats\",");
+            frame(out, "[1, 2, 3]");
+            frame(out, "{\"hello\":\"world\"}");
+            frame(out, "{\"jsonrpc\":\"2.0\",\"id\":123456789012345678901234567890,\"method\":\"getStats\",\"params\":{}}");
+            frame(out, "{\"jsonrpc\":\"2.0\",\"id\":null,\"method\":\"getStats\",\"params\":{}}");
+            frame(out, "{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"getJob\",\"params\":[1]}");
+            frame(out, "{\"jsonrpc\":\"2.0\",\"id\":6,\"method\":\"getJob\",\"params\":{\"jobId\":7}}");
+            frame(out, "{\"jsonrpc\":\"2.0\",\"id\":\"string-id\",\"method\":\"getJob\",\"params\":{\"jobId\":\"none\"}}");
+            raw(out, "Content-Type: text/plain\r\n\r\n".getBytes(StandardCharsets.US_ASCII)); // no Content-Length
+
+            JsonObject stats = s.callObject("getStats", new JsonObject());
+            assertEquals(0, stats.get("total").getAsInt());
+            String stdout = s.rawStdout();
+            assertTrue(stdout.contains("\"code\":-32700,\"message\":\"Parse error"), stdout);
+            assertTrue(stdout.contains("batches are not supported"), stdout);
+            assertTrue(stdout.contains("has no \\\"method\\\""), stdout);
+            assertTrue(stdout.contains("must be a string or an integer"), stdout);
+            assertTrue(stdout.contains("\\\"id\\\" is null"), stdout);
+            assertTrue(stdout.contains("\"id\":5,\"error\":{\"code\":-32602"), stdout);
+            assertTrue(stdout.contains("\"id\":6,\"error\":{\"code\":-32602"), stdout);
+            assertTrue(stdout.contains("\"id\":\"string-id\",\"error\":{\"code\":1001"), stdout);
+            s.assertProtocolStreamClean();
+            String id = s.addJob(Json.of("scriptText", "python_data = {'still': 'working'}"));
+            assertEquals("COMPLETED", s.awaitFinal(id, Duration.ofSeconds(60)).get("state").getAsString());
+        }
+    }
+
+    /** Thousands of seeded, reproducible mutations of valid messages; then a normal job still completes. */
+    @Test
+    void fuzzedMessagesNeverStopTheServer() throws Exception {
+        long seed = Long.getLong("fuzz.seed", 20261123L);
+        Random random = new Random(seed);
+        List<String> seeds = List.of(
+                "{\"jsonrpc\":\"2.0\",\"id\":1000,\"method\":\"getStats\",\"params\":{}}",
+                "{\"jsonrpc\":\"2.0\",\"id\":1001,\"method\":\"getProgress\",\"params\":{\"jobId\":\"job-000000000000\"}}",
+                "{\"jsonrpc\":\"2.0\",\"id\":1002,\"method\":\"listJobs\",\"params\":{\"states\":[\"QUEUED\",\"FAILED\"]}}",
+                "{\"jsonrpc\":\"2.0\",\"id\":1003,\"method\":\"addJob\",\"params\":{\"scriptText\":\"python_data = {}\",\"timeout\":30,\"passedData\":{\"a\":[1,2,{\"b\":\"c\"}]}}}",
+                "{\"jsonrpc\":\"2.0\",\"id\":\"s-1004\",\"method\":\"cancelJob\",\"params\":{\"jobId\":\"job-123\"}}",
+                "{\"jsonrpc\":\"2.0\",\"method\":\"initialized\",\"params\":{}}");
+        try (ServerProcess s = ServerProcess.start("--workers", "1")) {
+            OutputStream out = s.process.getOutputStream();
+            int messages = 3000;
+            for (int i = 0; i < messages; i++) {
+                byte[] body = mutate(seeds.get(random.nextInt(seeds.size())).getBytes(StandardCharsets.UTF_8), random);
+                raw(out, ("Content-Length: " + body.length + "\r\n\r\n").getBytes(StandardCharsets.US_ASCII), body);
+            }
+            assertTrue(s.process.isAlive(), "server died during fuzzing (seed " + seed + ")");
+            JsonObject stats = s.callObject("getStats", new JsonObject());
+            assertTrue(stats.get("workers").getAsInt() == 1, stats.toString());
+            String id = s.addJob(Json.of("scriptText", "python_data = {'after': 'fuzz'}"));
+            assertEquals("COMPLETED", s.awaitFinal(id, Duration.ofSeconds(120)).get("state").getAsString(),
+                    "seed " + seed);
+            s.assertProtocolStreamClean();
+        }
+    }
+
+    /** Byte flips, deletions, duplications and insertions of JSON-ish tokens. */
+    static byte[] mutate(byte[] body, Random random) {
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        out.writeBytes(body);
+        byte[] b = out.toByteArray();
+        int edits = 1 + random.nextInt(4);
+        String[] tokens = {"{", "}", "[", "]", "\"", ":", ",", "null", "true", "-1", "1e309", "\\u0000", "\"id\":",
+                "\"method\":\"addJob\"", "\"params\":", "99999999999999999999", "\"\\ud800\"", "\u00e9"};
+        for (int e = 0; e < edits && b.length > 0; e++) {
+            int at = random.nextInt(b.length);
+            switch (random.nextInt(4)) {
+                case 0 -> b[at] = (byte) random.nextInt(256);
+                case 1 -> {
+                    int len = Math.min(b.length - at, 1 + random.nextInt(8));
+                    byte[] c = new byte[b.length - len];
+                    System.arraycopy(b, 0, c, 0, at);
+                    System.arraycopy(b, at + len, c, at, b.length - at - len);
+                    b = c;
+                }
+                case 2 -> {
+                    int len = Math.min(b.length - at, 1 + random.nextInt(8));
+                    byte[] c = new byte[b.length + len];
+                    System.arraycopy(b, 0, c, 0, at + len);
+                    System.arraycopy(b, at, c, at + len, b.length - at);
+                    b = c;
+                }
+                default -> {
+                    byte[] t = tokens[random.nextInt(tokens.length)].getBytes(StandardCharsets.UTF_8);
+                    byte[] c = new byte[b.length + t.length];
+                    System.arraycopy(b, 0, c, 0, at);
+                    System.arraycopy(t, 0, c, at, t.length);
+                    System.arraycopy(b, at, c, at + t.length, b.length - at);
+                    b = c;
+                }
+            }
+        }
+        return b;
+    }
+}
