@@ -154,7 +154,7 @@ class SharedServerTests(unittest.TestCase):
         for method in ("addJob", "getProgress", "getPythonData", "getDataBlocks", "getJob", "listJobs",
                        "cancelJob", "cancelAll", "removeJob", "getStats", "shutdown"):
             self.assertIn(method, caps["requests"])
-        self.assertEqual(set(caps["notifications"]), {"job/progress", "job/stateChanged"})
+        self.assertEqual(set(caps["notifications"]), {"job/progress", "job/stateChanged", "$/progress"})
         self.assertEqual(set(caps["jobStates"]), {"QUEUED", "ACTIVE", "COMPLETED", "FAILED", "CANCELED"})
         self.assertIn("TIMED_OUT", caps["failureKinds"])
         self.assertGreater(caps["maxMessageBytes"], 1024)
