@@ -61,6 +61,15 @@ public final class JobServerEndpoint {
 
     private final JobManager jobs;
     private final ExecutorService io;
+    /**
+     * addJob's checks and file copies run here, on one thread, so that jobs are queued in the
+     * order the client sent them (FIFO) even though the work is off the reader thread.
+     */
+    private final ExecutorService intake = java.util.concurrent.Executors.newSingleThreadExecutor(r -> {
+        Thread t = new Thread(r, "job-intake");
+        t.setDaemon(true);
+        return t;
+    });
     private final Host host;
     private final long maxMessageBytes;
     private volatile boolean initialized;
@@ -111,9 +120,12 @@ public final class JobServerEndpoint {
     @JsonRequest
     public CompletableFuture<AddJobResult> addJob(JsonObject params) {
         boolean lspProgress = workDoneProgress;
-        return guard(() -> CompletableFuture.supplyAsync(() -> AddJobRequest.parse(params, lspProgress), io)
-                .thenCompose(this::refuseTokenInUse)
-                .thenCompose((JobSpec spec) -> jobs.submit(spec))
+        // One intake thread does parse, token check and submit (which copies the inputs and
+        // queues the job) for one addJob at a time, in the order the requests arrived.
+        return guard(() -> CompletableFuture.supplyAsync(() -> {
+                    JobSpec spec = refuseTokenInUse(AddJobRequest.parse(params, lspProgress)).join();
+                    return jobs.submit(spec).join();
+                }, intake)
                 .thenApply(v -> new AddJobResult(v.id(), v.name(), v.state().name(), v.attempt())));
     }
 
@@ -219,6 +231,7 @@ public final class JobServerEndpoint {
 
     /** LSP progress tokens are unique: one already reporting an unfinished job is refused. */
     private CompletableFuture<JobSpec> refuseTokenInUse(JobSpec spec) {
+        // Runs on the intake thread, which may wait for the event loop (never the reverse).
         if (spec.progressToken() == null) return CompletableFuture.completedFuture(spec);
         return jobs.list(EnumSet.of(JobState.QUEUED, JobState.ACTIVE)).thenApply(views -> {
             for (JobView v : views) {

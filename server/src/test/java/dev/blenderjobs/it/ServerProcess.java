@@ -257,6 +257,13 @@ final class ServerProcess implements AutoCloseable {
         }
     }
 
+    /** Every notification so far, in arrival order. */
+    List<Notification> allNotifications() {
+        synchronized (notifications) {
+            return List.copyOf(notifications);
+        }
+    }
+
     /** LSP $/progress notifications carrying the token, in arrival order. */
     List<JsonObject> workDoneProgress(String token) {
         synchronized (notifications) {

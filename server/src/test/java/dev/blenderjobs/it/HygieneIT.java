@@ -1,0 +1,144 @@
+package dev.blenderjobs.it;
+
+import com.google.gson.JsonObject;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** Process hygiene and load: nothing outlives the server, a killed worker costs one attempt, nothing is lost. */
+@Timeout(value = 5, unit = TimeUnit.MINUTES)
+class HygieneIT {
+    static final Duration HANG_GUARD = Duration.ofSeconds(120);
+
+    @Test
+    void killingTheServerWithSigkillMidJobLeavesNoBlenderBehind() throws Exception {
+        try (ServerProcess s = ServerProcess.start("--workers", "2")) {
+            String id = s.addJob(Json.of("scriptText", "import time\nupdate_job_progress(0.1)\ntime.sleep(120)"));
+            s.awaitNotification(n -> n.method().equals("job/progress") && n.params().get("jobId").getAsString().equals(id),
+                    HANG_GUARD);
+            List<ProcessHandle> blenders = s.blenderProcesses();
+            assertFalse(blenders.isEmpty());
+            s.process.toHandle().destroyForcibly(); // SIGKILL: no shutdown hook runs
+            ProtocolIT.assertNoneAliveWithin(blenders, Duration.ofSeconds(5));
+        }
+    }
+
+    @Test
+    void sigtermStopsEveryBlender() throws Exception {
+        try (ServerProcess s = ServerProcess.start("--workers", "2")) {
+            String id = s.addJob(Json.of("scriptText", "import time\nupdate_job_progress(0.1)\ntime.sleep(120)"));
+            s.awaitNotification(n -> n.method().equals("job/progress") && n.params().get("jobId").getAsString().equals(id),
+                    HANG_GUARD);
+            List<ProcessHandle> blenders = s.blenderProcesses();
+            s.process.toHandle().destroy(); // SIGTERM: the shutdown hook stops the pool
+            assertTrue(s.process.waitFor(30, TimeUnit.SECONDS));
+            ProtocolIT.assertNoneAliveWithin(blenders, Duration.ofSeconds(5));
+        }
+    }
+
+    @Test
+    void aWorkerKilledMidJobCostsOneAttemptAndItsSlotIsRefilled(@TempDir Path tmp) throws Exception {
+        try (ServerProcess s = ServerProcess.start("--workers", "1")) {
+            String script = String.join("\n",
+                    "import os, time",
+                    "if not os.path.exists(marker):",
+                    "    open(marker, 'w').close()",
+                    "    update_job_progress(0.1)",
+                    "    time.sleep(120)",
+                    "python_data = {'survived': True}");
+            String id = s.addJob(Json.of("scriptText", script, "maxAttempts", 2,
+                    "passedData", Json.of("marker", tmp.resolve("marker").toString())));
+            s.awaitNotification(n -> n.method().equals("job/progress") && n.params().get("jobId").getAsString().equals(id),
+                    HANG_GUARD);
+            long pid = s.callObject("getJob", Json.jobId(id)).get("workerPid").getAsLong();
+            ProcessHandle.of(pid).orElseThrow().destroyForcibly();
+            JsonObject done = s.awaitFinal(id, HANG_GUARD);
+            assertEquals("COMPLETED", done.get("state").getAsString(), done.toString());
+            assertEquals(2, done.get("attempt").getAsInt());
+            JsonObject job = s.callObject("getJob", Json.jobId(id));
+            assertEquals("BLENDER_CRASHED", job.getAsJsonArray("earlierErrors").get(0).getAsJsonObject()
+                    .get("kind").getAsString(), job.toString());
+            assertTrue(job.get("workerPid").getAsLong() != pid);
+        }
+    }
+
+    @Test
+    void twoThousandJobsStartInFifoOrderAndEveryNotificationArrivesOnce() throws Exception {
+        int n = 2000;
+        try (ServerProcess s = ServerProcess.start("--workers", "2")) {
+            List<CompletableFuture<Object>> sent = new ArrayList<>();
+            for (int i = 0; i < n; i++) {
+                sent.add(s.remote.request("addJob", Json.of("scriptText", "python_data = {}", "name", "load-" + i)));
+            }
+            List<String> ids = new ArrayList<>();
+            for (CompletableFuture<Object> f : sent) {
+                ids.add(((com.google.gson.JsonElement) f.get(60, TimeUnit.SECONDS)).getAsJsonObject().get("jobId").getAsString());
+            }
+            for (String id : ids) assertEquals("COMPLETED", s.awaitFinal(id, HANG_GUARD).get("state").getAsString());
+
+            // 100 requests in flight at once all answer.
+            List<CompletableFuture<Object>> inFlight = new ArrayList<>();
+            for (int i = 0; i < 100; i++) inFlight.add(s.remote.request("getProgress", Json.jobId(ids.get(i))));
+            for (CompletableFuture<Object> f : inFlight) assertTrue(f.get(60, TimeUnit.SECONDS) != null);
+
+            Map<String, Integer> order = new HashMap<>();
+            for (int i = 0; i < n; i++) order.put(ids.get(i), i);
+            List<Integer> starts = new ArrayList<>();
+            Map<String, List<String>> states = new HashMap<>();
+            for (String id : ids) {
+                for (ServerProcess.Notification note : s.notificationsFor(id)) {
+                    if (!note.method().equals("job/stateChanged")) continue;
+                    states.computeIfAbsent(id, k -> new ArrayList<>()).add(note.params().get("state").getAsString());
+                }
+            }
+            for (String id : ids) {
+                assertEquals(List.of("QUEUED", "ACTIVE", "COMPLETED"), states.get(id), "notifications of " + id);
+            }
+            {
+                for (ServerProcess.Notification note : s.allNotifications()) {
+                    if (note.method().equals("job/stateChanged") && note.params().get("state").getAsString().equals("ACTIVE")) {
+                        starts.add(order.get(note.params().get("jobId").getAsString()));
+                    }
+                }
+            }
+            assertEquals(n, starts.size());
+            for (int i = 0; i < n; i++) {
+                if (starts.get(i) != i) {
+                    throw new AssertionError("jobs must start in the order they were added: start #" + i + " was job #"
+                            + starts.get(i) + "; starts around it: " + starts.subList(Math.max(0, i - 3), Math.min(n, i + 4)));
+                }
+            }
+        }
+    }
+
+    @Test
+    void namesAreLabelsAndNeverPaths() throws Exception {
+        try (ServerProcess s = ServerProcess.start("--workers", "1")) {
+            String stateDir = s.callObject("initialize", new JsonObject()).get("stateDir").getAsString();
+            for (String name : new String[]{"../../../../tmp/escaped", "/etc/passwd", "a\u0000b", "x".repeat(1000)}) {
+                String id = s.addJob(Json.of("scriptText", "open('out.txt', 'w').write('hi')\npython_data = {}", "name", name));
+                assertEquals("COMPLETED", s.awaitFinal(id, HANG_GUARD).get("state").getAsString());
+                JsonObject job = s.callObject("getJob", Json.jobId(id));
+                assertEquals(name, job.get("name").getAsString());
+                Path dir = Path.of(job.get("directory").getAsString());
+                assertTrue(dir.startsWith(Path.of(stateDir)), dir + " outside " + stateDir);
+                assertTrue(Files.exists(dir.resolve("work/out.txt")), "relative files land in the job's work dir");
+            }
+            assertFalse(Files.exists(Path.of("/tmp/escaped")));
+        }
+    }
+}
