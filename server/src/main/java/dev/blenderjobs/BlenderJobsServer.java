@@ -50,6 +50,7 @@ public final class BlenderJobsServer implements JobServerEndpoint.Host {
     private Path stateDir;
     private boolean temporaryStateDir;
     private EventLoop loop;
+    private java.nio.channels.FileLock stateDirLock;
     private JobManager jobs;
     private WorkerPool pool;
     private ClientNotifier notifier;
@@ -143,6 +144,7 @@ public final class BlenderJobsServer implements JobServerEndpoint.Host {
         if (config.stateDir().isPresent()) {
             Path dir = config.stateDir().get().toAbsolutePath();
             JobFiles.createPrivateDirectories(dir);
+            lockStateDir(dir);
             return dir;
         }
         temporaryStateDir = true;
@@ -151,6 +153,41 @@ public final class BlenderJobsServer implements JobServerEndpoint.Host {
                     PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
         } catch (UnsupportedOperationException e) {
             return Files.createTempDirectory("blender-jobs-");
+        }
+    }
+
+    /**
+     * One server per state directory: two servers sharing one would trample each other's job
+     * and worker files. The OS releases the lock when this process ends, however it ends.
+     */
+    private void lockStateDir(Path dir) throws IOException {
+        Path lockFile = dir.resolve("server.lock");
+        java.nio.channels.FileChannel channel = java.nio.channels.FileChannel.open(lockFile,
+                java.nio.file.StandardOpenOption.CREATE, java.nio.file.StandardOpenOption.WRITE,
+                java.nio.file.StandardOpenOption.READ);
+        java.nio.channels.FileLock lock;
+        try {
+            lock = channel.tryLock();
+        } catch (java.nio.channels.OverlappingFileLockException e) {
+            lock = null;
+        }
+        if (lock == null) {
+            String holder = Files.readString(lockFile).strip();
+            channel.close();
+            throw new StateDirInUseException("The state directory " + dir + " is in use by another blender-jobs server"
+                    + (holder.isEmpty() ? "" : " (" + holder + ")") + "; give this one another --state-dir, or stop "
+                    + "the other server first.");
+        }
+        channel.truncate(0);
+        channel.write(java.nio.ByteBuffer.wrap(("pid " + ProcessHandle.current().pid()).getBytes(
+                java.nio.charset.StandardCharsets.UTF_8)));
+        stateDirLock = lock; // held, and so kept alive, for the life of the process
+    }
+
+    /** The explicit --state-dir is locked by another server. */
+    public static final class StateDirInUseException extends IOException {
+        StateDirInUseException(String message) {
+            super(message);
         }
     }
 

@@ -78,6 +78,11 @@ public final class Main implements Callable<Integer> {
                 maxMessageMb * 1024 * 1024,
                 defaults.logTailLines());
         Logging.configure(logLevel, logFile);
-        return new BlenderJobsServer(config).run(StdioGuard.protocolIn(), StdioGuard.protocolOut());
+        try {
+            return new BlenderJobsServer(config).run(StdioGuard.protocolIn(), StdioGuard.protocolOut());
+        } catch (BlenderJobsServer.StateDirInUseException e) {
+            java.util.logging.Logger.getLogger(Main.class.getName()).severe(e.getMessage());
+            return 2;
+        }
     }
 }

@@ -126,6 +126,22 @@ class HygieneIT {
     }
 
     @Test
+    void aStateDirectoryIsHeldByOneServerAtATime(@TempDir Path tmp) throws Exception {
+        Path state = tmp.resolve("state");
+        try (ServerProcess first = ServerProcess.start("--workers", "1", "--state-dir", state.toString());
+             ServerProcess second = ServerProcess.startRaw("--workers", "1", "--state-dir", state.toString())) {
+            assertTrue(second.process.waitFor(60, TimeUnit.SECONDS), "the second server must refuse to start");
+            assertEquals(2, second.process.exitValue());
+            assertTrue(second.stderr().contains("is in use by another blender-jobs server (pid " + first.process.pid() + ")"),
+                    second.stderr());
+            String id = first.addJob(Json.of("scriptText", "python_data = {}"));
+            assertEquals("COMPLETED", first.awaitFinal(id, HANG_GUARD).get("state").getAsString());
+            Path dir = Path.of(first.callObject("getJob", Json.jobId(id)).get("directory").getAsString());
+            assertTrue(dir.startsWith(state.toAbsolutePath()), dir.toString());
+        }
+    }
+
+    @Test
     void namesAreLabelsAndNeverPaths() throws Exception {
         try (ServerProcess s = ServerProcess.start("--workers", "1")) {
             String stateDir = s.callObject("initialize", new JsonObject()).get("stateDir").getAsString();
