@@ -386,7 +386,7 @@ public final class JobManager implements WorkerEvents {
             queue.addFirst(job); // a retry keeps its place at the head of the line
             // The retry's QUEUED notification says why the attempt failed; the job's own
             // error stays empty unless it fails for good (earlierFailures keeps the history).
-            events.stateChanged(withFailure(view(job), failure), JobState.ACTIVE);
+            events.stateChanged(view(job, failure), JobState.ACTIVE);
             dispatch();
             return;
         }
@@ -439,21 +439,19 @@ public final class JobManager implements WorkerEvents {
     }
 
     private static JobView view(Job j) {
+        return view(j, j.state == JobState.FAILED ? j.failure : null);
+    }
+
+    /** A snapshot that shows {@code failure} as the job's error (e.g. the attempt a retry follows). */
+    private static JobView view(Job j, JobFailure failure) {
         AttemptOutcome.Succeeded r = j.result;
         String script = j.spec.scriptPath() != null ? j.spec.scriptPath().toString() : "<scriptText>";
         return new JobView(j.id, j.spec.name(), script, j.state, j.progress, j.progressMessage, j.attempt,
                 j.spec.maxAttempts(), j.spec.timeoutSeconds(), j.createdAt, j.startedAt, j.finishedAt,
-                j.state == JobState.FAILED ? j.failure : null, List.copyOf(j.earlierFailures), j.workerPid,
+                failure, List.copyOf(j.earlierFailures), j.workerPid,
                 r == null ? null : r.pythonDataFile(), r == null ? 0 : r.pythonDataBytes(),
                 r == null ? null : r.dataBlocks(), r == null ? null : r.timing(),
                 j.log.file().getParent(), j.log, j.spec.progressToken());
-    }
-
-    private static JobView withFailure(JobView v, JobFailure f) {
-        return new JobView(v.id(), v.name(), v.script(), v.state(), v.progress(), v.progressMessage(), v.attempt(),
-                v.maxAttempts(), v.timeoutSeconds(), v.createdAt(), v.startedAt(), v.finishedAt(), f,
-                v.earlierFailures(), v.workerPid(), v.pythonDataFile(), v.pythonDataBytes(), v.dataBlocks(),
-                v.timing(), v.directory(), v.log(), v.progressToken());
     }
 
     private void deleteQuietly(String id) {

@@ -220,11 +220,12 @@ public final class JobServerEndpoint {
     public void cancelWorkDoneProgress(JsonObject params) {
         JsonElement token = params == null ? null : params.get("token");
         if (token == null || !initialized) return;
-        jobs.list(EnumSet.of(JobState.QUEUED, JobState.ACTIVE)).thenAccept(views -> {
-            for (JobView v : views) {
-                if (token.equals(v.progressToken())) jobs.cancel(v.id());
-            }
-        });
+        unfinishedJobsWithToken(token).thenAccept(views -> views.forEach(v -> jobs.cancel(v.id())));
+    }
+
+    private CompletableFuture<List<JobView>> unfinishedJobsWithToken(JsonElement token) {
+        return jobs.list(EnumSet.of(JobState.QUEUED, JobState.ACTIVE))
+                .thenApply(views -> views.stream().filter(v -> token.equals(v.progressToken())).toList());
     }
 
     // ------------------------------------------------------------------ helpers
@@ -233,12 +234,10 @@ public final class JobServerEndpoint {
     private CompletableFuture<JobSpec> refuseTokenInUse(JobSpec spec) {
         // Runs on the intake thread, which may wait for the event loop (never the reverse).
         if (spec.progressToken() == null) return CompletableFuture.completedFuture(spec);
-        return jobs.list(EnumSet.of(JobState.QUEUED, JobState.ACTIVE)).thenApply(views -> {
-            for (JobView v : views) {
-                if (spec.progressToken().equals(v.progressToken())) {
-                    throw Params.of("addJob", null).invalid("workDoneToken", "is already in use by job " + v.id()
-                            + ", which has not finished; progress tokens must be unique");
-                }
+        return unfinishedJobsWithToken(spec.progressToken()).thenApply(holders -> {
+            if (!holders.isEmpty()) {
+                throw Params.of("addJob", null).invalid("workDoneToken", "is already in use by job "
+                        + holders.get(0).id() + ", which has not finished; progress tokens must be unique");
             }
             return spec;
         });

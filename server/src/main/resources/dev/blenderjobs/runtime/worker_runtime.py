@@ -453,19 +453,14 @@ def to_json(value, path):
         return out
     if isinstance(value, (list, tuple)):
         return [to_json(item, "%s[%d]" % (path, i)) for i, item in enumerate(value)]
-    type_name = type(value).__name__
-    if type_name == "Matrix":
-        return [to_json(tuple(row), "%s[%d]" % (path, i)) for i, row in enumerate(value)]
-    if type_name in ("Vector", "Color", "Euler", "Quaternion", "bpy_prop_array", "IDPropertyArray"):
-        return [to_json(item, "%s[%d]" % (path, i)) for i, item in enumerate(value)]
-    if type_name == "IDPropertyGroup" and hasattr(value, "to_dict"):
-        return to_json(value.to_dict(), path)
-    if hasattr(value, "tolist") and callable(value.tolist):  # numpy arrays and scalars
-        return to_json(value.tolist(), path)
-    raise JobFailure("RESULT_NOT_SERIALIZABLE",
-                     "%s holds a value of type %s, which is not JSON-serializable; store plain values "
-                     "(numbers, strings, lists, dicts) or, for a data block, its name"
-                     % (path, type_name))
+    try:
+        converted = _json_default(value)  # the same conversions as the fast path
+    except TypeError:
+        raise JobFailure("RESULT_NOT_SERIALIZABLE",
+                         "%s holds a value of type %s, which is not JSON-serializable; store plain values "
+                         "(numbers, strings, lists, dicts) or, for a data block, its name"
+                         % (path, type(value).__name__))
+    return to_json(converted, path)
 
 
 def _json_default(value):

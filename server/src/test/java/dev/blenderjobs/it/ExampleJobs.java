@@ -65,10 +65,7 @@ abstract class ExampleJobs {
     JsonObject runExample(String script, JsonObject extra) throws Exception {
         JsonObject params = Json.of("script", ServerProcess.fixture("jobs/" + script).toString());
         extra.entrySet().forEach(e -> params.add(e.getKey(), e.getValue()));
-        String id = server.addJob(params);
-        JsonObject done = server.awaitFinal(id, HANG_GUARD);
-        done.addProperty("jobId", id);
-        return done;
+        return server.runToEnd(params, HANG_GUARD);
     }
 
     void remember(String example, JsonElement value) {

@@ -34,10 +34,7 @@ class FaultsIT {
     }
 
     static JsonObject run(JsonObject params) throws Exception {
-        String id = server.addJob(params);
-        JsonObject done = server.awaitFinal(id, HANG_GUARD);
-        done.addProperty("jobId", id);
-        return done;
+        return server.runToEnd(params, HANG_GUARD);
     }
 
     @Test

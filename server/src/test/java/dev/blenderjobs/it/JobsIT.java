@@ -42,10 +42,7 @@ class JobsIT {
     }
 
     static JsonObject run(JsonObject params) throws Exception {
-        String id = server.addJob(params);
-        JsonObject done = server.awaitFinal(id, HANG_GUARD);
-        done.addProperty("jobId", id);
-        return done;
+        return server.runToEnd(params, HANG_GUARD);
     }
 
     static JsonElement pythonData(JsonObject finished) throws Exception {

@@ -225,6 +225,14 @@ final class ServerProcess implements AutoCloseable {
         return callObject("addJob", params).get("jobId").getAsString();
     }
 
+    /** Adds a job and waits for it to end; returns its final job/stateChanged params plus "jobId". */
+    JsonObject runToEnd(JsonObject params, Duration timeout) throws Exception {
+        String id = addJob(params);
+        JsonObject done = awaitFinal(id, timeout);
+        done.addProperty("jobId", id);
+        return done;
+    }
+
     /** Waits for the job's final job/stateChanged notification and returns its params. */
     JsonObject awaitFinal(String jobId, Duration timeout) throws InterruptedException {
         Notification n = awaitNotification(x -> x.method().equals("job/stateChanged")
