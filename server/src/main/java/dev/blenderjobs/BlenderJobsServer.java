@@ -7,6 +7,8 @@ import dev.blenderjobs.config.ServerConfig;
 import dev.blenderjobs.jobs.JobFiles;
 import dev.blenderjobs.jobs.JobManager;
 import dev.blenderjobs.runtime.RuntimeScript;
+import dev.blenderjobs.store.JobStore;
+import dev.blenderjobs.store.StateDirectory;
 import dev.blenderjobs.wire.ClientNotifier;
 import dev.blenderjobs.wire.JobClient;
 import dev.blenderjobs.wire.JobServerEndpoint;
@@ -14,6 +16,7 @@ import dev.blenderjobs.wire.WireLauncher;
 import dev.blenderjobs.wire.messages.Messages.BlenderInfo;
 import dev.blenderjobs.wire.messages.Messages.Capabilities;
 import dev.blenderjobs.wire.messages.Messages.InitializeResult;
+import dev.blenderjobs.wire.messages.Messages.RecoveredJobs;
 import dev.blenderjobs.wire.messages.Messages.ServerInfo;
 import dev.blenderjobs.workers.WorkerPool;
 import dev.blenderjobs.workers.WorkerProcess;
@@ -26,6 +29,8 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
@@ -35,9 +40,10 @@ import java.util.logging.Level;
 import java.util.logging.Logger;
 
 /**
- * Wires the server together and owns its lifecycle: finds Blender, prepares the private
- * directory, starts the worker pool in the background, serves JSON-RPC until exit or end of
- * stdin, and on every way out stops all Blender processes.
+ * Wires the server together and owns its lifecycle: finds Blender, starts the worker pool in
+ * the background, opens the state directory when the client initializes (it depends on the
+ * client's workspace), serves JSON-RPC until exit or end of stdin, and on every way out
+ * interrupts unfinished jobs, writes their records and stops all Blender processes.
  */
 public final class BlenderJobsServer implements JobServerEndpoint.Host {
     public static final String NAME = "blender-jobs";
@@ -47,11 +53,16 @@ public final class BlenderJobsServer implements JobServerEndpoint.Host {
     private final ServerConfig config;
     private final AtomicBoolean stopped = new AtomicBoolean();
     private BlenderLocator.Result blender;
-    private Path stateDir;
-    private boolean temporaryStateDir;
+    /** The explicit --state-dir, locked at start so that a second server fails fast. */
+    private StateDirectory explicitStateDir;
+    /** The state directory in use, once initialize has opened it. */
+    private volatile StateDirectory stateDir;
+    private CompletableFuture<InitializeResult> opening;
+    /** Worker scratch space (runtime script, Blender user config, temp, crash reports), deleted at exit. */
+    private Path scratchDir;
     private EventLoop loop;
-    private java.nio.channels.FileLock stateDirLock;
     private JobManager jobs;
+    private JobStore store;
     private WorkerPool pool;
     private ClientNotifier notifier;
     private ExecutorService io;
@@ -62,7 +73,8 @@ public final class BlenderJobsServer implements JobServerEndpoint.Host {
 
     /** Serves until the client sends exit or closes stdin; returns the process exit code. */
     public int run(InputStream in, OutputStream out) throws IOException {
-        stateDir = prepareStateDir();
+        if (config.stateDir().isPresent()) explicitStateDir = StateDirectory.explicit(config.stateDir().get());
+        scratchDir = privateTempDirectory("blender-jobs-workers-");
         blender = BlenderLocator.forThisMachine().locate(config.blenderPath());
         blender.installation().ifPresentOrElse(
                 b -> LOG.info("Blender " + b.version() + " at " + b.executable()),
@@ -71,123 +83,124 @@ public final class BlenderJobsServer implements JobServerEndpoint.Host {
         loop = new EventLoop("job-loop");
         io = Executors.newFixedThreadPool(Math.max(2, config.workers()), daemon("request-io"));
         notifier = new ClientNotifier(config.progressInterval());
-        jobs = new JobManager(loop, new JobFiles(stateDir), config.logTailLines(),
-                blender.installation().isPresent() ? null : blender.problem());
+        notifier.hold(); // LSP: nothing before the initialize answer; a --resume may start jobs sooner
+        store = new JobStore(notifier);
+        jobs = new JobManager(loop, config.logTailLines(), blender.installation().isPresent() ? null : blender.problem(),
+                new JobManager.Retention(config.retainJobs(), Duration.ofDays(config.retainDays())));
         if (blender.installation().isPresent()) {
-            Path runtime = RuntimeScript.install(stateDir.resolve("runtime"));
+            Path runtime = RuntimeScript.install(scratchDir.resolve("runtime"));
             WorkerProcess.Launch launch = new WorkerProcess.Launch(blender.installation().get().executable(), runtime,
                     config.workerStartTimeout(), config.progressInterval().dividedBy(2), Duration.ofSeconds(3));
             pool = new WorkerPool(new WorkerPool.Settings(config.workers(), config.maxJobsPerWorker(),
-                    config.maxWorkerMemoryMb(), stateDir.resolve("workers"), launch), loop, jobs);
+                    config.maxWorkerMemoryMb(), scratchDir.resolve("workers"), launch), loop, jobs);
         }
-        jobs.attach(pool, notifier);
+        jobs.attach(pool, store);
 
         JobServerEndpoint endpoint = new JobServerEndpoint(jobs, io, this, config.maxMessageBytes());
         ExecutorService rpc = Executors.newCachedThreadPool(daemon("jsonrpc"));
-        Launcher<JobClient> launcher = WireLauncher.create(endpoint, in, out, config.maxMessageBytes(), rpc);
+        Launcher<JobClient> launcher = WireLauncher.create(endpoint, in, out, config.maxMessageBytes(), rpc,
+                notifier::open);
         notifier.connect(launcher.getRemoteProxy());
-        Runtime.getRuntime().addShutdownHook(new Thread(this::stop, "shutdown-hook"));
+        Runtime.getRuntime().addShutdownHook(new Thread(() -> stop("the server received a signal to stop"),
+                "shutdown-hook"));
         if (pool != null) pool.start();
-        LOG.info(NAME + " " + VERSION + " serving on stdio; " + config.workers() + " workers; state in " + stateDir);
+        LOG.info(NAME + " " + VERSION + " serving on stdio; " + config.workers() + " workers"
+                + (explicitStateDir != null ? "; state in " + explicitStateDir.path() : ""));
         try {
             launcher.startListening().get();
         } catch (Exception e) {
             LOG.log(Level.FINE, "protocol stream ended", e);
         }
         LOG.info("stdin closed; shutting down");
-        stop();
+        stop("the client closed the server's input (stdin)");
         return 0;
     }
 
+    /**
+     * The first initialize opens the state directory (the explicit one, the workspace's, or a
+     * temporary one) and takes back the jobs an earlier server left there; later ones get the
+     * same answer. Runs the file work on the I/O executor.
+     */
     @Override
-    public InitializeResult describe(Capabilities capabilities) {
-        BlenderInfo info = blender.installation()
+    public synchronized CompletableFuture<InitializeResult> initialize(String workspace, Capabilities capabilities) {
+        if (opening == null) {
+            opening = CompletableFuture.supplyAsync(() -> open(workspace), io).thenApply(recovered ->
+                    new InitializeResult(new ServerInfo(NAME, VERSION), blenderInfo(), pool == null ? 0 : config.workers(),
+                            config.maxJobsPerWorker(), stateDir.path().toString(), stateDir.temporary(),
+                            stateDir.note(), recovered, capabilities));
+        }
+        return opening;
+    }
+
+    private RecoveredJobs open(String workspace) {
+        StateDirectory dir = explicitStateDir != null ? explicitStateDir
+                : workspace != null ? StateDirectory.forWorkspace(workspace, config.dataHome())
+                : StateDirectory.temporary(null);
+        stateDir = dir;
+        JobFiles files = new JobFiles(dir.path());
+        store.bind(files);
+        List<JobManager.Recovered> recovered;
+        try {
+            recovered = store.load(files);
+        } catch (IOException e) {
+            LOG.log(Level.WARNING, "could not list the jobs of " + dir.path() + "; starting with none", e);
+            recovered = List.of();
+        }
+        JobManager.Opened opened = jobs.open(files, recovered, config.resume()).join();
+        LOG.info("state in " + dir.path() + (dir.temporary() ? " (temporary)" : "") + "; " + opened.jobs()
+                + " earlier jobs, " + opened.interrupted() + " interrupted, " + opened.resumed() + " resumed, "
+                + opened.pruned() + " pruned");
+        return new RecoveredJobs(opened.jobs(), opened.interrupted(), opened.resumed(), opened.pruned());
+    }
+
+    private BlenderInfo blenderInfo() {
+        return blender.installation()
                 .map(b -> new BlenderInfo(true, b.executable().toString(), b.version(), null))
                 .orElseGet(() -> new BlenderInfo(false, null, null, blender.problem()));
-        return new InitializeResult(new ServerInfo(NAME, VERSION), info, pool == null ? 0 : config.workers(),
-                config.maxJobsPerWorker(),
-                stateDir.toString(), capabilities);
     }
 
     @Override
     public void exit(int code) {
-        stop();
+        stop(code == 0 ? "the client sent shutdown and exit" : "the client sent exit without shutdown");
         System.exit(code);
     }
 
-    /** Stops every worker and cleans up; safe to call more than once and from a shutdown hook. */
-    void stop() {
+    /**
+     * Stops every worker and cleans up; safe to call more than once and from a shutdown hook.
+     * Unfinished jobs become INTERRUPTED first, and their records are written before the
+     * workers die, so that a server started later on the same state directory can resume them.
+     */
+    void stop(String why) {
         if (!stopped.compareAndSet(false, true)) return;
-        // Unfinished jobs are canceled first, so that a client still listening is told so
-        // (CANCELED) rather than seeing them fail when their workers are killed.
         if (jobs != null) {
             try {
-                jobs.shutdown().get(2, TimeUnit.SECONDS);
+                jobs.shutdown(why).get(2, TimeUnit.SECONDS);
             } catch (Exception e) {
-                LOG.log(Level.FINE, "could not cancel jobs at shutdown", e);
+                LOG.log(Level.FINE, "could not interrupt jobs at shutdown", e);
             }
         }
+        if (store != null) store.close();
         if (pool != null) pool.shutdown(Duration.ofSeconds(2));
         if (notifier != null) notifier.close();
         if (io != null) io.shutdownNow();
         if (loop != null) loop.close();
-        if (temporaryStateDir) {
+        StateDirectory dir = stateDir != null ? stateDir : explicitStateDir;
+        if (dir != null) dir.close();
+        if (scratchDir != null) {
             try {
-                JobFiles.deleteRecursively(stateDir);
+                JobFiles.deleteRecursively(scratchDir);
             } catch (IOException e) {
-                LOG.log(Level.FINE, "could not delete " + stateDir, e);
+                LOG.log(Level.FINE, "could not delete " + scratchDir, e);
             }
         }
     }
 
-    private Path prepareStateDir() throws IOException {
-        if (config.stateDir().isPresent()) {
-            Path dir = config.stateDir().get().toAbsolutePath();
-            JobFiles.createPrivateDirectories(dir);
-            lockStateDir(dir);
-            return dir;
-        }
-        temporaryStateDir = true;
+    private static Path privateTempDirectory(String prefix) throws IOException {
         try {
-            return Files.createTempDirectory("blender-jobs-",
+            return Files.createTempDirectory(prefix,
                     PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
         } catch (UnsupportedOperationException e) {
-            return Files.createTempDirectory("blender-jobs-");
-        }
-    }
-
-    /**
-     * One server per state directory: two servers sharing one would trample each other's job
-     * and worker files. The OS releases the lock when this process ends, however it ends.
-     */
-    private void lockStateDir(Path dir) throws IOException {
-        Path lockFile = dir.resolve("server.lock");
-        java.nio.channels.FileChannel channel = java.nio.channels.FileChannel.open(lockFile,
-                java.nio.file.StandardOpenOption.CREATE, java.nio.file.StandardOpenOption.WRITE,
-                java.nio.file.StandardOpenOption.READ);
-        java.nio.channels.FileLock lock;
-        try {
-            lock = channel.tryLock();
-        } catch (java.nio.channels.OverlappingFileLockException e) {
-            lock = null;
-        }
-        if (lock == null) {
-            String holder = Files.readString(lockFile).strip();
-            channel.close();
-            throw new StateDirInUseException("The state directory " + dir + " is in use by another blender-jobs server"
-                    + (holder.isEmpty() ? "" : " (" + holder + ")") + "; give this one another --state-dir, or stop "
-                    + "the other server first.");
-        }
-        channel.truncate(0);
-        channel.write(java.nio.ByteBuffer.wrap(("pid " + ProcessHandle.current().pid()).getBytes(
-                java.nio.charset.StandardCharsets.UTF_8)));
-        stateDirLock = lock; // held, and so kept alive, for the life of the process
-    }
-
-    /** The explicit --state-dir is locked by another server. */
-    public static final class StateDirInUseException extends IOException {
-        StateDirInUseException(String message) {
-            super(message);
+            return Files.createTempDirectory(prefix);
         }
     }
 
@@ -199,5 +212,4 @@ public final class BlenderJobsServer implements JobServerEndpoint.Host {
             return t;
         };
     }
-
 }

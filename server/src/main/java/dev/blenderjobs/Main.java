@@ -32,9 +32,25 @@ public final class Main implements Callable<Integer> {
     long maxWorkerMemoryMb;
 
     @Option(names = "--state-dir", paramLabel = "DIR",
-            description = "Private directory for job files (created with mode 0700). Default: a fresh temporary "
-                    + "directory, deleted when the server exits.")
+            description = "Private directory for jobs and their results (created with mode 0700), kept across "
+                    + "restarts; one server at a time. Default: one per client workspace (rootUri/workspaceFolders "
+                    + "of initialize) under $XDG_DATA_HOME/blender-jobs, or a temporary directory deleted at exit "
+                    + "when the client names no workspace.")
     Path stateDir;
+
+    @Option(names = "--resume",
+            description = "Queue the jobs a previous server left interrupted (queued or running when it stopped) "
+                    + "as soon as the state directory is opened. Default: they wait for resumeJob.")
+    boolean resume;
+
+    @Option(names = "--retain-jobs", paramLabel = "N", defaultValue = "10000",
+            description = "Finished jobs kept with their results; the oldest are pruned. 0 = no limit. "
+                    + "Default: ${DEFAULT-VALUE}.")
+    int retainJobs;
+
+    @Option(names = "--retain-days", paramLabel = "DAYS", defaultValue = "30",
+            description = "Days a finished job is kept after it ended. 0 = no limit. Default: ${DEFAULT-VALUE}.")
+    int retainDays;
 
     @Option(names = "--progress-interval", paramLabel = "MS", defaultValue = "20",
             description = "Minimum gap between two job/progress notifications of one job. Default: ${DEFAULT-VALUE}.")
@@ -73,6 +89,10 @@ public final class Main implements Callable<Integer> {
                 maxJobsPerWorker,
                 maxWorkerMemoryMb,
                 Optional.ofNullable(stateDir),
+                defaults.dataHome(),
+                resume,
+                retainJobs,
+                retainDays,
                 Duration.ofMillis(Math.max(0, progressIntervalMs)),
                 Duration.ofSeconds(Math.max(1, workerStartTimeoutSeconds)),
                 maxMessageMb * 1024 * 1024,
@@ -80,7 +100,7 @@ public final class Main implements Callable<Integer> {
         Logging.configure(logLevel, logFile);
         try {
             return new BlenderJobsServer(config).run(StdioGuard.protocolIn(), StdioGuard.protocolOut());
-        } catch (BlenderJobsServer.StateDirInUseException e) {
+        } catch (dev.blenderjobs.store.StateDirectory.InUseException e) {
             java.util.logging.Logger.getLogger(Main.class.getName()).severe(e.getMessage());
             return 2;
         }

@@ -94,7 +94,8 @@ public final class Benchmark {
         rows.add(4, row("3c. warm / fresh", "latency " + fmt(freshLat[0] / warmLat[0]) + "x lower, throughput "
                 + fmt(warmTput / freshTput) + "x higher", "throughput >= 50x"));
 
-        try (BenchServer s = new BenchServer(jar, List.of("--workers", "2"))) {
+        Path stateDir = Files.createTempDirectory("blender-jobs-bench-state");
+        try (BenchServer s = new BenchServer(jar, List.of("--workers", "2", "--state-dir", stateDir.toString()))) {
             s.call("initialize", new JsonObject());
             s.awaitWorkersReady(2);
             double before = s.residentBytes() / 1048576.0;
@@ -103,6 +104,17 @@ public final class Benchmark {
             rows.add(row("6. server RSS (JVM flags " + String.join(" ", JVM_OPTIONS) + "): idle / after " + tableJobs + " finished jobs kept in its table",
                     fmt(idleRss) + " MB / " + fmt(after) + " MB (just before: " + fmt(before) + " MB)", "< 200 MB"));
         }
+        // A restart on the same state directory: every job is read back before initialize answers.
+        try (BenchServer s = new BenchServer(jar, List.of("--workers", "2", "--state-dir", stateDir.toString()))) {
+            long t0 = System.nanoTime();
+            JsonObject init = s.call("initialize", new JsonObject()).getAsJsonObject();
+            double ms = (System.nanoTime() - t0) / 1e6;
+            int recovered = init.getAsJsonObject("recoveredJobs").get("jobs").getAsInt();
+            if (recovered != tableJobs) throw new IllegalStateException("recovered " + recovered + " of " + tableJobs);
+            rows.add(row("7. restart on a state directory with " + tableJobs + " finished jobs: initialize answered (all read back) / RSS after",
+                    fmt(ms) + " ms / " + fmt(s.residentBytes() / 1048576.0) + " MB", "< 5 s"));
+        }
+        deleteTree(stateDir);
         StringBuilder sb = new StringBuilder();
         sb.append("| measure | result | target |\n|---|---|---|\n");
         for (String[] r : rows) sb.append("| ").append(String.join(" | ", r)).append(" |\n");
@@ -243,6 +255,12 @@ public final class Benchmark {
                 check(s.finalOf(id).get(600, TimeUnit.SECONDS));
                 s.forget(id);
             }
+        }
+    }
+
+    static void deleteTree(Path root) throws java.io.IOException {
+        try (var paths = Files.walk(root)) {
+            for (Path p : paths.sorted(java.util.Comparator.reverseOrder()).toList()) Files.deleteIfExists(p);
         }
     }
 

@@ -12,7 +12,13 @@ import java.util.Optional;
  * @param workers           number of worker slots (Blender processes running at once)
  * @param maxJobsPerWorker  jobs a Blender process runs before it is replaced (1 = fresh per job)
  * @param maxWorkerMemoryMb resident memory after which a worker is replaced (0 = no limit)
- * @param stateDir          private directory for job files; empty means a fresh temporary one
+ * @param stateDir          explicit private directory for job files; empty means the default: one
+ *                          per client workspace under {@code dataHome}, or a temporary one
+ * @param dataHome          per-user data directory holding the per-workspace state directories
+ * @param resume            queue the jobs an earlier server left interrupted as soon as the state
+ *                          directory is opened
+ * @param retainJobs        finished jobs kept (oldest pruned first); 0 = no limit
+ * @param retainDays        days a finished job is kept; 0 = no limit
  * @param progressInterval  minimum gap between two progress notifications of one job
  * @param workerStartTimeout how long a starting Blender may take to connect back
  * @param maxMessageBytes   largest JSON-RPC message the server reads
@@ -24,6 +30,10 @@ public record ServerConfig(
         int maxJobsPerWorker,
         long maxWorkerMemoryMb,
         Optional<Path> stateDir,
+        Path dataHome,
+        boolean resume,
+        int retainJobs,
+        int retainDays,
         Duration progressInterval,
         Duration workerStartTimeout,
         long maxMessageBytes,
@@ -37,11 +47,15 @@ public record ServerConfig(
             throw new IllegalArgumentException("--max-worker-memory must be 0 (no limit) or more, got " + maxWorkerMemoryMb);
         if (maxMessageBytes < 1024)
             throw new IllegalArgumentException("--max-message-size must be at least 1 KB");
+        if (retainJobs < 0) throw new IllegalArgumentException("--retain-jobs must be 0 (no limit) or more, got " + retainJobs);
+        if (retainDays < 0) throw new IllegalArgumentException("--retain-days must be 0 (no limit) or more, got " + retainDays);
     }
 
     /** Defaults used by tests and by {@code Main} when a flag is absent. */
     public static ServerConfig defaults() {
         return new ServerConfig(Optional.empty(), Runtime.getRuntime().availableProcessors(), 200, 2048,
-                Optional.empty(), Duration.ofMillis(20), Duration.ofSeconds(60), 64L * 1024 * 1024, 100);
+                Optional.empty(), dev.blenderjobs.store.StateDirectory.defaultDataHome(System.getenv(),
+                        System.getProperty("os.name"), Path.of(System.getProperty("user.home"))),
+                false, 10_000, 30, Duration.ofMillis(20), Duration.ofSeconds(60), 64L * 1024 * 1024, 100);
     }
 }

@@ -14,12 +14,16 @@ public enum FailureKind {
     BLENDER_EXITED,
     /** python_data or data_blocks could not be turned into JSON / a .blend library. */
     RESULT_NOT_SERIALIZABLE,
+    /** The results could not be written to the job's directory (disk full, unwritable). */
+    RESULT_WRITE_FAILED,
     /** The job's blendFile or passedDataBlocks could not be loaded. */
     SETUP_FAILED,
     /** No worker could be started (Blender fails at start-up). */
     WORKER_START_FAILED,
     /** The worker runtime itself failed; a bug in blender-jobs. */
-    WORKER_ERROR;
+    WORKER_ERROR,
+    /** The server stopped or died while the job was queued or running; not the script's fault. */
+    INTERRUPTED;
 
     public static FailureKind parse(String name) {
         try {

@@ -6,6 +6,10 @@ public interface JobEvents {
 
     void stateChanged(JobView job, JobState previous);
 
+    /** The job left the table (removeJob, replaceExisting, retention); its files are to go. */
+    default void removed(String jobId) {
+    }
+
     /** No-op listener, for tests and tools. */
     JobEvents NONE = new JobEvents() {
         @Override

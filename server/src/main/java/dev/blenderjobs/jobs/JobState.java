@@ -1,10 +1,19 @@
 package dev.blenderjobs.jobs;
 
-/** The life of a job. COMPLETED, FAILED and CANCELED are final. */
+/**
+ * The life of a job. COMPLETED, FAILED and CANCELED are final. INTERRUPTED is a resting state:
+ * the server stopped (or died) while the job was QUEUED or ACTIVE, and {@code resumeJob} puts
+ * it back in the queue.
+ */
 public enum JobState {
-    QUEUED, ACTIVE, COMPLETED, FAILED, CANCELED;
+    QUEUED, ACTIVE, COMPLETED, FAILED, CANCELED, INTERRUPTED;
 
     public boolean isFinal() {
         return this == COMPLETED || this == FAILED || this == CANCELED;
+    }
+
+    /** Waiting for or holding a worker: what cancel stops and what a server stop interrupts. */
+    public boolean isLive() {
+        return this == QUEUED || this == ACTIVE;
     }
 }

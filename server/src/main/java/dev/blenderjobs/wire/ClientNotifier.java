@@ -29,6 +29,9 @@ public final class ClientNotifier implements JobEvents, AutoCloseable {
     private final long intervalNanos;
     private final ScheduledExecutorService sender;
     private volatile JobClient client;
+    /** While held, notifications wait here in order (LSP: nothing before the initialize answer). */
+    private final Object gate = new Object();
+    private java.util.List<Runnable> held;
     // Touched only on the sender thread.
     private final Map<String, JobProgressParams> pending = new HashMap<>();
     private final Map<String, Long> lastSent = new HashMap<>();
@@ -48,6 +51,23 @@ public final class ClientNotifier implements JobEvents, AutoCloseable {
         this.client = client;
     }
 
+    /** Keeps notifications back until {@link #open()}; call before any event. */
+    public void hold() {
+        synchronized (gate) {
+            if (held == null) held = new java.util.ArrayList<>();
+        }
+    }
+
+    /** Sends what was held, in order, and everything after at once. Called once initialize has answered. */
+    public void open() {
+        synchronized (gate) {
+            if (held == null) return;
+            java.util.List<Runnable> waiting = held;
+            held = null;
+            waiting.forEach(this::execute);
+        }
+    }
+
     @Override
     public void progress(String jobId, double progress, String message, long reportedAtMillis) {
         JobProgressParams params = new JobProgressParams(jobId, progress, message, reportedAtMillis);
@@ -61,14 +81,24 @@ public final class ClientNotifier implements JobEvents, AutoCloseable {
                 job.failure() == null ? null : JobViews.errorInfo(job.failure(), false));
         submit(() -> {
             flushPending(job.id());
-            if (job.state().isFinal()) lastSent.remove(job.id());
+            if (!job.state().isLive()) lastSent.remove(job.id());
             send(() -> client.stateChanged(params));
             workDoneState(job);
         });
     }
 
-    /** After close() (server stopping) there is nobody left to tell: events are dropped. */
     private void submit(Runnable task) {
+        synchronized (gate) {
+            if (held != null) {
+                held.add(task);
+                return;
+            }
+            execute(task);
+        }
+    }
+
+    /** After close() (server stopping) there is nobody left to tell: events are dropped. */
+    private void execute(Runnable task) {
         try {
             sender.execute(task);
         } catch (java.util.concurrent.RejectedExecutionException closed) {
@@ -113,14 +143,16 @@ public final class ClientNotifier implements JobEvents, AutoCloseable {
     private void workDoneState(JobView job) {
         JsonElement token = job.progressToken();
         if (token == null) return;
-        if (!workDone.containsKey(job.id()) && !job.state().isFinal()) {
+        if (!workDone.containsKey(job.id()) && job.state().isLive()) {
             workDone.put(job.id(), token);
             String title = "Blender job " + (job.name() != null ? job.name() : job.id());
             send(() -> client.workDoneProgress(new WorkDoneProgressParams(token,
                     new WorkDoneProgressValue("begin", title, true, job.state().name().toLowerCase(), 0))));
-        } else if (job.state().isFinal() && workDone.remove(job.id()) != null) {
-            String message = job.state() == JobState.FAILED && job.failure() != null
-                    ? "failed: " + job.failure().message() : job.state().name().toLowerCase();
+        } else if (!job.state().isLive() && workDone.remove(job.id()) != null) {
+            String message = job.failure() != null && (job.state() == JobState.FAILED
+                    || job.state() == JobState.INTERRUPTED)
+                    ? job.state().name().toLowerCase() + ": " + job.failure().message()
+                    : job.state().name().toLowerCase();
             send(() -> client.workDoneProgress(new WorkDoneProgressParams(token,
                     new WorkDoneProgressValue("end", null, null, message, null))));
         }
@@ -138,7 +170,7 @@ public final class ClientNotifier implements JobEvents, AutoCloseable {
     /** Sends what is pending and stops; waits briefly so the last notifications are written. */
     @Override
     public void close() {
-        sender.execute(() -> new HashMap<>(pending).keySet().forEach(this::flushPending));
+        execute(() -> new HashMap<>(pending).keySet().forEach(this::flushPending));
         sender.shutdown();
         try {
             sender.awaitTermination(2, TimeUnit.SECONDS);

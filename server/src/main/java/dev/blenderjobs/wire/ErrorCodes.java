@@ -20,6 +20,8 @@ public final class ErrorCodes {
     public static final int JOB_FAILED = 1003;
     public static final int JOB_CANCELED = 1004;
     public static final int JOB_NOT_REMOVABLE = 1005;
+    public static final int JOB_INTERRUPTED = 1006;
+    public static final int JOB_NOT_RESUMABLE = 1007;
     public static final int BLENDER_UNAVAILABLE = 1010;
     public static final int SHUTTING_DOWN = 1011;
     public static final int JOB_FILES_UNAVAILABLE = 1012;
@@ -34,6 +36,8 @@ public final class ErrorCodes {
             case JOB_FAILED -> JOB_FAILED;
             case JOB_CANCELED -> JOB_CANCELED;
             case JOB_NOT_REMOVABLE -> JOB_NOT_REMOVABLE;
+            case JOB_INTERRUPTED -> JOB_INTERRUPTED;
+            case JOB_NOT_RESUMABLE -> JOB_NOT_RESUMABLE;
             case BLENDER_UNAVAILABLE -> BLENDER_UNAVAILABLE;
             case SHUTTING_DOWN -> SHUTTING_DOWN;
             case JOB_FILES_UNAVAILABLE -> JOB_FILES_UNAVAILABLE;

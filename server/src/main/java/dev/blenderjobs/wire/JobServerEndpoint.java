@@ -18,6 +18,8 @@ import dev.blenderjobs.wire.messages.Messages.JobDetail;
 import dev.blenderjobs.wire.messages.Messages.ListJobsResult;
 import dev.blenderjobs.wire.messages.Messages.ProgressResult;
 import dev.blenderjobs.wire.messages.Messages.RemoveJobResult;
+import dev.blenderjobs.wire.messages.Messages.ResumeAllResult;
+import dev.blenderjobs.wire.messages.Messages.ResumeJobResult;
 import dev.blenderjobs.wire.messages.Messages.StatsResult;
 import dev.blenderjobs.wire.messages.RawJson;
 import org.eclipse.lsp4j.jsonrpc.ResponseErrorException;
@@ -48,12 +50,18 @@ public final class JobServerEndpoint {
 
     /** Every request method, in protocol.md order; also the "requests" capability. */
     public static final List<String> REQUESTS = List.of("initialize", "shutdown", "addJob", "getProgress",
-            "getPythonData", "getDataBlocks", "getJob", "listJobs", "cancelJob", "cancelAll", "removeJob", "getStats");
+            "getPythonData", "getDataBlocks", "getJob", "listJobs", "cancelJob", "cancelAll", "resumeJob", "resumeAll",
+            "removeJob", "getStats");
     public static final List<String> NOTIFICATIONS = List.of("job/progress", "job/stateChanged", "$/progress");
 
     /** What the endpoint reports in initialize and needs to exit. */
     public interface Host {
-        InitializeResult describe(Capabilities capabilities);
+        /**
+         * Opens the state directory (on the first call) and describes the server.
+         *
+         * @param workspace the client's workspace (first workspace folder, rootUri or rootPath), or null
+         */
+        CompletableFuture<InitializeResult> initialize(String workspace, Capabilities capabilities);
 
         /** Stops workers and exits the process with the code; never returns. */
         void exit(int code);
@@ -86,14 +94,55 @@ public final class JobServerEndpoint {
 
     // ------------------------------------------------------------------ lifecycle
 
+    /**
+     * Opens the state directory, which depends on the client's workspace, so job requests are
+     * accepted only once this has answered (before that they get -32002).
+     */
     @JsonRequest
     public CompletableFuture<InitializeResult> initialize(JsonObject params) {
-        initialized = true;
+        String workspace;
+        try {
+            workspace = workspaceOf(params);
+        } catch (ResponseErrorException e) {
+            return CompletableFuture.failedFuture(e);
+        }
         workDoneProgress = declaresWorkDoneProgress(params);
         Capabilities caps = new Capabilities(REQUESTS, NOTIFICATIONS,
                 Arrays.stream(JobState.values()).map(Enum::name).toList(),
                 Arrays.stream(FailureKind.values()).map(Enum::name).toList(), maxMessageBytes);
-        return CompletableFuture.completedFuture(host.describe(caps));
+        return host.initialize(workspace, caps).handle((result, error) -> {
+            if (error != null) throw translate(error);
+            initialized = true;
+            return result;
+        });
+    }
+
+    /**
+     * The workspace that keys the default state directory: LSP's first workspace folder, else
+     * rootUri, else the deprecated rootPath. A label only: the server hashes it, never uses it
+     * as a path.
+     */
+    static String workspaceOf(JsonObject params) {
+        Params p = Params.of("initialize", params);
+        if (p.has("workspaceFolders")) {
+            JsonElement folders = p.raw().get("workspaceFolders");
+            if (!folders.isJsonArray()) throw p.invalid("workspaceFolders", "must be an array of {uri, name}, got "
+                    + Params.describe(folders));
+            if (!folders.getAsJsonArray().isEmpty()) {
+                JsonElement first = folders.getAsJsonArray().get(0);
+                JsonElement uri = first.isJsonObject() ? first.getAsJsonObject().get("uri") : null;
+                if (uri == null || !uri.isJsonPrimitive() || !uri.getAsJsonPrimitive().isString()
+                        || uri.getAsString().isBlank()) {
+                    throw p.invalid("workspaceFolders", "must hold objects with a \"uri\" string, got "
+                            + Params.describe(first));
+                }
+                return uri.getAsString();
+            }
+        }
+        String rootUri = p.optionalString("rootUri");
+        if (rootUri != null && !rootUri.isBlank()) return rootUri;
+        String rootPath = p.optionalString("rootPath");
+        return rootPath != null && !rootPath.isBlank() ? rootPath : null;
     }
 
     @JsonNotification
@@ -105,7 +154,7 @@ public final class JobServerEndpoint {
     @JsonRequest
     public CompletableFuture<Object> shutdown() {
         shutdownRequested = true;
-        return jobs.shutdown().thenApply(n -> null);
+        return jobs.shutdown("the client sent shutdown").thenApply(n -> null);
     }
 
     @JsonNotification
@@ -201,6 +250,20 @@ public final class JobServerEndpoint {
     }
 
     @JsonRequest
+    public CompletableFuture<ResumeJobResult> resumeJob(JsonObject params) {
+        return guard(() -> jobs.resume(jobId("resumeJob", params)).thenApply(v -> new ResumeJobResult(v.id(),
+                v.state().name(), JobState.INTERRUPTED.name())));
+    }
+
+    @JsonRequest
+    public CompletableFuture<ResumeAllResult> resumeAll(JsonObject params) {
+        return guard(() -> {
+            Params.of("resumeAll", params).allowOnly(Set.of());
+            return jobs.resumeAll().thenApply(ids -> new ResumeAllResult(ids.size(), ids));
+        });
+    }
+
+    @JsonRequest
     public CompletableFuture<RemoveJobResult> removeJob(JsonObject params) {
         return guard(() -> jobs.remove(jobId("removeJob", params)).thenApply(v -> new RemoveJobResult(v.id(), true)));
     }
@@ -208,7 +271,7 @@ public final class JobServerEndpoint {
     @JsonRequest
     public CompletableFuture<StatsResult> getStats(JsonObject params) {
         return guard(() -> jobs.stats().thenApply(s -> new StatsResult(s.queued(), s.active(), s.completed(),
-                s.failed(), s.canceled(), s.total(), s.workers(), s.idleWorkers(), s.busyWorkers(),
+                s.failed(), s.canceled(), s.interrupted(), s.total(), s.workers(), s.idleWorkers(), s.busyWorkers(),
                 s.workerDetails())));
     }
 
@@ -262,7 +325,7 @@ public final class JobServerEndpoint {
         try {
             return JobState.valueOf(value);
         } catch (IllegalArgumentException e) {
-            throw p.invalid(field, "must name job states (QUEUED, ACTIVE, COMPLETED, FAILED, CANCELED), got \""
+            throw p.invalid(field, "must name job states (" + String.join(", ", Arrays.stream(JobState.values()).map(Enum::name).toList()) + "), got \""
                     + value + "\"");
         }
     }

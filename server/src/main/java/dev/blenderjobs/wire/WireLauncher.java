@@ -18,6 +18,8 @@ import org.eclipse.lsp4j.jsonrpc.messages.Either;
 import org.eclipse.lsp4j.jsonrpc.messages.Message;
 import org.eclipse.lsp4j.jsonrpc.messages.MessageIssue;
 import org.eclipse.lsp4j.jsonrpc.messages.RequestMessage;
+import org.eclipse.lsp4j.jsonrpc.messages.ResponseMessage;
+import dev.blenderjobs.wire.messages.Messages.InitializeResult;
 
 import java.io.IOException;
 import java.io.InputStream;
@@ -35,8 +37,13 @@ public final class WireLauncher {
     private WireLauncher() {
     }
 
+    /**
+     * @param onInitializeAnswered run right after the answer to initialize is written, so that
+     *                             server notifications never precede it (LSP's rule)
+     */
     public static Launcher<JobClient> create(Object endpoint, InputStream in, java.io.OutputStream out,
-                                             long maxMessageBytes, java.util.concurrent.ExecutorService executor) {
+                                             long maxMessageBytes, java.util.concurrent.ExecutorService executor,
+                                             Runnable onInitializeAnswered) {
         return new CappedBuilder(maxMessageBytes)
                 .setLocalService(endpoint)
                 .setRemoteInterface(JobClient.class)
@@ -44,6 +51,12 @@ public final class WireLauncher {
                 .setOutput(out)
                 .setExecutorService(executor)
                 .configureGson(gson -> gson.registerTypeAdapter(RawJson.class, new RawJson.Adapter()))
+                .wrapMessages(consumer -> message -> {
+                    consumer.consume(message);
+                    if (message instanceof ResponseMessage r && r.getResult() instanceof InitializeResult) {
+                        onInitializeAnswered.run();
+                    }
+                })
                 .create();
     }
 

@@ -34,14 +34,19 @@ public final class FrameCodec {
 
     /** Reads one frame; returns null at a clean end of stream. */
     public static JsonObject read(DataInputStream in) throws IOException {
+        return read(in, MAX_FRAME_BYTES);
+    }
+
+    /** Reads one frame of at most {@code maxBytes}; a longer one is refused before it is read. */
+    public static JsonObject read(DataInputStream in, int maxBytes) throws IOException {
         int length;
         try {
             length = in.readInt();
         } catch (EOFException e) {
             return null;
         }
-        if (length < 0 || length > MAX_FRAME_BYTES) {
-            throw new IOException("worker sent a frame of " + length + " bytes (limit " + MAX_FRAME_BYTES + ")");
+        if (length < 0 || length > maxBytes) {
+            throw new IOException("the peer sent a frame of " + length + " bytes (limit " + maxBytes + ")");
         }
         byte[] body = new byte[length];
         in.readFully(body);

@@ -239,6 +239,9 @@ public final class WorkerProcess {
         }
     }
 
+    /** The hello frame is a few hundred bytes; anything much larger is not a worker. */
+    static final int MAX_HELLO_BYTES = 64 * 1024;
+
     /** Accepts connections until one presents the secret; others are refused and logged. */
     private JsonObject acceptAuthenticated(ServerSocket server, String secret) throws IOException {
         long deadline = System.nanoTime() + launch.startTimeout().toNanos();
@@ -259,7 +262,8 @@ public final class WorkerProcess {
                 s.setSoTimeout(10_000);
                 s.setTcpNoDelay(true);
                 DataInputStream in = new DataInputStream(new BufferedInputStream(s.getInputStream()));
-                JsonObject hello = FrameCodec.read(in);
+                // Before it has proven itself, a peer gets a small frame and a short wait, no more.
+                JsonObject hello = FrameCodec.read(in, MAX_HELLO_BYTES);
                 String presented = hello == null ? null : stringOf(hello, "secret");
                 if (presented != null && MessageDigest.isEqual(presented.getBytes(StandardCharsets.UTF_8),
                         secret.getBytes(StandardCharsets.UTF_8)) && "hello".equals(stringOf(hello, "type"))) {

@@ -495,9 +495,16 @@ def encode_python_data(value):
 
 def write_text_atomically(text, path):
     tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.remove(tmp)  # a half-written file is never left behind
+        except OSError:
+            pass
+        raise
     return os.path.getsize(path)
 
 
@@ -630,9 +637,17 @@ def run_job(message, reporter, output):
         python_data = namespace.get("python_data")
         encoded = "{}" if python_data is None else encode_python_data(python_data)
         data_file = os.path.join(result_dir, "python_data.json")
-        size = write_text_atomically(encoded, data_file)
-        blocks = write_data_blocks(namespace.get("data_blocks"),
-                                   os.path.join(result_dir, "data_blocks.blend"))
+        try:
+            size = write_text_atomically(encoded, data_file)
+            blocks = write_data_blocks(namespace.get("data_blocks"),
+                                       os.path.join(result_dir, "data_blocks.blend"))
+        except (OSError, RuntimeError) as exc:
+            # Disk full or the directory unwritable: say so, not "the script raised".
+            # (bpy.data.libraries.write reports a failed write as RuntimeError.)
+            raise JobFailure("RESULT_WRITE_FAILED",
+                             "the job's results could not be written to %s: %s. Free disk space, or "
+                             "start the server with a --state-dir on a disk with room"
+                             % (result_dir, exc))
         timing["collectMs"] = round((time.perf_counter() - started) * 1000, 3)
         outcome = {"ok": True, "pythonDataFile": data_file, "pythonDataBytes": size,
                    "dataBlocks": blocks, "timing": timing}

@@ -94,6 +94,65 @@ class FaultsIT {
     }
 
     @Test
+    void resultsThatCannotBeWrittenFailTheJobWithTheReasonAndTheWorkerGoesOn() throws Exception {
+        // The result file's temporary name points at /dev/full: writing it fails with ENOSPC,
+        // exactly as on a full disk.
+        JsonObject done = run(Json.of("scriptText", String.join("\n",
+                "import os",
+                "result_dir = os.path.join(os.path.dirname(os.getcwd()), 'result')",
+                "os.symlink('/dev/full', os.path.join(result_dir, 'python_data.json.tmp'))",
+                "python_data = {'big': 'x' * 100000}")));
+        assertEquals("FAILED", done.get("state").getAsString(), done.toString());
+        JsonObject error = done.getAsJsonObject("error");
+        assertEquals("RESULT_WRITE_FAILED", error.get("kind").getAsString(), error.toString());
+        assertTrue(error.get("message").getAsString().contains("No space left on device"), error.toString());
+        assertTrue(error.get("message").getAsString().contains("Free disk space"), error.toString());
+        assertEquals("COMPLETED", run(Json.of("scriptText", "python_data = {}")).get("state").getAsString());
+    }
+
+    @Test
+    void aJobRecordThatCannotBeWrittenIsLoggedAndTheServerKeepsServing() throws Exception {
+        // The record's temporary name points at /dev/full, as on a full disk: the COMPLETED
+        // record cannot be written. The client is still told, the server says why in its log.
+        JsonObject done = run(Json.of("scriptText", String.join("\n",
+                "import os",
+                "os.symlink('/dev/full', os.path.join(os.path.dirname(os.getcwd()), 'job.json.tmp'))",
+                "python_data = {'still': 'served'}")));
+        assertEquals("COMPLETED", done.get("state").getAsString(), done.toString());
+        String id = done.get("jobId").getAsString();
+        assertEquals("{\"still\":\"served\"}", server.call("getPythonData", Json.jobId(id)).toString());
+        assertTrue(server.stderr().contains("could not write the record of job " + id), server.stderr());
+        assertTrue(server.stderr().contains("No space left on device"), server.stderr());
+        assertEquals("COMPLETED", run(Json.of("scriptText", "python_data = {}")).get("state").getAsString());
+    }
+
+    @Test
+    void aBlenderTooOldIsNamedWithTheVersionNeeded(@TempDir Path tmp) throws Exception {
+        Path old = tmp.resolve("blender");
+        Files.writeString(old, "#!/bin/sh\necho 'Blender 2.80 (sub 75)'\n");
+        old.toFile().setExecutable(true);
+        try (ServerProcess s = ServerProcess.start("--blender", old.toString())) {
+            String problem = s.initializeResult.getAsJsonObject("blender").get("problem").getAsString();
+            assertTrue(problem.contains("is Blender 2.80") && problem.contains("needs Blender 2.93 or newer"), problem);
+            ResponseError e = s.callError("addJob", Json.of("scriptText", "python_data = {}"));
+            assertEquals(1010, e.getCode());
+            assertTrue(e.getMessage().contains("is Blender 2.80"), e.getMessage());
+            assertEquals(0, s.callObject("getStats", new JsonObject()).get("total").getAsInt());
+        }
+    }
+
+    @Test
+    void aBlenderThatIsNotExecutableIsNamed(@TempDir Path tmp) throws Exception {
+        Path notExecutable = tmp.resolve("blender");
+        Files.writeString(notExecutable, "not a program");
+        try (ServerProcess s = ServerProcess.start("--blender", notExecutable.toString())) {
+            String problem = s.initializeResult.getAsJsonObject("blender").get("problem").getAsString();
+            assertTrue(problem.contains(notExecutable + " (from --blender) is not an executable file"), problem);
+            assertEquals(1010, s.callError("addJob", Json.of("scriptText", "python_data = {}")).getCode());
+        }
+    }
+
+    @Test
     void theWrongProgramAsBlenderIsNamedAndExplained() throws Exception {
         try (ServerProcess s = ServerProcess.start("--blender", "/bin/true")) {
             JsonObject blender = s.callObject("initialize", new JsonObject()).getAsJsonObject("blender");

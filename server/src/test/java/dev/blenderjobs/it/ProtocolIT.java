@@ -195,15 +195,23 @@ class ProtocolIT {
     }
 
     @Test
-    void closingStdinShutsTheServerDown() throws Exception {
+    void closingStdinShutsTheServerDownAndReportsUnfinishedJobsInterrupted() throws Exception {
         try (ServerProcess s = ServerProcess.start("--workers", "1")) {
             String id = s.addJob(Json.of("scriptText", "python_data = {'ok': True}"));
             s.awaitFinal(id, Duration.ofSeconds(60));
+            String running = s.addJob(Json.of("scriptText", "import time\nupdate_job_progress(0.1)\ntime.sleep(60)"));
+            s.awaitNotification(n -> n.method().equals("job/progress")
+                    && n.params().get("jobId").getAsString().equals(running), Duration.ofSeconds(60));
             var blenders = s.blenderProcesses();
+            Path stateDir = Path.of(s.initializeResult.get("stateDir").getAsString());
             s.process.getOutputStream().close();
             assertTrue(s.process.waitFor(30, TimeUnit.SECONDS), "server did not exit after stdin closed");
             assertEquals(0, s.process.exitValue());
+            JsonObject told = s.awaitState(running, java.util.List.of("INTERRUPTED"), Duration.ofSeconds(5));
+            assertTrue(told.getAsJsonObject("error").get("message").getAsString()
+                    .contains("the client closed the server's input"), told.toString());
             assertNoneAliveWithin(blenders, Duration.ofSeconds(5));
+            assertFalse(Files.exists(stateDir), "a temporary state directory is deleted at exit");
         }
     }
 

@@ -18,6 +18,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.Executors;
@@ -70,24 +71,33 @@ final class ServerProcess implements AutoCloseable {
         return p;
     }
 
+    /** The answer to initialize, once {@link #start} sent it. */
+    JsonObject initializeResult;
+
     /** Starts the server and sends initialize + initialized. */
     static ServerProcess start(String... args) throws Exception {
-        ServerProcess s = new ServerProcess(args);
-        s.call("initialize", new JsonObject());
+        return start(Map.of(), new JsonObject(), args);
+    }
+
+    /** Starts the server with extra environment variables and sends initialize (with params) + initialized. */
+    static ServerProcess start(Map<String, String> env, JsonObject initializeParams, String... args) throws Exception {
+        ServerProcess s = new ServerProcess(env, args);
+        s.initializeResult = s.callObject("initialize", initializeParams);
         s.remote.notify("initialized", new JsonObject());
         return s;
     }
 
     /** Starts the server without initializing it. */
     static ServerProcess startRaw(String... args) throws Exception {
-        return new ServerProcess(args);
+        return new ServerProcess(Map.of(), args);
     }
 
-    private ServerProcess(String... args) throws IOException {
+    private ServerProcess(Map<String, String> env, String... args) throws IOException {
         List<String> cmd = new ArrayList<>(List.of(javaBin(), "-Xmx512m", "-jar", jar().toString()));
         cmd.addAll(List.of(args));
         stderrFile = Files.createTempFile("blender-jobs-it-stderr", ".log");
         ProcessBuilder pb = new ProcessBuilder(cmd);
+        pb.environment().putAll(env);
         pb.redirectError(stderrFile.toFile());
         process = pb.start();
         InputStream recorded = new FilterInputStream(process.getInputStream()) {
@@ -158,6 +168,12 @@ final class ServerProcess implements AutoCloseable {
 
         @org.eclipse.lsp4j.jsonrpc.services.JsonRequest("cancelAll")
         CompletableFuture<JsonElement> cancelAll(JsonElement params);
+
+        @org.eclipse.lsp4j.jsonrpc.services.JsonRequest("resumeJob")
+        CompletableFuture<JsonElement> resumeJob(JsonElement params);
+
+        @org.eclipse.lsp4j.jsonrpc.services.JsonRequest("resumeAll")
+        CompletableFuture<JsonElement> resumeAll(JsonElement params);
 
         @org.eclipse.lsp4j.jsonrpc.services.JsonRequest("removeJob")
         CompletableFuture<JsonElement> removeJob(JsonElement params);
@@ -235,9 +251,14 @@ final class ServerProcess implements AutoCloseable {
 
     /** Waits for the job's final job/stateChanged notification and returns its params. */
     JsonObject awaitFinal(String jobId, Duration timeout) throws InterruptedException {
+        return awaitState(jobId, List.of("COMPLETED", "FAILED", "CANCELED"), timeout);
+    }
+
+    /** Waits for a job/stateChanged of the job into one of {@code states} and returns its params. */
+    JsonObject awaitState(String jobId, List<String> states, Duration timeout) throws InterruptedException {
         Notification n = awaitNotification(x -> x.method().equals("job/stateChanged")
                 && x.params().has("jobId") && x.params().get("jobId").getAsString().equals(jobId)
-                && List.of("COMPLETED", "FAILED", "CANCELED").contains(x.params().get("state").getAsString()), timeout);
+                && states.contains(x.params().get("state").getAsString()), timeout);
         return n.params();
     }
 

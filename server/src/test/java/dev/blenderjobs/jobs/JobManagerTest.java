@@ -59,13 +59,18 @@ class JobManagerTest {
     private JobManager manager;
 
     @BeforeEach
-    void setUp() {
+    void setUp() throws Exception {
         loop = new EventLoop("test-loop");
         files = new JobFiles(state);
         pool = mock(WorkerPool.class);
         events = mock(JobEvents.class);
-        manager = new JobManager(loop, files, 20, null);
+        manager = new JobManager(loop, 20, null, JobManager.Retention.UNLIMITED);
         manager.attach(pool, events);
+        openEmpty(manager);
+    }
+
+    private void openEmpty(JobManager m) throws Exception {
+        await(m.open(files, List.of(), false));
     }
 
     @AfterEach
@@ -457,7 +462,7 @@ class JobManagerTest {
     }
 
     @Test
-    void removeOfAFinishedJobDeletesItsDirectory() throws Exception {
+    void removeOfAFinishedJobForgetsItAndHasItsFilesDeleted() throws Exception {
         when(pool.tryRun(any())).thenReturn(true);
         JobView v = submit(spec());
         v.log().note("some output");
@@ -469,7 +474,7 @@ class JobManagerTest {
         JobView removed = await(manager.remove(v.id()));
         assertEquals(v.id(), removed.id());
         assertEquals(JobState.COMPLETED, removed.state());
-        assertFalse(Files.exists(dir));
+        verify(events).removed(v.id()); // the job store deletes the directory (JobStoreTest)
         assertEquals(JobException.Reason.JOB_NOT_FOUND, failure(manager.get(v.id())).reason());
         assertEquals(JobException.Reason.JOB_NOT_FOUND, failure(manager.remove(v.id())).reason());
     }
@@ -493,7 +498,7 @@ class JobManagerTest {
         assertEquals(JobException.Reason.JOB_NOT_FOUND, failure(manager.get(old)).reason());
         assertEquals(JobState.ACTIVE, get(other).state());
         assertEquals(JobState.ACTIVE, get(fresh).state());
-        waitUntil(() -> !Files.exists(files.dirOf(old)));
+        verify(events).removed(old); // the job store deletes its directory
     }
 
     @Test
@@ -531,8 +536,9 @@ class JobManagerTest {
 
     @Test
     void submitWithoutBlenderIsBlenderUnavailable() throws Exception {
-        JobManager noBlender = new JobManager(loop, files, 20, "No Blender executable found");
+        JobManager noBlender = new JobManager(loop, 20, "No Blender executable found", JobManager.Retention.UNLIMITED);
         noBlender.attach(null, events);
+        openEmpty(noBlender);
         JobException e = failure(noBlender.submit(spec()));
         assertEquals(JobException.Reason.BLENDER_UNAVAILABLE, e.reason());
         assertTrue(e.getMessage().contains("No Blender executable found"), e.getMessage());
@@ -568,14 +574,24 @@ class JobManagerTest {
     // ------------------------------------------------------------------ shutdown
 
     @Test
-    void shutdownCancelsJobsAndRefusesNewOnes() throws Exception {
+    void shutdownInterruptsJobsAndRefusesNewOnes() throws Exception {
         when(pool.tryRun(any())).thenReturn(true);
         String active = submit(spec()).id();
         when(pool.tryRun(any())).thenReturn(false);
         String queued = submit(spec()).id();
-        assertEquals(2, await(manager.shutdown()));
-        assertEquals(JobState.CANCELED, get(active).state());
-        assertEquals(JobState.CANCELED, get(queued).state());
+        assertEquals(2, await(manager.shutdown("the client sent shutdown")));
+        verify(pool).abort(active);
+        for (String id : List.of(active, queued)) {
+            JobView v = get(id);
+            assertEquals(JobState.INTERRUPTED, v.state());
+            assertEquals(FailureKind.INTERRUPTED, v.failure().kind());
+            assertTrue(v.failure().message().contains("the client sent shutdown"), v.failure().message());
+        }
+        assertTrue(get(active).failure().message().contains("while attempt 1 was running"));
+        assertTrue(get(queued).failure().message().contains("waiting in the queue"));
+        verify(events).stateChanged(stateIs(JobState.INTERRUPTED), eq(JobState.ACTIVE));
+        verify(events).stateChanged(stateIs(JobState.INTERRUPTED), eq(JobState.QUEUED));
+        assertEquals(JobException.Reason.JOB_INTERRUPTED, failure(manager.finished(active)).reason());
 
         JobException e = failure(manager.submit(spec()));
         assertEquals(JobException.Reason.SHUTTING_DOWN, e.reason());
@@ -587,6 +603,168 @@ class JobManagerTest {
                 return false;
             }
         });
+    }
+
+    // ------------------------------------------------------------------ recovery, resume, retention
+
+    /** Writes a job into the state directory as an earlier server would have left it. */
+    private String leftBehind(String id, JobState state, long createdAt, long finishedAt) throws Exception {
+        JsonObject passed = new JsonObject();
+        passed.addProperty("size", 3);
+        JobSpec spec = new JobSpec("earlier-" + state, null, "python_data = {'size': size}", 0, passed, null, null,
+                null, 2, false, false, null);
+        files.prepare(id, spec, createdAt);
+        JobRecord queued = JobRecord.queued(id, spec, createdAt);
+        Long bytes = null;
+        if (state == JobState.COMPLETED) {
+            Files.writeString(files.pythonDataOf(id), "{\"size\":3}");
+            bytes = 10L;
+        }
+        files.writeRecord(new JobRecord(JobRecord.FORMAT, id, queued.name(), queued.script(), state, 0.5, null,
+                state == JobState.QUEUED ? 0 : 1, 2, 0, createdAt, createdAt + 1, finishedAt, null, List.of(), bytes,
+                null, null));
+        return id;
+    }
+
+    private JobManager reopened(JobManager.Retention retention, boolean resume) throws Exception {
+        JobManager m = new JobManager(loop, 20, null, retention);
+        m.attach(pool, events);
+        JobManager.Opened opened = await(m.open(files, new dev.blenderjobs.store.JobStore(JobEvents.NONE).load(files),
+                resume));
+        lastOpened = opened;
+        return m;
+    }
+
+    private JobManager.Opened lastOpened;
+
+    @Test
+    void openReportsJobsLeftLiveAsInterruptedAndKeepsFinishedOnes() throws Exception {
+        long t = System.currentTimeMillis() - 10_000;
+        String done = leftBehind("job-00000000000a", JobState.COMPLETED, t, t + 5);
+        String running = leftBehind("job-00000000000b", JobState.ACTIVE, t + 1, 0);
+        String waiting = leftBehind("job-00000000000c", JobState.QUEUED, t + 2, 0);
+        JobManager m = reopened(JobManager.Retention.UNLIMITED, false);
+
+        assertEquals(new JobManager.Opened(3, 2, 0, 0), lastOpened);
+        assertEquals(List.of(done, running, waiting), await(m.list(Set.of())).stream().map(JobView::id).toList());
+        JobView completed = await(m.finished(done));
+        assertEquals(files.pythonDataOf(done), completed.pythonDataFile());
+        JobView interrupted = await(m.get(running));
+        assertEquals(JobState.INTERRUPTED, interrupted.state());
+        assertEquals(FailureKind.INTERRUPTED, interrupted.failure().kind());
+        assertTrue(interrupted.failure().message().contains("stopped unexpectedly"), interrupted.failure().message());
+        assertTrue(interrupted.failure().message().contains("while attempt 1 was running"));
+        assertEquals(JobException.Reason.JOB_INTERRUPTED, failure(m.finished(running)).reason());
+        verify(events).stateChanged(argThat(v -> v.id().equals(running) && v.state() == JobState.INTERRUPTED),
+                eq(JobState.ACTIVE));
+        verify(events).stateChanged(argThat(v -> v.id().equals(waiting) && v.state() == JobState.INTERRUPTED),
+                eq(JobState.QUEUED));
+        verify(pool, never()).tryRun(any());
+    }
+
+    @Test
+    void resumeQueuesAnInterruptedJobWithItsOwnInputsAndAFreshAttemptBudget() throws Exception {
+        long t = System.currentTimeMillis();
+        String done = leftBehind("job-00000000000a", JobState.COMPLETED, t, t + 5);
+        String running = leftBehind("job-00000000000b", JobState.ACTIVE, t + 1, 0);
+        JobManager m = reopened(JobManager.Retention.UNLIMITED, false);
+        when(pool.tryRun(any())).thenReturn(true);
+
+        JobView resumed = await(m.resume(running));
+        assertEquals(JobState.ACTIVE, resumed.state());
+        ArgumentCaptor<RunRequest> run = ArgumentCaptor.forClass(RunRequest.class);
+        verify(pool).tryRun(run.capture());
+        assertEquals(running, run.getValue().jobId());
+        assertEquals(1, run.getValue().attempt());
+        assertEquals("python_data = {'size': size}", run.getValue().scriptSource());
+        assertEquals(3, run.getValue().passedData().get("size").getAsInt());
+        assertEquals(FailureKind.INTERRUPTED, resumed.earlierFailures().get(0).kind());
+        assertNull(resumed.failure());
+        verify(events).stateChanged(argThat(v -> v.id().equals(running) && v.state() == JobState.QUEUED),
+                eq(JobState.INTERRUPTED));
+
+        JobException notResumable = failure(m.resume(done));
+        assertEquals(JobException.Reason.JOB_NOT_RESUMABLE, notResumable.reason());
+        assertTrue(notResumable.getMessage().contains("is COMPLETED"), notResumable.getMessage());
+    }
+
+    @Test
+    void resumeOnOpenQueuesInterruptedJobsOldestFirst() throws Exception {
+        long t = System.currentTimeMillis();
+        String second = leftBehind("job-0000000000b2", JobState.QUEUED, t + 2, 0);
+        String first = leftBehind("job-0000000000b1", JobState.ACTIVE, t + 1, 0);
+        when(pool.tryRun(any())).thenReturn(false);
+        JobManager m = reopened(JobManager.Retention.UNLIMITED, true);
+        assertEquals(new JobManager.Opened(2, 2, 2, 0), lastOpened);
+        assertEquals(List.of(first, second), await(m.queuedIds()));
+    }
+
+    @Test
+    void anInterruptedJobWhoseInputsAreGoneFailsInsteadOfWaitingForever() throws Exception {
+        String lost = leftBehind("job-00000000000d", JobState.ACTIVE, System.currentTimeMillis(), 0);
+        Files.delete(files.dirOf(lost).resolve("script.py"));
+        JobManager m = reopened(JobManager.Retention.UNLIMITED, true);
+        JobView v = await(m.get(lost));
+        assertEquals(JobState.FAILED, v.state());
+        assertTrue(v.failure().message().contains("cannot be resumed"), v.failure().message());
+        verify(events).stateChanged(argThat(x -> x.id().equals(lost) && x.state() == JobState.FAILED), eq(JobState.ACTIVE));
+    }
+
+    @Test
+    void retentionKeepsTheNewestFinishedJobsAndNeverALiveOne() throws Exception {
+        JobManager m = new JobManager(loop, 20, null, new JobManager.Retention(2, java.time.Duration.ZERO));
+        m.attach(pool, events);
+        openEmpty(m);
+        when(pool.tryRun(any())).thenReturn(true);
+        String running = await(m.submit(spec())).id();
+        List<String> finished = new java.util.ArrayList<>();
+        for (int i = 0; i < 4; i++) {
+            String id = await(m.submit(spec())).id();
+            onLoop(() -> m.attemptFinished(id, 1, succeeded(Path.of("x"))));
+            finished.add(id);
+        }
+        assertEquals(List.of(running, finished.get(2), finished.get(3)),
+                await(m.list(Set.of())).stream().map(JobView::id).toList());
+        verify(events).removed(finished.get(0));
+        verify(events).removed(finished.get(1));
+        verify(events, never()).removed(running);
+    }
+
+    @Test
+    void retentionDropsTheJobThatFinishedFirstNotTheOneAddedFirst() throws Exception {
+        JobManager m = new JobManager(loop, 20, null, new JobManager.Retention(2, java.time.Duration.ZERO));
+        m.attach(pool, events);
+        openEmpty(m);
+        when(pool.tryRun(any())).thenReturn(true);
+        String longRunning = await(m.submit(spec())).id();
+        String quickA = await(m.submit(spec())).id();
+        String quickB = await(m.submit(spec())).id();
+        onLoop(() -> m.attemptFinished(quickA, 1, succeeded(Path.of("x"))));
+        onLoop(() -> m.attemptFinished(quickB, 1, succeeded(Path.of("x"))));
+        onLoop(() -> m.attemptFinished(longRunning, 1, succeeded(Path.of("x"))));
+        assertEquals(List.of(longRunning, quickB), await(m.list(Set.of())).stream().map(JobView::id).toList(),
+                "the job that just finished is kept; the one that finished first goes");
+        verify(events).removed(quickA);
+    }
+
+    @Test
+    void retentionByAgePrunesOldJobsWhenTheStateDirectoryIsOpened() throws Exception {
+        long now = System.currentTimeMillis();
+        long fortyDaysAgo = now - java.time.Duration.ofDays(40).toMillis();
+        String old = leftBehind("job-0000000000e1", JobState.COMPLETED, fortyDaysAgo, fortyDaysAgo + 5);
+        String recent = leftBehind("job-0000000000e2", JobState.COMPLETED, now - 1000, now - 500);
+        JobManager m = reopened(new JobManager.Retention(0, java.time.Duration.ofDays(30)), false);
+        assertEquals(1, lastOpened.pruned());
+        assertEquals(List.of(recent), await(m.list(Set.of())).stream().map(JobView::id).toList());
+        verify(events).removed(old);
+    }
+
+    @Test
+    void removeAcceptsAnInterruptedJob() throws Exception {
+        String running = leftBehind("job-00000000000f", JobState.ACTIVE, System.currentTimeMillis(), 0);
+        JobManager m = reopened(JobManager.Retention.UNLIMITED, false);
+        assertEquals(running, await(m.remove(running)).id());
+        verify(events).removed(running);
     }
 
     @Test

@@ -22,8 +22,19 @@ public final class Messages {
                                List<String> failureKinds, long maxMessageBytes) {
     }
 
+    /**
+     * @param stateDirTemporary whether the state directory is deleted at exit (no workspace, or
+     *                          the workspace's directory is held by another server)
+     * @param stateDirNote      why the state directory is not the one the client would expect
+     * @param recoveredJobs     what an earlier server left in the state directory
+     */
     public record InitializeResult(ServerInfo serverInfo, BlenderInfo blender, int workers, int maxJobsPerWorker,
-                                   String stateDir, Capabilities capabilities) {
+                                   String stateDir, boolean stateDirTemporary, String stateDirNote,
+                                   RecoveredJobs recoveredJobs, Capabilities capabilities) {
+    }
+
+    /** Jobs found in the state directory at initialize: listed, of them interrupted, resumed at once, pruned. */
+    public record RecoveredJobs(int jobs, int interrupted, int resumed, int pruned) {
     }
 
     public record AddJobResult(String jobId, String name, String state, int attempt) {
@@ -65,7 +76,14 @@ public final class Messages {
     public record RemoveJobResult(String jobId, boolean removed) {
     }
 
-    public record StatsResult(int queued, int active, int completed, int failed, int canceled, int total,
+    public record ResumeJobResult(String jobId, String state, String previousState) {
+    }
+
+    public record ResumeAllResult(int resumed, List<String> jobIds) {
+    }
+
+    public record StatsResult(int queued, int active, int completed, int failed, int canceled, int interrupted,
+                              int total,
                               int workers, int freeWorkers, int busyWorkers, List<JsonObject> workerDetails) {
     }
 
@@ -82,7 +100,10 @@ public final class Messages {
                                         Integer percentage) {
     }
 
-    /** Notification job/stateChanged; error is present when state is FAILED, or QUEUED for a retry. */
+    /**
+     * Notification job/stateChanged; error is present when state is FAILED or INTERRUPTED, or
+     * QUEUED for a retry.
+     */
     public record JobStateChangedParams(String jobId, String name, String state, String previousState, int attempt,
                                         ErrorInfo error) {
     }

@@ -1,0 +1,149 @@
+package dev.blenderjobs.store;
+
+import com.google.gson.JsonObject;
+import dev.blenderjobs.jobs.JobEvents;
+import dev.blenderjobs.jobs.JobFiles;
+import dev.blenderjobs.jobs.JobManager;
+import dev.blenderjobs.jobs.JobRecord;
+import dev.blenderjobs.jobs.JobSpec;
+import dev.blenderjobs.jobs.JobState;
+import dev.blenderjobs.jobs.JobView;
+import dev.blenderjobs.workers.JobLog;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+import org.mockito.InOrder;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.mockito.ArgumentMatchers.any;
+import static org.mockito.ArgumentMatchers.anyDouble;
+import static org.mockito.ArgumentMatchers.anyLong;
+import static org.mockito.ArgumentMatchers.eq;
+import static org.mockito.ArgumentMatchers.isNull;
+import static org.mockito.Mockito.doAnswer;
+import static org.mockito.Mockito.inOrder;
+import static org.mockito.Mockito.mock;
+import static org.mockito.Mockito.verify;
+
+@Timeout(20)
+class JobStoreTest {
+    @TempDir
+    Path state;
+
+    private JobFiles files;
+    private JobEvents downstream;
+    private JobStore store;
+
+    @BeforeEach
+    void setUp() {
+        files = new JobFiles(state);
+        downstream = mock(JobEvents.class);
+        store = new JobStore(downstream);
+        store.bind(files);
+    }
+
+    private static JobSpec spec() {
+        return new JobSpec("label", null, "python_data = {}", 0, new JsonObject(), null, null, null, 1, false, false,
+                null);
+    }
+
+    private String prepared(String id) throws Exception {
+        files.prepare(id, spec(), 1000);
+        return id;
+    }
+
+    private JobView view(String id, JobState state) {
+        return new JobView(id, "label", "<scriptText>", state, 0.25, "halfway", 1, 1, 0, 1000, 1001, 0, null, List.of(),
+                -1, null, 0, null, null, files.dirOf(id), new JobLog(files.logOf(id), 10), null);
+    }
+
+    @Test
+    void aStateChangeIsWrittenBeforeItIsPassedOn() throws Exception {
+        String id = prepared("job-000000000001");
+        List<JobState> onDiskWhenTold = new ArrayList<>();
+        doAnswer(inv -> {
+            onDiskWhenTold.add(files.readRecord(id).state());
+            return null;
+        }).when(downstream).stateChanged(any(), any());
+
+        store.stateChanged(view(id, JobState.ACTIVE), JobState.QUEUED);
+        store.stateChanged(view(id, JobState.COMPLETED), JobState.ACTIVE);
+        store.close();
+
+        assertEquals(List.of(JobState.ACTIVE, JobState.COMPLETED), onDiskWhenTold);
+        JobRecord r = files.readRecord(id);
+        assertEquals("halfway", r.progressMessage());
+        assertEquals(1001, r.startedAt());
+        assertFalse(Files.exists(files.dirOf(id).resolve("job.json.tmp")));
+    }
+
+    @Test
+    void progressKeepsItsPlaceBetweenStateChanges() throws Exception {
+        String id = prepared("job-000000000002");
+        store.stateChanged(view(id, JobState.ACTIVE), JobState.QUEUED);
+        store.progress(id, 0.5, null, 1);
+        store.stateChanged(view(id, JobState.COMPLETED), JobState.ACTIVE);
+        store.close();
+        InOrder order = inOrder(downstream);
+        order.verify(downstream).stateChanged(any(), eq(JobState.QUEUED));
+        order.verify(downstream).progress(eq(id), anyDouble(), isNull(), anyLong());
+        order.verify(downstream).stateChanged(any(), eq(JobState.ACTIVE));
+    }
+
+    @Test
+    void removedDeletesTheDirectoryAfterTheWritesBeforeIt() throws Exception {
+        String id = prepared("job-000000000003");
+        store.stateChanged(view(id, JobState.COMPLETED), JobState.ACTIVE);
+        store.removed(id);
+        store.close();
+        assertFalse(Files.exists(files.dirOf(id)), "a record written after the delete would revive the job");
+        verify(downstream).removed(id);
+    }
+
+    @Test
+    void aFailedWriteIsLoggedAndTheClientIsStillTold() throws Exception {
+        String id = prepared("job-000000000004");
+        JobFiles.deleteRecursively(files.dirOf(id));
+        store.stateChanged(view(id, JobState.COMPLETED), JobState.ACTIVE);
+        store.close();
+        verify(downstream).stateChanged(any(), eq(JobState.ACTIVE));
+        assertFalse(Files.exists(files.dirOf(id)), "a write never recreates a removed job's directory");
+    }
+
+    @Test
+    void loadListsReadableJobsAndSaysWhyItSkipsTheOthers() throws Exception {
+        String finished = prepared("job-0000000000a1");
+        files.writeRecord(JobRecord.of(view(finished, JobState.COMPLETED)));
+        String interrupted = prepared("job-0000000000a2");
+        Files.writeString(files.dirOf(interrupted).resolve("job.json.tmp"), "{\"half");
+        String garbled = prepared("job-0000000000a3");
+        Files.writeString(files.dirOf(garbled).resolve("job.json"), "{\"format\": 1, \"id\": \"job-0000");
+        String neverAnswered = "job-0000000000a4";
+        files.prepare(neverAnswered, spec(), 1000);
+        Files.delete(files.dirOf(neverAnswered).resolve("job.json")); // died before the record
+        Files.createDirectories(state.resolve("jobs/not-a-job"));
+
+        List<JobManager.Recovered> found = store.load(files);
+
+        assertEquals(List.of(finished, interrupted), found.stream().map(r -> r.record().id()).sorted().toList());
+        JobManager.Recovered f = found.stream().filter(r -> r.record().id().equals(finished)).findFirst().orElseThrow();
+        assertNull(f.spec(), "a finished job needs no inputs");
+        JobManager.Recovered i = found.stream().filter(r -> r.record().id().equals(interrupted)).findFirst().orElseThrow();
+        assertNotNull(i.spec());
+        assertEquals("python_data = {}", i.spec().scriptSource());
+        assertFalse(Files.exists(files.dirOf(interrupted).resolve("job.json.tmp")));
+        assertTrue(Files.exists(files.dirOf(garbled)), "an unreadable job is left for a person to look at");
+        assertFalse(Files.exists(files.dirOf(neverAnswered)), "an addJob that never answered leaves nothing");
+        assertTrue(Files.isDirectory(state.resolve("jobs/not-a-job")), "only job directories are touched");
+    }
+}
