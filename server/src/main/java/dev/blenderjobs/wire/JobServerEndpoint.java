@@ -325,8 +325,8 @@ public final class JobServerEndpoint {
         try {
             return JobState.valueOf(value);
         } catch (IllegalArgumentException e) {
-            throw p.invalid(field, "must name job states (" + String.join(", ", Arrays.stream(JobState.values()).map(Enum::name).toList()) + "), got \""
-                    + value + "\"");
+            String states = String.join(", ", Arrays.stream(JobState.values()).map(Enum::name).toList());
+            throw p.invalid(field, "must name job states (" + states + "), got \"" + value + "\"");
         }
     }
 

@@ -84,7 +84,9 @@ public final class WireLauncher {
         @Override
         protected ConcurrentMessageProcessor createMessageProcessor(MessageProducer reader, MessageConsumer consumer,
                                                                     JobClient proxy) {
-            MessageProducer capped = new CappedMessageProducer(input, jsonHandler, remoteEndpoint, maxMessageBytes);
+            MessageProducer capped = new CappedMessageProducer(
+                    new java.io.PushbackInputStream(input, CappedMessageProducer.CHUNK_BYTES),
+                    jsonHandler, remoteEndpoint, maxMessageBytes);
             return super.createMessageProcessor(capped, consumer, proxy);
         }
     }
@@ -97,6 +99,12 @@ public final class WireLauncher {
      * with the next message.
      */
     static final class CappedMessageProducer extends StreamMessageProducer {
+        static final int SKIP_CHUNK = 64 * 1024;
+        /** Where a header starts. Valid JSON never holds these bytes followed by digits and CR LF. */
+        static final byte[] HEADER_MARK = "Content-Length:".getBytes(StandardCharsets.US_ASCII);
+        /** The end of the previous chunk kept while skipping: a header cut in two is still seen. */
+        static final int CARRY = HEADER_MARK.length + 24;
+        static final int CHUNK_BYTES = CARRY + SKIP_CHUNK;
         private final MessageJsonHandler handler;
         private final MessageIssueHandler issues;
         private final long max;
@@ -118,18 +126,10 @@ public final class WireLauncher {
         @Override
         protected boolean handleMessage(InputStream input, Headers headers) throws IOException {
             if (headers.contentLength > max) {
-                // Read and drop the body in small chunks (skip() fails on pipes: "Illegal seek").
-                long left = headers.contentLength;
-                byte[] sink = new byte[64 * 1024];
-                while (left > 0) {
-                    int n = input.read(sink, 0, (int) Math.min(sink.length, left));
-                    if (n < 0) return false;
-                    left -= n;
-                }
                 reject(null, ErrorCodes.INVALID_REQUEST, "Message of " + headers.contentLength
                         + " bytes exceeds the server's limit of " + max + " bytes (--max-message-size); it was "
                         + "skipped unread. Send large data as files.");
-                return true;
+                return skipBody((java.io.PushbackInputStream) input, headers.contentLength);
             }
             // A read loop, not readNBytes: FileInputStream.readNBytes seeks, which fails on pipes.
             byte[] body = new byte[headers.contentLength];
@@ -193,6 +193,53 @@ public final class WireLauncher {
                 issues.handle(e.getRpcMessage(), e.getIssues());
             }
             return true;
+        }
+
+        /**
+         * Reads and drops an oversized body in chunks (skip() fails on pipes: "Illegal seek"),
+         * never holding more than one chunk. A Content-Length can lie (2 GB announced, a few
+         * bytes sent): rather than swallow every later message while waiting for bytes that
+         * never come, the skip stops where the next header starts, which a JSON body cannot
+         * contain, and puts those bytes back for the reader.
+         *
+         * @return false when the stream ended
+         */
+        static boolean skipBody(java.io.PushbackInputStream input, long length) throws IOException {
+            long left = length;
+            byte[] chunk = new byte[CHUNK_BYTES];
+            int carried = 0; // the end of the previous chunk, where a header may have begun
+            while (left > 0) {
+                int n = input.read(chunk, carried, (int) Math.min(SKIP_CHUNK, left));
+                if (n < 0) return false;
+                left -= n;
+                int filled = carried + n;
+                int header = nextHeader(chunk, filled);
+                if (header >= 0) {
+                    input.unread(chunk, header, filled - header);
+                    LOG.warning("the oversized message's body ended early: a new message starts inside it "
+                            + "(its Content-Length was wrong); reading on from there");
+                    return true;
+                }
+                carried = Math.min(CARRY, filled);
+                System.arraycopy(chunk, filled - carried, chunk, 0, carried);
+            }
+            return true;
+        }
+
+        /** Index of "Content-Length:" followed by spaces, digits and CR LF, or -1 (also when cut off). */
+        private static int nextHeader(byte[] buf, int filled) {
+            outer:
+            for (int i = 0; i + HEADER_MARK.length <= filled; i++) {
+                for (int j = 0; j < HEADER_MARK.length; j++) {
+                    if (buf[i + j] != HEADER_MARK[j]) continue outer;
+                }
+                int k = i + HEADER_MARK.length;
+                while (k < filled && buf[k] == ' ') k++;
+                int digits = k;
+                while (k < filled && buf[k] >= '0' && buf[k] <= '9') k++;
+                if (k > digits && k + 1 < filled && buf[k] == '\r' && buf[k + 1] == '\n') return i;
+            }
+            return -1;
         }
 
         /** Answers with an error; id null when the request's id is unknown or unusable. */

@@ -63,6 +63,41 @@ class BadInputIT {
         }
     }
 
+    @Test
+    void negativeGarbledAndLyingContentLengthsNeverStopTheServer() throws Exception {
+        try (ServerProcess s = ServerProcess.start("--workers", "1")) {
+            OutputStream out = s.process.getOutputStream();
+            raw(out, "Content-Length: -5\r\n\r\n".getBytes(StandardCharsets.US_ASCII));
+            raw(out, "Content-Length: 99999999999999999999\r\n\r\n".getBytes(StandardCharsets.US_ASCII));
+            raw(out, "Content-Length: abc\r\n\r\n".getBytes(StandardCharsets.US_ASCII));
+            // Announces 2 GB and sends a few bytes: the next real request must still be served,
+            // not swallowed as the rest of the announced body.
+            raw(out, "Content-Length: 2147483647\r\n\r\n{\"jsonrpc\":\"2.0\",".getBytes(StandardCharsets.US_ASCII));
+            JsonObject stats = s.callObject("getStats", new JsonObject());
+            assertEquals(0, stats.get("total").getAsInt());
+            String stdout = s.rawStdout();
+            assertTrue(stdout.contains("Message of 2147483647 bytes exceeds the server"), stdout);
+            assertTrue(s.stderr().contains("a new message starts inside it"), s.stderr());
+            s.assertProtocolStreamClean();
+            String id = s.addJob(Json.of("scriptText", "python_data = {}"));
+            assertEquals("COMPLETED", s.awaitFinal(id, Duration.ofSeconds(60)).get("state").getAsString());
+        }
+    }
+
+    @Test
+    void jobRequestsAfterShutdownAreRefusedAndExitStillEndsTheServer() throws Exception {
+        try (ServerProcess s = ServerProcess.start("--workers", "1")) {
+            s.call("shutdown", null);
+            var e = s.callError("getStats", new JsonObject());
+            assertEquals(-32600, e.getCode());
+            assertTrue(e.getMessage().contains("only exit is accepted now"), e.getMessage());
+            assertEquals(-32600, s.callError("addJob", Json.of("scriptText", "python_data = {}")).getCode());
+            s.remote.notify("exit", null);
+            assertTrue(s.process.waitFor(30, java.util.concurrent.TimeUnit.SECONDS));
+            assertEquals(0, s.process.exitValue());
+        }
+    }
+
     /** Thousands of seeded, reproducible mutations of valid messages; then a normal job still completes. */
     @Test
     void fuzzedMessagesNeverStopTheServer() throws Exception {

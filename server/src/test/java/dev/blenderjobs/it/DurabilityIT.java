@@ -108,11 +108,9 @@ class DurabilityIT {
         String running;
         String waiting;
         try (ServerProcess a = ServerProcess.start("--workers", "1", "--state-dir", state)) {
-            running = a.addJob(Json.of("scriptText", RUNS_TWICE, "passedData",
-                    Json.of("marker", tmp.resolve("marker").toString())));
-            waiting = a.addJob(Json.of("scriptText", "python_data = {'waited': True}"));
-            a.awaitNotification(n -> n.method().equals("job/progress")
-                    && n.params().get("jobId").getAsString().equals(running), HANG_GUARD);
+            String[] ids = oneRunningOneWaiting(a, tmp);
+            running = ids[0];
+            waiting = ids[1];
             List<ProcessHandle> blenders = a.blenderProcesses();
             a.process.toHandle().destroyForcibly(); // SIGKILL: no hook runs, no record is written
             assertTrue(a.process.waitFor(30, TimeUnit.SECONDS));
@@ -163,11 +161,9 @@ class DurabilityIT {
         String running;
         String waiting;
         try (ServerProcess a = ServerProcess.start("--workers", "1", "--state-dir", state)) {
-            running = a.addJob(Json.of("scriptText", RUNS_TWICE, "passedData",
-                    Json.of("marker", tmp.resolve("marker").toString())));
-            waiting = a.addJob(Json.of("scriptText", "python_data = {'waited': True}"));
-            a.awaitNotification(n -> n.method().equals("job/progress")
-                    && n.params().get("jobId").getAsString().equals(running), HANG_GUARD);
+            String[] ids = oneRunningOneWaiting(a, tmp);
+            running = ids[0];
+            waiting = ids[1];
             a.call("shutdown", null);
             // The client still listening is told (this one before exit; one that closed stdin would be too).
             assertTrue(a.awaitState(running, List.of("INTERRUPTED"), HANG_GUARD).getAsJsonObject("error")
@@ -280,6 +276,16 @@ class DurabilityIT {
     }
 
     // ------------------------------------------------------------------ helpers
+
+    /** Adds a job that runs (until interrupted) and one that waits behind it; returns their ids. */
+    static String[] oneRunningOneWaiting(ServerProcess s, Path tmp) throws Exception {
+        String running = s.addJob(Json.of("scriptText", RUNS_TWICE, "passedData",
+                Json.of("marker", tmp.resolve("marker").toString())));
+        String waiting = s.addJob(Json.of("scriptText", "python_data = {'waited': True}"));
+        s.awaitNotification(n -> n.method().equals("job/progress")
+                && n.params().get("jobId").getAsString().equals(running), HANG_GUARD);
+        return new String[]{running, waiting};
+    }
 
     static List<String> ids(JsonArray jobs) {
         List<String> out = new java.util.ArrayList<>();

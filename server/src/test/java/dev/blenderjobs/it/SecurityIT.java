@@ -84,15 +84,11 @@ class SecurityIT {
         }
     }
 
-    private static byte[] frame(String json) {
-        byte[] body = json.getBytes(StandardCharsets.UTF_8);
-        byte[] out = new byte[4 + body.length];
-        out[0] = (byte) (body.length >>> 24);
-        out[1] = (byte) (body.length >>> 16);
-        out[2] = (byte) (body.length >>> 8);
-        out[3] = (byte) body.length;
-        System.arraycopy(body, 0, out, 4, body.length);
-        return out;
+    /** A well-formed frame of the worker channel, as an intruder who knows the format would send. */
+    private static byte[] frame(String json) throws IOException {
+        java.io.ByteArrayOutputStream out = new java.io.ByteArrayOutputStream();
+        dev.blenderjobs.workers.FrameCodec.write(out, com.google.gson.JsonParser.parseString(json).getAsJsonObject());
+        return out.toByteArray();
     }
 
     /** Sends the bytes and expects the server to hang up without a word. */
