@@ -12,6 +12,12 @@ process and talks to it::
         final = client.wait_for_job(job["jobId"], timeout=120)
         print(final["state"], client.get_python_data(job["jobId"]))
 
+Jobs outlive the server when it has a persistent state directory (``workspace=`` or
+``state_dir=``): ``close()`` (``shutdown``) leaves unfinished jobs INTERRUPTED, and a client of a
+later server on the same directory lists them and runs them again with ``resume_job`` /
+``resume_all``. ``wait_for_job`` returns on any resting state (:data:`RESTING_STATES`: the final
+states and INTERRUPTED), so it never hangs across a shutdown.
+
 Standard library only; runs on Python 3.8+ (including the Python bundled with Blender).
 
 Threads: one reader thread (parses server output, completes requests), one dispatcher thread
@@ -26,33 +32,57 @@ import itertools
 import json
 import logging
 import os
+import pathlib
 import queue
+import re
 import subprocess
 import threading
 import time
+import urllib.parse
 
 __all__ = [
     "BlenderJobsClient", "default_jar_path",
     "BlenderJobsError", "ProtocolError", "RequestTimeout", "JobWaitTimeout", "ServerExited",
     "JsonRpcError", "ParseError", "InvalidRequest", "MethodNotFound", "InvalidParams", "InternalError",
     "ServerNotInitialized", "JobNotFound", "JobNotFinished", "JobFailed", "JobCanceled",
-    "JobNotRemovable", "BlenderUnavailable", "ShuttingDown", "JobFilesUnavailable",
-    "FINAL_STATES", "JOB_STATES", "FAILURE_KINDS",
+    "JobNotRemovable", "JobInterrupted", "JobNotResumable", "BlenderUnavailable", "ShuttingDown",
+    "JobFilesUnavailable",
+    "FINAL_STATES", "RESTING_STATES", "JOB_STATES", "FAILURE_KINDS", "workspace_uri",
 ]
 
 __version__ = "0.1.0"
 
 LOG = logging.getLogger("blender_jobs_client")
 
-JOB_STATES = ("QUEUED", "ACTIVE", "COMPLETED", "FAILED", "CANCELED")
+#: Every job state (protocol.md §2).
+JOB_STATES = ("QUEUED", "ACTIVE", "COMPLETED", "FAILED", "CANCELED", "INTERRUPTED")
+#: The final states: a job in one of them never changes state again.
 FINAL_STATES = frozenset(("COMPLETED", "FAILED", "CANCELED"))
+#: The states a job rests in: nothing more happens to it unless a client acts. The final states
+#: plus INTERRUPTED (the server stopped while the job was queued or running; ``resume_job`` queues
+#: it again, ``cancel_job`` makes it CANCELED). :meth:`BlenderJobsClient.wait_for_job` returns on
+#: any of them, so a wait never hangs across a ``shutdown``.
+RESTING_STATES = FINAL_STATES | frozenset(("INTERRUPTED",))
+#: Every ``ErrorInfo.kind`` / ``data.failureKind`` (protocol.md §5). INTERRUPTED is not a failure
+#: of the job: it is the kind of the error of an INTERRUPTED job.
 FAILURE_KINDS = ("SCRIPT_ERROR", "SCRIPT_EXITED", "TIMED_OUT", "BLENDER_CRASHED", "BLENDER_EXITED",
-                 "RESULT_NOT_SERIALIZABLE", "SETUP_FAILED", "WORKER_START_FAILED", "WORKER_ERROR")
+                 "RESULT_NOT_SERIALIZABLE", "RESULT_WRITE_FAILED", "SETUP_FAILED", "WORKER_START_FAILED",
+                 "WORKER_ERROR", "INTERRUPTED")
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _DEFAULT_JAR = os.path.normpath(os.path.join(_HERE, "..", "..", "server", "target", "blender-jobs-server.jar"))
 _MAX_HEADER_BYTES = 8192
 _FINAL_CACHE_SIZE = 10000
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:/")
+
+
+def workspace_uri(workspace):
+    """The URI ``initialize`` names a workspace with: a ``file://`` URI of the absolute folder for a
+    path, a string that already is a URI (``file:///...``, ``vscode-remote://...``) unchanged."""
+    workspace = os.fspath(workspace)
+    if _URI.match(workspace):  # (a one-letter "scheme" would be a Windows drive: a path)
+        return workspace
+    return pathlib.Path(os.path.abspath(workspace)).as_uri()
 
 
 def default_jar_path():
@@ -86,7 +116,7 @@ class RequestTimeout(BlenderJobsError, TimeoutError):
 
 
 class JobWaitTimeout(BlenderJobsError, TimeoutError):
-    """wait_for_job gave up before the job reached a final state."""
+    """wait_for_job gave up before the job came to rest (a final state or INTERRUPTED)."""
 
     def __init__(self, job_id, timeout, last_state=None):
         BlenderJobsError.__init__(self, "job %s did not finish within %.3g s%s" % (
@@ -179,9 +209,8 @@ class JobNotFinished(JsonRpcError):
     code = 1002
 
 
-class JobFailed(JsonRpcError):
-    """1003: the job failed; ``failure_kind`` and ``failure_message`` say how."""
-    code = 1003
+class _FailureData(object):
+    """``failure_kind`` and ``failure_message`` from ``data.failureKind`` / ``data.failureMessage``."""
 
     @property
     def failure_kind(self):
@@ -192,12 +221,29 @@ class JobFailed(JsonRpcError):
         return self.data.get("failureMessage") if isinstance(self.data, dict) else None
 
 
+class JobFailed(_FailureData, JsonRpcError):
+    """1003: the job failed; ``failure_kind`` and ``failure_message`` say how."""
+    code = 1003
+
+
 class JobCanceled(JsonRpcError):
     code = 1004
 
 
 class JobNotRemovable(JsonRpcError):
     code = 1005
+
+
+class JobInterrupted(_FailureData, JsonRpcError):
+    """1006: the job is INTERRUPTED (the server stopped while it was queued or running), so it has
+    no results; :meth:`BlenderJobsClient.resume_job` runs it again. ``failure_kind`` is
+    ``INTERRUPTED`` and ``failure_message`` says what stopped the server."""
+    code = 1006
+
+
+class JobNotResumable(JsonRpcError):
+    """1007: ``resumeJob`` on a job that is not INTERRUPTED (``data.state`` says what it is)."""
+    code = 1007
 
 
 class BlenderUnavailable(JsonRpcError):
@@ -214,8 +260,8 @@ class JobFilesUnavailable(JsonRpcError):
 
 _ERROR_CLASSES = dict((cls.code, cls) for cls in (
     ParseError, InvalidRequest, MethodNotFound, InvalidParams, InternalError, ServerNotInitialized,
-    JobNotFound, JobNotFinished, JobFailed, JobCanceled, JobNotRemovable, BlenderUnavailable,
-    ShuttingDown, JobFilesUnavailable))
+    JobNotFound, JobNotFinished, JobFailed, JobCanceled, JobNotRemovable, JobInterrupted, JobNotResumable,
+    BlenderUnavailable, ShuttingDown, JobFilesUnavailable))
 
 
 # --------------------------------------------------------------------------- internals
@@ -236,7 +282,7 @@ class _Waiter(object):
     def __init__(self, job_id):
         self.job_id = job_id
         self.event = threading.Event()
-        self.final = None
+        self.final = None  # the job/stateChanged params of the resting state it woke up for
 
 
 _STOP = object()
@@ -253,8 +299,14 @@ class BlenderJobsClient(object):
 
     :param jar: path of blender-jobs-server.jar (default: :func:`default_jar_path`).
     :param server_args: extra command-line arguments for the server, e.g. ``["--workers", "2"]``.
-    :param workers, blender, max_jobs_per_worker, state_dir, log_level: shortcuts for the server
-        flags of the same name (``None`` leaves them out).
+    :param workers, blender, max_jobs_per_worker, state_dir, retain_jobs, retain_days, log_level:
+        shortcuts for the server flags of the same name (``None`` leaves them out).
+    :param resume: ``True`` passes ``--resume``: jobs an earlier server left INTERRUPTED in the state
+        directory are queued again as soon as ``initialize`` opens it.
+    :param workspace: the folder (or URI) of the project the jobs belong to. :meth:`initialize`
+        sends it (``workspaceFolders`` and ``rootUri``), and the server then keeps its jobs in a
+        state directory of that workspace that outlives it (``<data home>/blender-jobs/workspaces/...``)
+        instead of a temporary one. ``state_dir`` overrides it.
     :param java: the java executable (default: $BLENDER_JOBS_JAVA, $JAVA_HOME/bin/java, ``java``).
     :param jvm_options: JVM flags before ``-jar`` (default: :data:`JVM_OPTIONS`, the README's).
     :param stderr_echo: a text stream (e.g. ``sys.stderr``) that receives every server log line;
@@ -267,7 +319,8 @@ class BlenderJobsClient(object):
 
     def __init__(self, jar=None, server_args=None, workers=None, blender=None, max_jobs_per_worker=None,
                  state_dir=None, log_level=None, java=None, jvm_options=None, stderr_echo=None, env=None,
-                 request_timeout=60.0, stderr_lines=200, new_session=True):
+                 request_timeout=60.0, stderr_lines=200, new_session=True, workspace=None, resume=False,
+                 retain_jobs=None, retain_days=None):
         jar = os.path.abspath(jar or default_jar_path())
         if not os.path.isfile(jar):
             raise FileNotFoundError(
@@ -276,13 +329,21 @@ class BlenderJobsClient(object):
         self.jar = jar
         self.request_timeout = request_timeout
         self.server_info = None  # the initialize result, once initialized
+        self.workspace = workspace
+        # Jobs of this server's life: added or resumed by this client, or named by one of its
+        # job/stateChanged notifications. Only for them is a resting state's notification on its
+        # way; a job that came to rest under an earlier server never gets one.
+        self._session_jobs = set()
 
         args = [java or _default_java()] + list(jvm_options if jvm_options is not None else JVM_OPTIONS) + ["-jar", jar]
         for flag, value in (("--workers", workers), ("--blender", blender),
                             ("--max-jobs-per-worker", max_jobs_per_worker), ("--state-dir", state_dir),
+                            ("--retain-jobs", retain_jobs), ("--retain-days", retain_days),
                             ("--log-level", log_level)):
             if value is not None:
                 args += [flag, str(value)]
+        if resume:
+            args.append("--resume")
         args += [str(a) for a in (server_args or ())]
         self.command = args
 
@@ -291,7 +352,7 @@ class BlenderJobsClient(object):
         self._write_lock = threading.Lock()
         self._pending = {}
         self._waiters = {}                     # jobId -> list of _Waiter
-        self._finals = collections.OrderedDict()  # jobId -> final job/stateChanged params
+        self._finals = collections.OrderedDict()  # jobId -> job/stateChanged params of its resting state
         self._handlers = {}                    # method -> list of callbacks
         self._dead = None                      # the ServerExited every later request raises
         self._closed = False
@@ -333,12 +394,24 @@ class BlenderJobsClient(object):
         """True while the server process runs and its output is open."""
         return self._dead is None and self.process.poll() is None
 
-    def initialize(self, params=None, timeout=None):
+    def initialize(self, params=None, timeout=None, workspace=None):
         """Sends ``initialize`` (then the ``initialized`` notification) and returns the result:
-        serverInfo, blender {available, path, version, problem}, workers, capabilities..."""
+        serverInfo, blender {available, path, version, problem}, workers, stateDir,
+        stateDirTemporary, stateDirNote?, recoveredJobs {jobs, interrupted, resumed, pruned},
+        capabilities... (also kept as :attr:`server_info`; see :attr:`state_dir`,
+        :attr:`state_dir_temporary`, :attr:`state_dir_note`, :attr:`recovered_jobs`).
+
+        ``workspace`` (default: the constructor's) names the project: sent as ``workspaceFolders``
+        and ``rootUri`` unless ``params`` has them. The server answers with the INTERRUPTED jobs an
+        earlier server left (``recoveredJobs``), then sends their job/stateChanged → INTERRUPTED."""
         if params is None:
             params = {"processId": os.getpid(),
                       "clientInfo": {"name": "blender-jobs-python-client", "version": __version__}}
+        workspace = workspace if workspace is not None else self.workspace
+        if workspace is not None and not any(k in params for k in ("workspaceFolders", "rootUri", "rootPath")):
+            uri = workspace_uri(workspace)
+            name = urllib.parse.unquote(uri.rstrip("/").rsplit("/", 1)[-1]) or uri
+            params = dict(params, rootUri=uri, workspaceFolders=[{"uri": uri, "name": name}])
         result = self.request("initialize", params, timeout=timeout)
         self.notify("initialized", {})
         self.server_info = result
@@ -347,10 +420,35 @@ class BlenderJobsClient(object):
             self._max_message_bytes = caps["maxMessageBytes"]
         return result
 
+    @property
+    def state_dir(self):
+        """``initialize.stateDir``: the server's state directory (None before initialize)."""
+        return (self.server_info or {}).get("stateDir")
+
+    @property
+    def state_dir_temporary(self):
+        """``initialize.stateDirTemporary``: True when the state directory (and so every job) is
+        deleted when the server exits; None before initialize."""
+        return (self.server_info or {}).get("stateDirTemporary")
+
+    @property
+    def state_dir_note(self):
+        """``initialize.stateDirNote``: why the server does not use the directory the client would
+        expect (e.g. another server holds the workspace's directory), or None."""
+        return (self.server_info or {}).get("stateDirNote")
+
+    @property
+    def recovered_jobs(self):
+        """``initialize.recoveredJobs``: {jobs, interrupted, resumed, pruned} an earlier server left
+        in the state directory; None before initialize."""
+        return (self.server_info or {}).get("recoveredJobs")
+
     def close(self, timeout=10.0, kill_after=5.0):
-        """Shuts the server down: ``shutdown`` (cancels unfinished jobs), ``exit``, closes its stdin,
-        waits up to ``kill_after`` seconds for the process and kills it if it is still there.
-        Returns the exit code. Safe to call more than once."""
+        """Shuts the server down: ``shutdown`` (unfinished jobs become INTERRUPTED; with a
+        persistent state directory a later server lists them and can resume them; call
+        :meth:`cancel_all` first to drop them instead), ``exit``, closes its stdin, waits up to
+        ``kill_after`` seconds for the process and kills it if it is still there. Returns the exit
+        code. Safe to call more than once."""
         with self._lock:
             first = not self._closed
             self._closed = True
@@ -501,7 +599,9 @@ class BlenderJobsClient(object):
             if value is not None:
                 params[key] = value
         params.update(extra)
-        return self.request("addJob", params, timeout=request_timeout)
+        result = self.request("addJob", params, timeout=request_timeout)
+        self._note_session_jobs((result or {}).get("jobId"),)
+        return result
 
     def get_progress(self, job_id, timeout=None):
         """{jobId, name, state, progress, message?, attempt, maxAttempts, createdAt, startedAt?,
@@ -509,8 +609,8 @@ class BlenderJobsClient(object):
         return self.request("getProgress", {"jobId": job_id}, timeout=timeout)
 
     def get_python_data(self, job_id, timeout=None):
-        """The JSON value the script left in ``python_data``. Raises JobNotFinished, JobFailed or
-        JobCanceled if there is none."""
+        """The JSON value the script left in ``python_data``. Raises JobNotFinished, JobFailed,
+        JobCanceled or JobInterrupted if there is none."""
         return self.request("getPythonData", {"jobId": job_id}, timeout=timeout)
 
     def get_data_blocks(self, job_id, timeout=None):
@@ -533,33 +633,70 @@ class BlenderJobsClient(object):
         return self.request("listJobs", params, timeout=timeout)
 
     def cancel_job(self, job_id, timeout=None):
-        """{jobId, state, previousState, canceled}"""
+        """{jobId, state, previousState, canceled}; also cancels an INTERRUPTED job."""
         return self.request("cancelJob", {"jobId": job_id}, timeout=timeout)
 
     def cancel_all(self, timeout=None):
-        """{canceled: n}"""
+        """{canceled: n}: cancels every QUEUED, ACTIVE and INTERRUPTED job."""
         return self.request("cancelAll", {}, timeout=timeout)
 
+    def resume_job(self, job_id, timeout=None):
+        """Queues an INTERRUPTED job again (same jobId and inputs, a fresh attempt budget; the
+        interruption moves to ``getJob.earlierErrors``). Returns {jobId, state (QUEUED or ACTIVE),
+        previousState: "INTERRUPTED"}. Raises JobNotResumable (1007) if the job is not INTERRUPTED.
+        :meth:`wait_for_job` afterwards waits for the resumed run."""
+        result = self.request("resumeJob", {"jobId": job_id}, timeout=timeout)
+        self._forget_interrupted((job_id,))
+        self._note_session_jobs((job_id,))
+        return result
+
+    def resume_all(self, timeout=None):
+        """Queues every INTERRUPTED job again, oldest first. Returns {resumed: n, jobIds: [...]}."""
+        result = self.request("resumeAll", {}, timeout=timeout)
+        resumed = (result or {}).get("jobIds") or ()
+        self._forget_interrupted(resumed)
+        self._note_session_jobs(resumed)
+        return result
+
     def remove_job(self, job_id, timeout=None):
-        """{jobId, removed: true}; the job must be finished (else JobNotRemovable)."""
+        """{jobId, removed: true}; the job must be finished or INTERRUPTED (else JobNotRemovable)."""
         return self.request("removeJob", {"jobId": job_id}, timeout=timeout)
 
     def get_stats(self, timeout=None):
-        """{queued, active, completed, failed, canceled, total, workers, freeWorkers, busyWorkers,
-        workerDetails}"""
+        """{queued, active, completed, failed, canceled, interrupted, total, workers, freeWorkers,
+        busyWorkers, workerDetails}"""
         return self.request("getStats", {}, timeout=timeout)
 
     def shutdown(self, timeout=None):
-        """Sends ``shutdown`` only (cancels unfinished jobs); :meth:`close` does the whole sequence."""
+        """Sends ``shutdown`` only (unfinished jobs become INTERRUPTED); :meth:`close` does the
+        whole sequence."""
         return self.request("shutdown", None, timeout=timeout)
+
+    def _note_session_jobs(self, job_ids):
+        with self._lock:
+            self._session_jobs.update(j for j in job_ids if j is not None)
+
+    def _forget_interrupted(self, job_ids):
+        """A resumed job is no longer at rest: drop a remembered INTERRUPTED so that a wait after
+        the resume waits for the new run (its QUEUED notification may still be on its way)."""
+        with self._lock:
+            for job_id in job_ids:
+                rested = self._finals.get(job_id)
+                if rested is not None and rested.get("state") == "INTERRUPTED":
+                    del self._finals[job_id]
 
     # ------------------------------------------------------------------ waiting
 
     def wait_for_job(self, job_id, timeout=None):
-        """Waits (on job/stateChanged notifications, not by polling) until the job is COMPLETED,
-        FAILED or CANCELED and returns the final state: the job/stateChanged params
-        {jobId, name, state, previousState?, attempt, error?}. When this returns, every
-        notification callback up to that state change has run.
+        """Waits (on job/stateChanged notifications, not by polling) until the job comes to rest,
+        in one of :data:`RESTING_STATES`: COMPLETED, FAILED, CANCELED (final) or INTERRUPTED (the
+        server was shut down, or died, while the job was queued or running; it may be resumed
+        with :meth:`resume_job`). Returns that state change: the job/stateChanged params
+        {jobId, name, state, previousState?, attempt, error?} (``error.kind`` is ``INTERRUPTED``
+        for an interrupted job). Check ``state in FINAL_STATES`` to tell a finished job from an
+        interrupted one. When this returns, every notification callback up to that state change
+        has run (for a job that came to rest under an earlier server, the result is made from
+        ``getJob`` and has no ``previousState``).
 
         Raises :class:`JobWaitTimeout` after ``timeout`` seconds (``None``: no limit),
         :class:`JobNotFound` for an unknown job and :class:`ServerExited` if the server dies."""
@@ -585,8 +722,12 @@ class BlenderJobsClient(object):
                 if deadline is not None and time.monotonic() >= deadline:
                     raise JobWaitTimeout(job_id, timeout)
                 raise
-            if progress.get("state") in FINAL_STATES:
-                if not waiter.event.wait(min(2.0, _remaining(deadline, 2.0))):
+            if progress.get("state") in RESTING_STATES:
+                # A job that came to rest under this server has its notification on the way; one
+                # that did so under an earlier server (same state directory) never gets one.
+                with self._lock:
+                    grace = 2.0 if job_id in self._session_jobs else 0.0
+                if not waiter.event.wait(min(grace, _remaining(deadline, grace))):
                     return self._final_from_progress(progress, deadline)
             elif not waiter.event.wait(_remaining(deadline, None)):
                 raise JobWaitTimeout(job_id, timeout, self._last_state(job_id))
@@ -607,7 +748,8 @@ class BlenderJobsClient(object):
                         del self._waiters[job_id]
 
     def wait_for_jobs(self, job_ids, timeout=None):
-        """wait_for_job for several jobs; returns {jobId: final state} (one deadline for all)."""
+        """wait_for_job for several jobs; returns {jobId: resting state change} (one deadline for
+        all)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         results = {}
         for job_id in job_ids:
@@ -626,7 +768,7 @@ class BlenderJobsClient(object):
     def _final_from_progress(self, progress, deadline):
         final = {"jobId": progress.get("jobId"), "name": progress.get("name"), "state": progress.get("state"),
                  "attempt": progress.get("attempt")}
-        if progress.get("state") == "FAILED":
+        if progress.get("state") in ("FAILED", "INTERRUPTED"):
             try:
                 # The job is over; allow the details a moment even if the caller's deadline is near.
                 wait = max(2.0, _remaining(deadline, self.request_timeout or 60.0))
@@ -775,8 +917,14 @@ class BlenderJobsClient(object):
                     callback(params)
                 except Exception:
                     LOG.exception("notification callback %r failed for %s", callback, method)
-            if method == "job/stateChanged" and isinstance(params, dict) and params.get("state") in FINAL_STATES:
+            if method == "job/stateChanged" and isinstance(params, dict):
                 job_id = params.get("jobId")
+                self._note_session_jobs((job_id,))
+                if params.get("state") not in RESTING_STATES:
+                    # e.g. INTERRUPTED -> QUEUED after a resume: no longer at rest
+                    with self._lock:
+                        self._finals.pop(job_id, None)
+                    continue
                 with self._lock:
                     self._finals[job_id] = params
                     self._finals.move_to_end(job_id)

@@ -23,7 +23,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from blender_jobs_client import BlenderJobsClient, BlenderJobsError, FINAL_STATES, default_jar_path  # noqa: E402
+from blender_jobs_client import BlenderJobsClient, BlenderJobsError, RESTING_STATES, default_jar_path  # noqa: E402
 
 FIXTURES = os.path.normpath(os.path.join(HERE, "..", "..", "test-fixtures"))
 JOBS_DIR = os.path.join(FIXTURES, "jobs")
@@ -67,7 +67,8 @@ class Display(object):
     """Live progress: redraws all rows in place on a terminal; on a pipe or file prints one line
     per progress change (at most every 0.5 s per job) and one per state change."""
 
-    COLORS = {"COMPLETED": "\x1b[32m", "FAILED": "\x1b[31m", "CANCELED": "\x1b[33m", "ACTIVE": "\x1b[36m"}
+    COLORS = {"COMPLETED": "\x1b[32m", "FAILED": "\x1b[31m", "CANCELED": "\x1b[33m", "INTERRUPTED": "\x1b[35m",
+              "ACTIVE": "\x1b[36m"}
     RESET = "\x1b[0m"
 
     def __init__(self, rows, stream, tty):
@@ -106,11 +107,11 @@ class Display(object):
             row.state = params.get("state", row.state)
             if row.state == "COMPLETED":
                 row.progress = 1.0
-            if row.state in FINAL_STATES:
+            if row.state in RESTING_STATES:  # final, or INTERRUPTED (the server stopped)
                 row.final = params
             if not self.tty:
                 text = "%s %s" % (row.label.ljust(self.label_width), row.state)
-                if row.state in ("ACTIVE", "FAILED", "CANCELED") and row.progress:
+                if row.state in ("ACTIVE", "FAILED", "CANCELED", "INTERRUPTED") and row.progress:
                     text += " at %.1f%%" % (row.progress * 100)
                 error = params.get("error")
                 if error:
@@ -295,7 +296,7 @@ def main(argv=None):
         out.write("\n%s\n" % ("Every job ended as expected." if ok else "Some jobs did NOT end as expected."))
         return 0 if ok else 1
     except KeyboardInterrupt:
-        out.write("\ninterrupted; canceling jobs and stopping the server\n")
+        out.write("\ninterrupted; stopping the server (its unfinished jobs become INTERRUPTED)\n")
         return 130
     except BlenderJobsError as exc:
         sys.stderr.write("\ndemo: %s\n" % exc)

@@ -32,6 +32,10 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 
 #: Final job states (the server never changes them again).
 FINAL_STATES = frozenset(("COMPLETED", "FAILED", "CANCELED"))
+#: States a job rests in until someone acts: the final ones plus INTERRUPTED (the server stopped
+#: while the job was queued or running; :func:`resume_job` runs it again if the server keeps its
+#: jobs in a state directory that outlives it, the add-on's "Job Folder" preference).
+RESTING_STATES = FINAL_STATES | frozenset(("INTERRUPTED",))
 
 #: One notification from the server, as the client's callbacks received it.
 Event = collections.namedtuple("Event", "method params")
@@ -150,8 +154,20 @@ def send_selected(client, script, objects, passed_data=None, timeout=0, name=Non
 
 
 def cancel_job(client, job_id):
-    """Cancels a queued or running job; returns True if this call canceled it."""
+    """Cancels a queued, running or interrupted job; returns True if this call canceled it."""
     return bool(client.cancel_job(job_id).get("canceled"))
+
+
+def resume_job(client, job_id):
+    """Queues an INTERRUPTED job again (same id, same inputs); returns its new state (QUEUED or
+    ACTIVE). Raises the client's ``JobNotResumable`` if the job is not interrupted, ``JobNotFound``
+    if this server does not have it (its server kept its jobs in a temporary folder)."""
+    return client.resume_job(job_id).get("state")
+
+
+def resume_all(client):
+    """Queues every INTERRUPTED job again, oldest first; returns their ids."""
+    return list(client.resume_all().get("jobIds") or [])
 
 
 # --------------------------------------------------------------------------- loading results
@@ -193,7 +209,8 @@ def load_data_blocks(client, job_id, replace=False, scene=None, link=True):
          pointed at it now pointing at the new one;
       3. the old block is deleted; for an object, its old data (mesh, curve...) too if nothing else
          uses it, and then the new data takes the old data's name.
-    Raises the client's ``JobFailed``/``JobCanceled``/``JobNotFinished`` if the job has no results."""
+    Raises the client's ``JobFailed``/``JobCanceled``/``JobInterrupted``/``JobNotFinished`` if the job
+    has no results."""
     result = client.get_data_blocks(job_id)
     library = result.get("library")
     blocks = result.get("blocks") or {}
@@ -285,7 +302,13 @@ class JobInfo(object):
 
     @property
     def final(self):
+        """COMPLETED, FAILED or CANCELED: the job never changes again."""
         return self.state in FINAL_STATES
+
+    @property
+    def resting(self):
+        """Final or INTERRUPTED: nothing happens to the job unless someone acts (no polling needed)."""
+        return self.state in RESTING_STATES
 
     def error_text(self):
         if self.load_error:
@@ -332,6 +355,8 @@ class JobTracker(object):
                 state = params.get("state", info.state)
                 if state == "ACTIVE" and info.state != "ACTIVE":
                     info.progress, info.message = 0.0, ""   # a (re)try starts at 0
+                if params.get("previousState") == "INTERRUPTED" or info.state == "INTERRUPTED":
+                    info.error = None                       # resumed (or canceled): a new chapter
                 info.state = state
                 info.attempt = params.get("attempt", info.attempt)
                 if params.get("error") is not None:
@@ -343,17 +368,34 @@ class JobTracker(object):
         return completed
 
     def mark_lost(self, reason):
-        """Marks every unfinished job FAILED (the server went away)."""
+        """Marks every queued or running job FAILED (the server went away without saying what
+        became of them). Interrupted jobs stay interrupted."""
         for info in self.jobs.values():
-            if not info.final:
+            if not info.resting:
                 info.state = "FAILED"
                 info.error = {"kind": "SERVER_EXITED", "message": reason}
 
+    def adopt(self, summaries):
+        """Tracks jobs the server lists (``listJobs`` summaries), e.g. the INTERRUPTED jobs an
+        earlier server left in the state directory, so the panel shows them and offers to resume
+        them. Returns their JobInfos."""
+        adopted = []
+        for job in summaries:
+            info = self.add(job["jobId"], job.get("name"))
+            info.state = job.get("state", info.state)
+            info.progress = float(job.get("progress", 0.0))
+            info.attempt = job.get("attempt", info.attempt)
+            if job.get("errorKind") == "INTERRUPTED":
+                info.error = {"kind": "INTERRUPTED",
+                              "message": "the server stopped before the job finished; Resume runs it again"}
+            adopted.append(info)
+        return adopted
+
     def counts(self):
-        """{queued, running, completed, failed, canceled, total}, as in the panel."""
-        counts = dict(queued=0, running=0, completed=0, failed=0, canceled=0)
+        """{queued, running, completed, failed, canceled, interrupted, total}, as in the panel."""
+        counts = dict(queued=0, running=0, completed=0, failed=0, canceled=0, interrupted=0)
         key = {"QUEUED": "queued", "ACTIVE": "running", "COMPLETED": "completed",
-               "FAILED": "failed", "CANCELED": "canceled"}
+               "FAILED": "failed", "CANCELED": "canceled", "INTERRUPTED": "interrupted"}
         for info in self.jobs.values():
             counts[key.get(info.state, "failed")] += 1
         counts["total"] = len(self.jobs)
@@ -389,10 +431,16 @@ def current_session():
     return _session
 
 
-def get_session(jar=None, workers=None, blender=None, java=None, client_dir=None, server_args=None):
+def get_session(jar=None, workers=None, blender=None, java=None, client_dir=None, server_args=None,
+                state_dir=None):
     """Returns the session's server, starting it (and sending ``initialize``) the first time, or
     again if it died. ``jar`` defaults to :func:`find_jar`; ``blender`` to the running Blender
-    (``bpy.app.binary_path``), so the workers match the user's Blender version."""
+    (``bpy.app.binary_path``), so the workers match the user's Blender version.
+
+    ``state_dir``: a folder where the server keeps its jobs and results across restarts
+    (``--state-dir``). Jobs still queued or running when a server stops become INTERRUPTED there,
+    and the next server's session lists them (``session.tracker``) so they can be resumed. Without
+    it the server uses a temporary folder and its jobs end with it."""
     global _session
     with _session_lock:
         if _session is not None and _session.alive():
@@ -407,8 +455,10 @@ def get_session(jar=None, workers=None, blender=None, java=None, client_dir=None
     module = import_client(client_dir, jar)
     if not blender:
         blender = bpy.app.binary_path or None
+    if state_dir:
+        state_dir = os.path.abspath(bpy.path.abspath(state_dir))
     client = module.BlenderJobsClient(jar=jar, workers=workers or None, blender=blender, java=java or None,
-                                      server_args=server_args)
+                                      server_args=server_args, state_dir=state_dir or None)
     try:
         info = client.initialize()
     except BaseException:
@@ -422,14 +472,22 @@ def get_session(jar=None, workers=None, blender=None, java=None, client_dir=None
     if old is not None:
         old.tracker.mark_lost("the server exited; it was restarted")
         session.tracker.jobs.update(old.tracker.jobs)
+    if (info.get("recoveredJobs") or {}).get("interrupted"):
+        try:
+            session.tracker.adopt(client.list_jobs(state="INTERRUPTED")["jobs"])
+        except Exception:
+            client.close(timeout=2.0, kill_after=2.0)
+            raise
     with _session_lock:
         _session = session
     return session
 
 
 def shutdown_session(timeout=10.0):
-    """Shuts the server down (``shutdown`` + ``exit``; waits for it, kills it if it hangs).
-    Returns the server's exit code, or None if none was running. Safe to call repeatedly."""
+    """Shuts the server down (``shutdown`` + ``exit``; waits for it, kills it if it hangs); its
+    queued and running jobs become INTERRUPTED (resumable by the next server if it keeps its jobs
+    in a state directory). Returns the server's exit code, or None if none was running. Safe to
+    call repeatedly."""
     global _session
     with _session_lock:
         session, _session = _session, None

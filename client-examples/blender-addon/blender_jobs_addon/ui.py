@@ -29,13 +29,14 @@ def get_prefs(context=None):
 
 
 def session_from_prefs(context=None):
-    """core.get_session() with the preferences' jar, workers, blender, java and client folder."""
+    """core.get_session() with the preferences' jar, workers, blender, java, client folder and
+    job folder."""
     prefs = get_prefs(context)
     if prefs is None:
         return core.get_session()
     return core.get_session(jar=prefs.jar_path or None, workers=prefs.workers or None,
                             blender=prefs.blender_path or None, java=prefs.java_path or None,
-                            client_dir=prefs.client_dir or None)
+                            client_dir=prefs.client_dir or None, state_dir=prefs.state_dir or None)
 
 
 # --------------------------------------------------------------------------- settings
@@ -60,6 +61,11 @@ class BLENDER_JOBS_AP_preferences(bpy.types.AddonPreferences):
     java_path: StringProperty(
         name="Java", subtype='FILE_PATH',
         description="java executable; empty: $BLENDER_JOBS_JAVA, $JAVA_HOME/bin/java, then java on PATH")
+    state_dir: StringProperty(
+        name="Job Folder", subtype='DIR_PATH',
+        description="Where the server keeps jobs and results across restarts (--state-dir): jobs still "
+                    "running when it stops are listed as interrupted next time and can be resumed. "
+                    "Empty: a temporary folder, deleted when the server stops")
 
     def draw(self, context):
         layout = self.layout
@@ -68,6 +74,7 @@ class BLENDER_JOBS_AP_preferences(bpy.types.AddonPreferences):
         layout.prop(self, "workers")
         layout.prop(self, "blender_path")
         layout.prop(self, "java_path")
+        layout.prop(self, "state_dir")
         layout.label(text="The server starts with the first job and stops when Blender exits.")
 
 
@@ -158,6 +165,36 @@ class BLENDER_JOBS_OT_cancel_job(bpy.types.Operator):
         return {'FINISHED'}
 
 
+class BLENDER_JOBS_OT_resume_job(bpy.types.Operator):
+    """Run an interrupted job again (all interrupted jobs when no job is given)"""
+    bl_idname = "blender_jobs.resume_job"
+    bl_label = "Resume Job"
+    bl_options = {'INTERNAL'}
+
+    job_id: StringProperty()
+
+    def execute(self, context):
+        try:
+            session = session_from_prefs(context)
+            job_ids = [self.job_id] if self.job_id else None
+            if job_ids:
+                core.resume_job(session.client, self.job_id)
+            else:
+                job_ids = core.resume_all(session.client)
+        except Exception as exc:
+            self.report({'ERROR'}, "Could not resume %s: %s" % (self.job_id or "the interrupted jobs", exc))
+            return {'CANCELLED'}
+        settings = context.scene.blender_jobs
+        for job_id in job_ids:
+            info = session.tracker.jobs.get(job_id) or session.tracker.add(job_id)
+            if info.scene_name is None:  # a job an earlier server ran: load into this scene
+                info.scene_name = context.scene.name
+                info.replace, info.auto_load = settings.replace_existing, settings.auto_load
+        ensure_timer()
+        self.report({'INFO'}, "Resumed %d job(s)" % len(job_ids))
+        return {'FINISHED'}
+
+
 class BLENDER_JOBS_OT_load_results(bpy.types.Operator):
     """Append this job's returned data blocks into the open file"""
     bl_idname = "blender_jobs.load_results"
@@ -178,7 +215,7 @@ class BLENDER_JOBS_OT_load_results(bpy.types.Operator):
 
 
 class BLENDER_JOBS_OT_remove_job(bpy.types.Operator):
-    """Forget this finished job (the server deletes its files)"""
+    """Forget this finished or interrupted job (the server deletes its files)"""
     bl_idname = "blender_jobs.remove_job"
     bl_label = "Remove Job"
     bl_options = {'INTERNAL'}
@@ -208,7 +245,7 @@ class BLENDER_JOBS_OT_clear_finished(bpy.types.Operator):
 
 
 class BLENDER_JOBS_OT_stop_server(bpy.types.Operator):
-    """Shut the blender-jobs server down (unfinished jobs are canceled); the next job starts it again"""
+    """Shut the blender-jobs server down (unfinished jobs are interrupted: with a Job Folder set, the next server can resume them); the next job starts it again"""
     bl_idname = "blender_jobs.stop_server"
     bl_label = "Stop Server"
 
@@ -220,7 +257,7 @@ class BLENDER_JOBS_OT_stop_server(bpy.types.Operator):
 
 def remove_job(session, job_id):
     info = session.tracker.jobs.get(job_id)
-    if info is not None and not info.final:
+    if info is not None and not info.resting:   # finished or interrupted jobs only
         return
     if session.alive():
         try:
@@ -268,7 +305,7 @@ def process_events(session):
     for info in completed:
         if info.auto_load and info.loaded is None:
             load_job_results(session, info)
-    if not session.alive() and any(not info.final for info in session.tracker.jobs.values()):
+    if not session.alive() and any(not info.resting for info in session.tracker.jobs.values()):
         session.tracker.mark_lost("the blender-jobs server exited")
         events.append(core.Event("server/exited", {}))
     return events
@@ -286,7 +323,7 @@ def tick():
         events = [None]
     if events:
         tag_redraw()
-    busy = any(not info.final for info in session.tracker.jobs.values())
+    busy = any(not info.resting for info in session.tracker.jobs.values())
     return TIMER_INTERVAL_BUSY if busy else TIMER_INTERVAL_IDLE
 
 
@@ -298,7 +335,7 @@ def ensure_timer():
 # --------------------------------------------------------------------------- panel
 
 STATE_ICONS = {"QUEUED": 'SORTTIME', "ACTIVE": 'PLAY', "COMPLETED": 'CHECKMARK',
-               "FAILED": 'ERROR', "CANCELED": 'CANCEL'}
+               "FAILED": 'ERROR', "CANCELED": 'CANCEL', "INTERRUPTED": 'PAUSE'}
 
 
 def draw_progress(layout, fraction, text):
@@ -346,6 +383,11 @@ class BLENDER_JOBS_PT_panel(bpy.types.Panel):
             grid.label(text="%s %d" % (key.capitalize(), counts[key]))
         if counts["canceled"]:
             box.label(text="Canceled %d" % counts["canceled"])
+        if counts["interrupted"]:
+            row = box.row()
+            row.label(text="Interrupted %d" % counts["interrupted"])
+            op = row.operator(BLENDER_JOBS_OT_resume_job.bl_idname, text="Resume All", icon='FILE_REFRESH')
+            op.job_id = ""
 
         if not session.tracker.jobs:
             return
@@ -354,7 +396,13 @@ class BLENDER_JOBS_PT_panel(bpy.types.Panel):
             job_box = layout.box()
             row = job_box.row()
             row.label(text=info.name, icon=STATE_ICONS.get(info.state, 'QUESTION'))
-            if not info.final:
+            if info.state == "INTERRUPTED":
+                for idname, icon in ((BLENDER_JOBS_OT_resume_job.bl_idname, 'FILE_REFRESH'),
+                                     (BLENDER_JOBS_OT_cancel_job.bl_idname, 'X'),
+                                     (BLENDER_JOBS_OT_remove_job.bl_idname, 'TRASH')):
+                    op = row.operator(idname, text="", icon=icon)
+                    op.job_id = info.job_id
+            elif not info.final:
                 op = row.operator(BLENDER_JOBS_OT_cancel_job.bl_idname, text="", icon='X')
                 op.job_id = info.job_id
             else:
@@ -367,7 +415,7 @@ class BLENDER_JOBS_PT_panel(bpy.types.Panel):
             status = info.state.capitalize()
             if info.attempt > 1:
                 status += " (attempt %d)" % info.attempt
-            if info.message and not info.final:
+            if info.message and not info.resting:
                 status += ": " + info.message
             job_box.label(text=status[:200])
             if info.error_text():
@@ -381,6 +429,7 @@ classes = (
     BLENDER_JOBS_PG_settings,
     BLENDER_JOBS_OT_run_job,
     BLENDER_JOBS_OT_cancel_job,
+    BLENDER_JOBS_OT_resume_job,
     BLENDER_JOBS_OT_load_results,
     BLENDER_JOBS_OT_remove_job,
     BLENDER_JOBS_OT_clear_finished,

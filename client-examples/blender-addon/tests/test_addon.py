@@ -484,13 +484,22 @@ finally:
 
 def test_installed_from_zip_finds_client_through_jar():
     """Zip the package like a user would, install it into a throwaway user scripts folder of a
-    child Blender, enable it, set the jar preference, run a job with the operator."""
+    child Blender, enable it, set the jar preference, run a job with the operator. The jar sits in
+    a throwaway checkout layout (<repo>/server/target/, with <repo>/client-examples/python), so
+    the test does not depend on where $BLENDER_JOBS_JAR points (e.g. a private copy of the jar)."""
     import json
     import shutil
     import subprocess
     import zipfile
     tmp = tempfile.mkdtemp(prefix="bj-addon-install-test-")
     try:
+        repo = os.path.join(tmp, "repo")
+        os.makedirs(os.path.join(repo, "server", "target"))
+        os.makedirs(os.path.join(repo, "client-examples", "python"))
+        jar = os.path.join(repo, "server", "target", "blender-jobs-server.jar")
+        shutil.copyfile(JAR, jar)
+        shutil.copyfile(os.path.join(REPO, "client-examples", "python", "blender_jobs_client.py"),
+                        os.path.join(repo, "client-examples", "python", "blender_jobs_client.py"))
         zip_path = os.path.join(tmp, "blender_jobs_addon.zip")
         package = os.path.join(ADDON_ROOT, "blender_jobs_addon")
         with zipfile.ZipFile(zip_path, "w") as zf:
@@ -498,7 +507,7 @@ def test_installed_from_zip_finds_client_through_jar():
                 if name.endswith(".py"):
                     zf.write(os.path.join(package, name), "blender_jobs_addon/" + name)
         env = dict(os.environ, BLENDER_USER_SCRIPTS=os.path.join(tmp, "scripts"), ADDON_ZIP=zip_path,
-                   JAR=JAR, SCRIPT=os.path.join(JOBS, "bmesh_quad.py"), PYTHONPATH="")
+                   JAR=jar, SCRIPT=os.path.join(JOBS, "bmesh_quad.py"), PYTHONPATH="")
         for key in ("BLENDER_JOBS_JAR", "BLENDER_JOBS_CLIENT_DIR"):
             env.pop(key, None)
         proc = subprocess.run([bpy.app.binary_path, "-b", "--factory-startup", "--python-exit-code", "1",
@@ -511,11 +520,95 @@ def test_installed_from_zip_finds_client_through_jar():
         equal(out.get("installed"), ["blender_jobs_addon"], "installed into the user scripts folder")
         check(out["module_file"].startswith(tmp), "the installed copy was enabled: %s" % out["module_file"])
         equal(out.get("run"), ["FINISHED"], "run_job in the installed add-on (%s)" % text[-2000:])
-        equal(os.path.dirname(out["client_module"]), os.path.join(REPO, "client-examples", "python"),
+        equal(os.path.dirname(out["client_module"]), os.path.join(repo, "client-examples", "python"),
               "client found next to the jar's repository")
         equal((out["state"], out["loaded"], out["faces"]), ("COMPLETED", ["Zipped_quad"], 2), "job result")
         equal(out["session_after_disable"], "None", "disable shut the server down")
     finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+RESUMABLE_SCRIPT = """import os, time
+# The first run creates the marker and sleeps; a resumed run finds it and returns the sent object.
+if os.path.exists(marker):
+    ob = passed_data_blocks[0]
+    ob.name = ob.name + "_resumed"
+    data_blocks = [ob]
+    python_data = {"resumed": True}
+else:
+    open(marker, "w").close()
+    update_job_progress(0.1, "first run: sleeping")
+    time.sleep(60)
+"""
+
+
+def test_interrupted_job_is_tracked_and_resumed():
+    """With a job folder (state_dir), a job running when the server stops becomes INTERRUPTED;
+    the next server's session lists it, the panel offers Resume, and the resumed job completes
+    and its result is loaded."""
+    import shutil
+    blender_jobs_addon.register()
+    tmp = tempfile.mkdtemp(prefix="bj-addon-resume-test-")
+    try:
+        state_dir = os.path.join(tmp, "jobs")
+        script = os.path.join(tmp, "resumable.py")
+        with open(script, "w") as f:
+            f.write(RESUMABLE_SCRIPT)
+        marker = os.path.join(tmp, "marker")
+        ob = make_mesh_object("Resumable", [(-1, -1, 0), (1, -1, 0), (1, 1, 0), (-1, 1, 0)], [(0, 1, 2, 3)])
+        select_only(ob)
+        sess = core.get_session(workers=1, state_dir=state_dir)
+        equal(os.path.realpath(sess.client.state_dir), os.path.realpath(state_dir), "the server uses the job folder")
+        job_id = core.send_selected(sess.client, script, [ob], passed_data={"marker": marker}, name="resumable")
+        sess.tracker.add(job_id, "resumable", scene_name=bpy.context.scene.name)
+        wait_tracked(sess, job_id, lambda i: i.state == "ACTIVE" and i.progress > 0, timeout=60)
+
+        # Stop Server: the running job becomes INTERRUPTED (not CANCELED), and waits do not hang.
+        equal(bpy.ops.blender_jobs.stop_server(), {'FINISHED'}, "stop_server operator")
+        check(core.current_session() is None, "no session after stop")
+        equal(sess.client.wait_for_job(job_id, timeout=5)["state"], "INTERRUPTED", "wait_for_job after the stop")
+        ui.process_events(sess)
+        info = sess.tracker.jobs[job_id]
+        equal((info.state, info.error.get("kind")), ("INTERRUPTED", "INTERRUPTED"), "tracked state and error")
+        check(info.resting and not info.final, "INTERRUPTED rests but is not final")
+        counts = sess.tracker.counts()
+        equal((counts["interrupted"], counts["running"], counts["canceled"]), (1, 0, 0), "counters after the stop")
+
+        # The next server on the job folder lists the job as interrupted; the panel offers Resume.
+        sess2 = core.get_session(workers=1, state_dir=state_dir)
+        equal(sess2.client.recovered_jobs, {"jobs": 1, "interrupted": 1, "resumed": 0, "pruned": 0}, "recoveredJobs")
+        info = sess2.tracker.jobs.get(job_id)
+        check(info is not None and info.state == "INTERRUPTED", "the new session tracks the interrupted job: %r" % info)
+        equal(sess2.tracker.counts()["interrupted"], 1, "interrupted counter")
+        try:
+            core.load_data_blocks(sess2.client, job_id)
+        except Exception as exc:
+            equal(type(exc).__name__, "JobInterrupted", "loading an interrupted job")
+        else:
+            raise AssertionError("loading an interrupted job did not raise")
+        log = []
+        ui.BLENDER_JOBS_PT_panel.draw(type("P", (), {"layout": FakeLayout(log, True)})(), bpy.context)
+        check(("label", "Interrupted 1") in log, "interrupted counter in the panel: %r" % log)
+        check(("operator", "blender_jobs.resume_job") in log, "a Resume button")
+        equal(ui.tick(), ui.TIMER_INTERVAL_IDLE, "an interrupted job needs no busy ticks")
+
+        equal(bpy.ops.blender_jobs.resume_job(job_id=job_id), {'FINISHED'}, "resume_job operator")
+        info = wait_tracked(sess2, job_id, lambda i: i.final)
+        equal(info.state, "COMPLETED", "state after resuming (%s)" % info.error_text())
+        equal(info.error, None, "no error left after the resumed run")
+        equal(sess2.client.get_python_data(job_id), {"resumed": True}, "python_data of the resumed run")
+        equal(info.loaded, ["Resumable_resumed"], "the timer step loaded the resumed job's result")
+        check("Resumable_resumed" in bpy.context.scene.collection.objects, "loaded into the scene")
+        equal(sess2.tracker.counts()["interrupted"], 0, "no interrupted job left")
+        try:
+            core.resume_job(sess2.client, job_id)
+        except Exception as exc:
+            equal(type(exc).__name__, "JobNotResumable", "resuming a completed job")
+        else:
+            raise AssertionError("resuming a completed job did not raise")
+    finally:
+        core.shutdown_session()
+        blender_jobs_addon.unregister()
         shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -532,6 +625,7 @@ TESTS = [
     test_unregister_shuts_server_down,
     test_enable_through_addon_utils_uses_preferences,
     test_installed_from_zip_finds_client_through_jar,
+    test_interrupted_job_is_tracked_and_resumed,
 ]
 
 

@@ -15,7 +15,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { BlenderJobsClient, packageRoot } from './client';
 import { JsonRpcError } from './errors';
-import { AddJobParams, FailureKind, JobState, JsonObject, JsonValue } from './protocol';
+import { AddJobParams, FailureKind, JobState, JsonObject, JsonValue, isRestingState } from './protocol';
 
 const USAGE = `usage: blender-jobs-cli [options] [script.py ...]
 
@@ -254,6 +254,8 @@ async function runJob(client: BlenderJobsClient, row: Row, view: ProgressView): 
             row.outcome = `python_data=${short(data)}${names ? `  data_blocks=${names}` : ''}`;
         } else if (final.state === 'FAILED') {
             row.outcome = `${final.error?.kind ?? '?'}: ${final.error?.message ?? ''}`;
+        } else if (final.state === 'INTERRUPTED') {
+            row.outcome = `interrupted: ${final.error?.message ?? 'the server stopped'}`;
         } else {
             row.outcome = 'canceled';
         }
@@ -291,7 +293,7 @@ async function main(argv: string[]): Promise<number> {
         onStderrLine: process.env.BLENDER_JOBS_DEBUG ? (line) => process.stderr.write(`[server] ${line}\n`) : undefined,
     });
     const interrupt = () => {
-        process.stderr.write('\ninterrupted: canceling jobs\n');
+        process.stderr.write('\ninterrupted: stopping the server (its unfinished jobs become INTERRUPTED)\n');
         void client.dispose().finally(() => process.exit(130));
     };
     process.once('SIGINT', interrupt);
@@ -317,8 +319,8 @@ async function main(argv: string[]): Promise<number> {
         });
         client.onStateChanged((s) => {
             const row = byJob(s.jobId);
-            // Final states are shown by runJob, together with the results.
-            if (!row || row.ok !== undefined || s.state === 'COMPLETED' || s.state === 'FAILED' || s.state === 'CANCELED') return;
+            // Resting states (final or INTERRUPTED) are shown by runJob, together with the results.
+            if (!row || row.ok !== undefined || isRestingState(s.state)) return;
             row.state = s.state;
             if (s.state === 'QUEUED' || (s.state === 'ACTIVE' && s.previousState === 'QUEUED' && s.attempt > 1)) {
                 row.progress = 0; // a retry restarts progress

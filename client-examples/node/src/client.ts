@@ -8,11 +8,16 @@
  *     const final = await client.waitForJob(job.jobId, 60_000);
  *     console.log(final.state, await client.getPythonData(job.jobId));
  *     await client.dispose();
+ *
+ * With a workspace (or `stateDir`) the server keeps its jobs in a directory that outlives it:
+ * `dispose()` (shutdown) leaves unfinished jobs INTERRUPTED, and a later server on the same
+ * directory lists them (`initialize.recoveredJobs`) and runs them again with `resumeJob` / `resumeAll`.
  */
 import { ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
+import { pathToFileURL } from 'node:url';
 import {
     Disposable,
     Emitter,
@@ -67,11 +72,16 @@ import {
     ProgressToken,
     RemoveJobRequest,
     RemoveJobResult,
+    ResumeAllRequest,
+    ResumeAllResult,
+    ResumeJobRequest,
+    ResumeJobResult,
     ShutdownRequest,
     WorkDoneProgressCancelNotification,
     WorkDoneProgressCreateRequest,
     WorkDoneProgressParams,
-    isFinalState,
+    WorkspaceFolder,
+    isRestingState,
 } from './protocol';
 
 /** The JVM flags the server is normally started with. */
@@ -88,6 +98,23 @@ export interface BlenderJobsClientOptions {
     workers?: number;
     /** More server flags, e.g. `['--blender', '/opt/blender/blender', '--log-level', 'FINE']`. */
     serverArgs?: string[];
+    /**
+     * The project the jobs belong to: a folder path or a URI. Sent in `initialize` as `rootUri` and
+     * as the one `workspaceFolders` entry; the server then keeps its jobs in that workspace's state
+     * directory (`<data home>/blender-jobs/workspaces/<hash>`), which outlives it. Without a
+     * workspace (or `stateDir`) the server's jobs end with it.
+     */
+    workspace?: string;
+    /** LSP workspace folders sent as they are (an editor's open folders); the first names the workspace. Overrides `workspace`. */
+    workspaceFolders?: WorkspaceFolder[];
+    /** `--state-dir DIR`: the state directory, whatever the workspace. */
+    stateDir?: string;
+    /** `--resume`: queue the jobs an earlier server left INTERRUPTED as soon as initialize opens the state directory. */
+    resume?: boolean;
+    /** `--retain-jobs N`: finished (and interrupted) jobs kept; 0 = no limit. */
+    retainJobs?: number;
+    /** `--retain-days DAYS`: days a finished (or interrupted) job is kept; 0 = no limit. */
+    retainDays?: number;
     /** The server's working directory (relative `script` paths resolve against it). */
     cwd?: string;
     /** The server's environment. Default: this process's. */
@@ -102,6 +129,13 @@ export interface BlenderJobsClientOptions {
     clientInfo?: { name: string; version?: string };
     /** Called with every line the server writes to stderr (its log). They are drained anyway. */
     onStderrLine?: (line: string) => void;
+}
+
+/** The URI `initialize` names a workspace with: a `file://` URI for a path, a URI unchanged. */
+export function workspaceUri(workspace: string): string {
+    // A URI has a scheme of two or more characters ("C:\\x" is a Windows path).
+    if (/^[A-Za-z][A-Za-z0-9+.-]+:\//.test(workspace)) return workspace;
+    return pathToFileURL(path.resolve(workspace)).href;
 }
 
 /** `BLENDER_JOBS_JAR`, else the build output relative to this package. */
@@ -137,8 +171,40 @@ interface Waiter {
 
 const STDERR_TAIL_LINES = 50;
 const FINAL_CACHE_SIZE = 10_000;
-/** How long waitForJob waits for a final job/stateChanged after getJob showed the final state. */
+/** How long waitForJob waits for a resting job/stateChanged after getJob showed the resting state. */
 const FINAL_NOTIFICATION_GRACE_MS = 2_000;
+/** After the server's output closed: how long its last messages may take to be handled. */
+const DRAIN_LIMIT_MS = 2_000;
+
+/**
+ * Counts the complete `Content-Length` frames in the server's output, so that the client can tell
+ * when vscode-jsonrpc (which decodes and dispatches them asynchronously) has handled them all.
+ */
+class FrameCounter {
+    count = 0;
+    private header: Buffer = Buffer.alloc(0);
+    private bodyLeft = 0;
+
+    push(chunk: Buffer): void {
+        let data = chunk;
+        while (data.length > 0) {
+            if (this.bodyLeft > 0) {
+                const n = Math.min(this.bodyLeft, data.length);
+                this.bodyLeft -= n;
+                data = data.subarray(n);
+                if (this.bodyLeft === 0) this.count++;
+                continue;
+            }
+            this.header = Buffer.concat([this.header, data]);
+            const end = this.header.indexOf('\r\n\r\n');
+            if (end < 0) return;
+            const length = /content-length:\s*(\d+)/i.exec(this.header.subarray(0, end).toString('latin1'));
+            data = this.header.subarray(end + 4);
+            this.header = Buffer.alloc(0);
+            this.bodyLeft = length ? Number(length[1]) : 0;
+        }
+    }
+}
 
 export class BlenderJobsClient {
     readonly options: Readonly<BlenderJobsClientOptions>;
@@ -156,8 +222,14 @@ export class BlenderJobsClient {
     private readonly workDoneEmitter = new Emitter<WorkDoneProgressParams>();
     /** Latest job/stateChanged per job, kept so no notification is lost to a race. */
     private readonly lastState = new Map<string, JobStateChangedParams>();
-    /** Final job/stateChanged per job (insertion-ordered, bounded). */
-    private readonly finalStates = new Map<string, JobStateChangedParams>();
+    /** Resting (final or INTERRUPTED) job/stateChanged per job (insertion-ordered, bounded). */
+    private readonly restingStates = new Map<string, JobStateChangedParams>();
+    /**
+     * Jobs of this server's life: added or resumed by this client, or named by one of its
+     * job/stateChanged notifications. Only for them is a resting state's notification on its
+     * way; a job that came to rest under an earlier server never gets one.
+     */
+    private readonly sessionJobs = new Set<string>();
     private readonly waiters = new Map<string, Set<Waiter>>();
     private tokenCounter = 0;
     private disposing: Promise<number | null> | undefined;
@@ -209,7 +281,12 @@ export class BlenderJobsClient {
                 '(cd <repo> && mvn -q package -Dmaven.test.skip=true) or set BLENDER_JOBS_JAR');
         }
         const args = [...(this.options.jvmArgs ?? DEFAULT_JVM_ARGS), '-jar', jar];
-        if (this.options.workers !== undefined) args.push('--workers', String(this.options.workers));
+        const { workers, stateDir, retainJobs, retainDays } = this.options;
+        if (workers !== undefined) args.push('--workers', String(workers));
+        if (stateDir !== undefined) args.push('--state-dir', path.resolve(stateDir));
+        if (retainJobs !== undefined) args.push('--retain-jobs', String(retainJobs));
+        if (retainDays !== undefined) args.push('--retain-days', String(retainDays));
+        if (this.options.resume) args.push('--resume');
         args.push(...(this.options.serverArgs ?? []));
 
         const child = spawn(this.options.java ?? defaultJava(), args, {
@@ -222,6 +299,9 @@ export class BlenderJobsClient {
         let rejectExited!: (error: Error) => void;
         this.exitedPromise = new Promise<never>((_, reject) => { rejectExited = reject; });
         this.exitedPromise.catch(() => undefined); // observed by whoever races against it
+        const frames = new FrameCounter();
+        child.stdout.on('data', (chunk: Buffer) => frames.push(chunk));
+        let handled = 0;
         this.closedPromise = new Promise<void>((resolve) => {
             const finish = (error: ServerExitedError) => {
                 if (this.exited) return;
@@ -233,8 +313,18 @@ export class BlenderJobsClient {
             };
             child.once('error', (err) => finish(new ServerExitedError(
                 `the server could not be started (${err.message})`, null, null, this.stderrTail)));
-            child.once('close', (code, signal) => finish(new ServerExitedError(
-                'the server exited', code, signal, this.stderrTail)));
+            child.once('close', (code, signal) => {
+                // The output is complete, but vscode-jsonrpc hands messages over one per tick: let
+                // the last ones (e.g. the INTERRUPTED notifications of a shutdown) reach their
+                // handlers before the connection is disposed and waiters are rejected.
+                const error = new ServerExitedError('the server exited', code, signal, this.stderrTail);
+                const deadline = Date.now() + DRAIN_LIMIT_MS;
+                const drain = () => {
+                    if (handled < frames.count && Date.now() < deadline) setImmediate(drain);
+                    else finish(error);
+                };
+                drain();
+            });
         });
         child.stdin.on('error', () => undefined); // EPIPE after the server died: reported via 'close'
 
@@ -246,7 +336,17 @@ export class BlenderJobsClient {
         });
 
         const connection = createMessageConnection(
-            new StreamMessageReader(child.stdout), new StreamMessageWriter(child.stdin));
+            new StreamMessageReader(child.stdout), new StreamMessageWriter(child.stdin), undefined, {
+                messageStrategy: {
+                    handleMessage: (message, next) => {
+                        try {
+                            next(message);
+                        } finally {
+                            handled++;
+                        }
+                    },
+                },
+            });
         this.connection = connection;
         connection.onNotification(JobProgressNotification.type, (p) => this.progressEmitter.fire(p));
         connection.onNotification(JobStateChangedNotification.type, (p) => this.handleStateChanged(p));
@@ -261,13 +361,38 @@ export class BlenderJobsClient {
             processId: process.pid,
             clientInfo: this.options.clientInfo ?? { name: 'blender-jobs-node-client', version: '0.1.0' },
             capabilities: { window: { workDoneProgress: true } },
+            ...this.workspaceParams(),
         };
         const result = await this.initialize(params);
         await this.notify(InitializedNotification.type, {});
         return result;
     }
 
-    /** `initialize`. start() sends it already; it may be sent again and answers the same way. */
+    /** `workspaceFolders` and `rootUri` of initialize, from the `workspaceFolders` / `workspace` options. */
+    private workspaceParams(): Pick<InitializeParams, 'workspaceFolders' | 'rootUri'> {
+        const folders = this.options.workspaceFolders?.length ? this.options.workspaceFolders
+            : this.options.workspace !== undefined ? [this.workspaceFolder(this.options.workspace)] : undefined;
+        return folders ? { workspaceFolders: folders, rootUri: folders[0].uri } : {};
+    }
+
+    private workspaceFolder(workspace: string): WorkspaceFolder {
+        const uri = workspaceUri(workspace);
+        const last = uri.replace(/\/+$/, '').split('/').pop() ?? '';
+        let name = last;
+        try {
+            name = decodeURIComponent(last);
+        } catch {
+            // not percent-encoded: keep it
+        }
+        return { uri, name: name || uri };
+    }
+
+    /**
+     * `initialize`. start() sends it already; it may be sent again and answers the same way (the
+     * state directory stays the one the first call chose). The result tells where the jobs live
+     * (`stateDir`, `stateDirTemporary`, `stateDirNote`) and what an earlier server left there
+     * (`recoveredJobs`); their job/stateChanged → INTERRUPTED notifications follow it.
+     */
     async initialize(params: InitializeParams): Promise<InitializeResult> {
         const result = await this.request(InitializeRequest.type, params,
             this.options.initializeTimeoutMs ?? 60_000);
@@ -275,7 +400,11 @@ export class BlenderJobsClient {
         return result;
     }
 
-    /** `shutdown`: cancels every unfinished job; job requests fail afterwards. */
+    /**
+     * `shutdown`: every QUEUED and ACTIVE job becomes INTERRUPTED (some of their job/stateChanged
+     * notifications may follow the response); job requests fail afterwards. With a persistent
+     * state directory a later server can resume them; call cancelAll() first to drop them instead.
+     */
     shutdown(timeoutMs?: number): Promise<null> {
         return this.request0(ShutdownRequest.type, timeoutMs);
     }
@@ -337,8 +466,10 @@ export class BlenderJobsClient {
 
     // ------------------------------------------------------------------------------- requests
 
-    addJob(params: AddJobParams, timeoutMs?: number): Promise<AddJobResult> {
-        return this.request(AddJobRequest.type, params, timeoutMs);
+    async addJob(params: AddJobParams, timeoutMs?: number): Promise<AddJobResult> {
+        const result = await this.request(AddJobRequest.type, params, timeoutMs);
+        this.sessionJobs.add(result.jobId);
+        return result;
     }
 
     getProgress(jobId: string, timeoutMs?: number): Promise<GetProgressResult> {
@@ -365,8 +496,29 @@ export class BlenderJobsClient {
         return this.request(CancelJobRequest.type, { jobId }, timeoutMs);
     }
 
+    /** Cancels every QUEUED, ACTIVE and INTERRUPTED job. */
     cancelAll(timeoutMs?: number): Promise<CancelAllResult> {
         return this.request(CancelAllRequest.type, {}, timeoutMs);
+    }
+
+    /**
+     * Queues an INTERRUPTED job again (same jobId and inputs, a fresh attempt budget). Rejects
+     * with JsonRpcError 1007 (JOB_NOT_RESUMABLE) if the job is not INTERRUPTED. A waitForJob
+     * after this waits for the resumed run.
+     */
+    async resumeJob(jobId: string, timeoutMs?: number): Promise<ResumeJobResult> {
+        const result = await this.request(ResumeJobRequest.type, { jobId }, timeoutMs);
+        this.forgetInterrupted([jobId]);
+        this.sessionJobs.add(jobId);
+        return result;
+    }
+
+    /** Queues every INTERRUPTED job again, oldest first. */
+    async resumeAll(timeoutMs?: number): Promise<ResumeAllResult> {
+        const result = await this.request(ResumeAllRequest.type, {}, timeoutMs);
+        this.forgetInterrupted(result.jobIds);
+        for (const jobId of result.jobIds) this.sessionJobs.add(jobId);
+        return result;
     }
 
     removeJob(jobId: string, timeoutMs?: number): Promise<RemoveJobResult> {
@@ -398,14 +550,18 @@ export class BlenderJobsClient {
     }
 
     /**
-     * Resolves with the job's final `job/stateChanged` (COMPLETED, FAILED or CANCELED). Works
-     * when the notification arrived before the call (even before the addJob response). Should the
-     * notification never come, the result is made from getJob (then without `previousState`). Rejects
-     * with JobWaitTimeoutError after `timeoutMs`, with JsonRpcError 1001 for an unknown job,
-     * and with ServerExitedError if the server dies.
+     * Resolves with the `job/stateChanged` that brought the job to rest: a final state (COMPLETED,
+     * FAILED, CANCELED) or INTERRUPTED (the server was shut down, or died, while the job was
+     * queued or running; `error.kind` is `INTERRUPTED` and `resumeJob` runs it again), so a wait
+     * never hangs across a shutdown. Use isFinalState(result.state) to tell them apart. Works when
+     * the notification arrived before the call (even before the addJob response). For a job that
+     * came to rest under an earlier server (same state directory), or should the notification never
+     * come, the result is made from getJob (then without `previousState`). Rejects with
+     * JobWaitTimeoutError after `timeoutMs`, with JsonRpcError 1001 for an unknown job, and with
+     * ServerExitedError if the server dies.
      */
     waitForJob(jobId: string, timeoutMs = 600_000): Promise<JobStateChangedParams> {
-        const known = this.finalStates.get(jobId);
+        const known = this.restingStates.get(jobId);
         if (known) return Promise.resolve(known);
         if (this.exited) return Promise.reject(this.exited);
 
@@ -433,13 +589,15 @@ export class BlenderJobsClient {
             // already shows a final state, the notification (which has previousState) gets a
             // grace period before a result is made up from getJob.
             this.getJob(jobId).then((job) => {
-                if (done || !isFinalState(job.state)) return;
+                if (done || !isRestingState(job.state)) return;
+                // A job that came to rest under an earlier server gets no notification.
+                const graceMs = this.sessionJobs.has(jobId) ? FINAL_NOTIFICATION_GRACE_MS : 0;
                 const grace = setTimeout(() => {
-                    waiter.resolve(this.finalStates.get(jobId) ?? {
+                    waiter.resolve(this.restingStates.get(jobId) ?? {
                         jobId: job.jobId, name: job.name, state: job.state,
                         attempt: job.attempt, error: job.error,
                     });
-                }, Math.min(FINAL_NOTIFICATION_GRACE_MS, Math.max(0, timeoutMs - 1)));
+                }, Math.min(graceMs, Math.max(0, timeoutMs - 1)));
                 grace.unref();
             }, (error: unknown) => {
                 if (error instanceof JsonRpcError && error.isJobNotFound) waiter.reject(error);
@@ -448,13 +606,23 @@ export class BlenderJobsClient {
         });
     }
 
+    /** A resumed job is no longer at rest: a later waitForJob waits for the new run. */
+    private forgetInterrupted(jobIds: readonly string[]): void {
+        for (const jobId of jobIds) {
+            if (this.restingStates.get(jobId)?.state === 'INTERRUPTED') this.restingStates.delete(jobId);
+        }
+    }
+
     private handleStateChanged(params: JobStateChangedParams): void {
         this.lastState.set(params.jobId, params);
-        if (isFinalState(params.state)) {
-            this.finalStates.set(params.jobId, params);
-            if (this.finalStates.size > FINAL_CACHE_SIZE) {
-                const oldest = this.finalStates.keys().next().value as string;
-                this.finalStates.delete(oldest);
+        this.sessionJobs.add(params.jobId);
+        if (!isRestingState(params.state)) {
+            this.restingStates.delete(params.jobId); // e.g. INTERRUPTED -> QUEUED after a resume
+        } else {
+            this.restingStates.set(params.jobId, params);
+            if (this.restingStates.size > FINAL_CACHE_SIZE) {
+                const oldest = this.restingStates.keys().next().value as string;
+                this.restingStates.delete(oldest);
                 this.lastState.delete(oldest);
             }
             const set = this.waiters.get(params.jobId);

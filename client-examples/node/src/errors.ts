@@ -1,5 +1,5 @@
 /** Errors the blender-jobs client raises. */
-import { ErrorCodes, ErrorKind, JobState } from './protocol';
+import { ErrorCodes, ErrorKind, FailureKind, JobState } from './protocol';
 
 /** Base class of every error this package raises. */
 export class BlenderJobsError extends Error {
@@ -40,13 +40,33 @@ export class JsonRpcError extends BlenderJobsError {
         return this.dataField('reason') as string | undefined;
     }
 
-    /** `data.state` of 1002–1005. */
+    /** `data.state` of 1002–1007. */
     get state(): JobState | undefined {
         return this.dataField('state') as JobState | undefined;
     }
 
+    /** `data.failureKind` of 1003 (JOB_FAILED) and 1006 (JOB_INTERRUPTED, where it is `INTERRUPTED`). */
+    get failureKind(): FailureKind | undefined {
+        return this.dataField('failureKind') as FailureKind | undefined;
+    }
+
+    /** `data.failureMessage` of 1003 and 1006. */
+    get failureMessage(): string | undefined {
+        return this.dataField('failureMessage') as string | undefined;
+    }
+
     get isJobNotFound(): boolean {
         return this.code === ErrorCodes.JobNotFound;
+    }
+
+    /** 1006: the job is INTERRUPTED, so it has no results; resumeJob runs it again. */
+    get isJobInterrupted(): boolean {
+        return this.code === ErrorCodes.JobInterrupted;
+    }
+
+    /** 1007: resumeJob on a job that is not INTERRUPTED. */
+    get isJobNotResumable(): boolean {
+        return this.code === ErrorCodes.JobNotResumable;
     }
 
     get isInvalidParams(): boolean {
@@ -73,7 +93,7 @@ export class RequestTimeoutError extends BlenderJobsError {
     }
 }
 
-/** waitForJob gave up before the job reached a final state. */
+/** waitForJob gave up before the job came to rest (a final state or INTERRUPTED). */
 export class JobWaitTimeoutError extends BlenderJobsError {
     constructor(readonly jobId: string, readonly timeoutMs: number, readonly lastState?: JobState) {
         super(`job ${jobId} did not finish within ${timeoutMs} ms` +

@@ -14,13 +14,31 @@ import {
 
 // ------------------------------------------------------------------------------------------ enums
 
-export type JobState = 'QUEUED' | 'ACTIVE' | 'COMPLETED' | 'FAILED' | 'CANCELED';
+export type JobState = 'QUEUED' | 'ACTIVE' | 'COMPLETED' | 'FAILED' | 'CANCELED' | 'INTERRUPTED';
 
-export const JOB_STATES: readonly JobState[] = ['QUEUED', 'ACTIVE', 'COMPLETED', 'FAILED', 'CANCELED'];
-export const FINAL_STATES: readonly JobState[] = ['COMPLETED', 'FAILED', 'CANCELED'];
+/** A state a job never leaves. */
+export type FinalState = 'COMPLETED' | 'FAILED' | 'CANCELED';
 
-export function isFinalState(state: string | undefined): state is 'COMPLETED' | 'FAILED' | 'CANCELED' {
+/**
+ * A state a job rests in: nothing more happens to it unless a client acts. The final states plus
+ * INTERRUPTED (the server stopped, or died, while the job was QUEUED or ACTIVE; `resumeJob` queues
+ * it again, `cancelJob` makes it CANCELED). `waitForJob` resolves on any of them, so a wait never
+ * hangs across a `shutdown`.
+ */
+export type RestingState = FinalState | 'INTERRUPTED';
+
+export const JOB_STATES: readonly JobState[] = ['QUEUED', 'ACTIVE', 'COMPLETED', 'FAILED', 'CANCELED', 'INTERRUPTED'];
+export const FINAL_STATES: readonly FinalState[] = ['COMPLETED', 'FAILED', 'CANCELED'];
+export const RESTING_STATES: readonly RestingState[] = ['COMPLETED', 'FAILED', 'CANCELED', 'INTERRUPTED'];
+
+/** COMPLETED, FAILED or CANCELED: the job never changes state again. */
+export function isFinalState(state: string | undefined): state is FinalState {
     return state === 'COMPLETED' || state === 'FAILED' || state === 'CANCELED';
+}
+
+/** A final state or INTERRUPTED: the job stays so until a client resumes, cancels or removes it. */
+export function isRestingState(state: string | undefined): state is RestingState {
+    return isFinalState(state) || state === 'INTERRUPTED';
 }
 
 export type FailureKind =
@@ -30,9 +48,18 @@ export type FailureKind =
     | 'BLENDER_CRASHED'
     | 'BLENDER_EXITED'
     | 'RESULT_NOT_SERIALIZABLE'
+    | 'RESULT_WRITE_FAILED'
     | 'SETUP_FAILED'
     | 'WORKER_START_FAILED'
-    | 'WORKER_ERROR';
+    | 'WORKER_ERROR'
+    /** Not a failure of the job: the kind of an INTERRUPTED job's error. */
+    | 'INTERRUPTED';
+
+/** Every failure kind (protocol.md §5), as `initialize.capabilities.failureKinds` lists them. */
+export const FAILURE_KINDS: readonly FailureKind[] = [
+    'SCRIPT_ERROR', 'SCRIPT_EXITED', 'TIMED_OUT', 'BLENDER_CRASHED', 'BLENDER_EXITED', 'RESULT_NOT_SERIALIZABLE',
+    'RESULT_WRITE_FAILED', 'SETUP_FAILED', 'WORKER_START_FAILED', 'WORKER_ERROR', 'INTERRUPTED',
+];
 
 export type Isolation = 'worker' | 'process';
 
@@ -62,6 +89,10 @@ export const ErrorCodes = {
     JobFailed: 1003,
     JobCanceled: 1004,
     JobNotRemovable: 1005,
+    /** getPythonData / getDataBlocks on an INTERRUPTED job. */
+    JobInterrupted: 1006,
+    /** resumeJob on a job that is not INTERRUPTED. */
+    JobNotResumable: 1007,
     BlenderUnavailable: 1010,
     ShuttingDown: 1011,
     JobFilesUnavailable: 1012,
@@ -73,6 +104,8 @@ export type ErrorKind =
     | 'JOB_FAILED'
     | 'JOB_CANCELED'
     | 'JOB_NOT_REMOVABLE'
+    | 'JOB_INTERRUPTED'
+    | 'JOB_NOT_RESUMABLE'
     | 'BLENDER_UNAVAILABLE'
     | 'SHUTTING_DOWN'
     | 'JOB_FILES_UNAVAILABLE';
@@ -88,9 +121,9 @@ export interface ApplicationErrorData {
     errorKind: ErrorKind;
     jobId?: string;
     state?: JobState;
-    /** 1003 only. */
+    /** 1003 and 1006 only. */
     failureKind?: FailureKind;
-    /** 1003 only. */
+    /** 1003 and 1006 only. */
     failureMessage?: string;
 }
 
@@ -125,11 +158,25 @@ export interface ClientCapabilities {
     [key: string]: unknown;
 }
 
-/** Params of `initialize`: any object; LSP-style fields are accepted. */
+/** LSP `WorkspaceFolder`. */
+export interface WorkspaceFolder {
+    uri: string;
+    name: string;
+}
+
+/**
+ * Params of `initialize`: any object; LSP-style fields are accepted. The workspace (the first of
+ * `workspaceFolders[].uri`, else `rootUri`, else `rootPath`) chooses the server's default state
+ * directory, which outlives the server; without one the server's jobs end with it.
+ */
 export interface InitializeParams {
     processId?: number | null;
     clientInfo?: { name: string; version?: string };
     capabilities?: ClientCapabilities;
+    workspaceFolders?: WorkspaceFolder[] | null;
+    rootUri?: string | null;
+    /** Deprecated in LSP; used when neither of the above is given. */
+    rootPath?: string | null;
     [key: string]: unknown;
 }
 
@@ -150,12 +197,29 @@ export interface ServerCapabilities {
     [key: string]: unknown;
 }
 
+/** What an earlier server left in the state directory (`initialize.recoveredJobs`). */
+export interface RecoveredJobs {
+    /** Jobs listed now. */
+    jobs: number;
+    /** Of them, INTERRUPTED (they wait for resumeJob / resumeAll unless `--resume`). */
+    interrupted: number;
+    /** Queued again at once (`--resume`). */
+    resumed: number;
+    /** Removed by the retention policy (`--retain-jobs`, `--retain-days`). */
+    pruned: number;
+}
+
 export interface InitializeResult {
     serverInfo: { name: string; version: string };
     blender: BlenderInfo;
     workers: number;
     maxJobsPerWorker: number;
     stateDir: string;
+    /** True when the state directory (and every job in it) is deleted at exit. */
+    stateDirTemporary: boolean;
+    /** Why the server is not using the directory the client would expect. */
+    stateDirNote?: string;
+    recoveredJobs: RecoveredJobs;
     capabilities: ServerCapabilities;
 }
 
@@ -259,7 +323,9 @@ export interface GetJobResult {
     startedAt?: number;
     finishedAt?: number;
     elapsedMs: number;
+    /** Present when the state is FAILED or INTERRUPTED. */
     error?: ErrorInfo;
+    /** Failures of retried attempts and interruptions of a resumed job, oldest first. */
     earlierErrors: ErrorInfo[];
     workerPid?: number;
     pythonDataBytes?: number;
@@ -309,6 +375,24 @@ export interface CancelAllResult {
     canceled: number;
 }
 
+export type ResumeJobParams = JobIdParams;
+
+export interface ResumeJobResult {
+    jobId: string;
+    /** QUEUED, or ACTIVE if a worker was idle. */
+    state: JobState;
+    previousState: 'INTERRUPTED';
+}
+
+/** `resumeAll` takes no params (`{}`). */
+export type ResumeAllParams = Record<string, never>;
+
+export interface ResumeAllResult {
+    resumed: number;
+    /** The jobs this call queued, in queue order (oldest first). */
+    jobIds: string[];
+}
+
 export type RemoveJobParams = JobIdParams;
 
 export interface RemoveJobResult {
@@ -337,6 +421,7 @@ export interface GetStatsResult {
     completed: number;
     failed: number;
     canceled: number;
+    interrupted: number;
     total: number;
     workers: number;
     freeWorkers: number;
@@ -362,6 +447,7 @@ export interface JobStateChangedParams {
     /** Absent only for the first QUEUED. */
     previousState?: JobState;
     attempt: number;
+    /** On FAILED, on INTERRUPTED (kind `INTERRUPTED`) and on a retry's QUEUED / ACTIVE. */
     error?: ErrorInfo;
 }
 
@@ -449,6 +535,12 @@ export namespace CancelJobRequest {
 }
 export namespace CancelAllRequest {
     export const type = new RequestType<CancelAllParams, CancelAllResult, void>('cancelAll');
+}
+export namespace ResumeJobRequest {
+    export const type = new RequestType<ResumeJobParams, ResumeJobResult, void>('resumeJob');
+}
+export namespace ResumeAllRequest {
+    export const type = new RequestType<ResumeAllParams, ResumeAllResult, void>('resumeAll');
 }
 export namespace RemoveJobRequest {
     export const type = new RequestType<RemoveJobParams, RemoveJobResult, void>('removeJob');

@@ -3,18 +3,25 @@
  * The jar: $BLENDER_JOBS_JAR, else ../../server/target/blender-jobs-server.jar.
  */
 import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { BlenderJobsClient, startClient } from '../src/client';
+import { BlenderJobsClient, startClient, workspaceUri } from '../src/client';
 import { JsonRpcError } from '../src/errors';
 import {
     AddJobParams,
     ErrorCodes,
+    FAILURE_KINDS,
+    JOB_STATES,
+    JobStateChangedParams,
+    RESTING_STATES,
     WorkDoneProgressBegin,
     WorkDoneProgressEnd,
     WorkDoneProgressParams,
     WorkDoneProgressReport,
 } from '../src/protocol';
-import { LIBRARY, Recorder, jobScript, slowScript } from './helpers';
+import { LIBRARY, MARKER_SCRIPT, Recorder, jobScript, slowScript } from './helpers';
 
 const JOB_TIMEOUT = 120_000;
 
@@ -57,11 +64,18 @@ describe('blender-jobs client against the real server', () => {
         assert.match(described.serverInfo.version, /^\d+\.\d+\.\d+/);
         assert.equal(described.blender.available, true, `Blender must be available: ${described.blender.problem}`);
         assert.equal(described.workers, 2);
-        assert.ok(described.capabilities.requests.includes('addJob'));
-        assert.deepEqual([...described.capabilities.jobStates].sort(),
-            ['ACTIVE', 'CANCELED', 'COMPLETED', 'FAILED', 'QUEUED']);
-        assert.ok(described.capabilities.failureKinds.includes('TIMED_OUT'));
+        for (const method of ['addJob', 'resumeJob', 'resumeAll']) {
+            assert.ok(described.capabilities.requests.includes(method), method);
+        }
+        // The client's constants are exactly what the server announces.
+        assert.deepEqual([...described.capabilities.jobStates].sort(), [...JOB_STATES].sort());
+        assert.deepEqual([...described.capabilities.failureKinds].sort(), [...FAILURE_KINDS].sort());
+        assert.deepEqual([...RESTING_STATES].sort(), ['CANCELED', 'COMPLETED', 'FAILED', 'INTERRUPTED']);
         assert.ok(described.capabilities.maxMessageBytes > 0);
+        // No workspace and no stateDir: a temporary state directory, nothing recovered.
+        assert.equal(described.stateDirTemporary, true);
+        assert.equal(described.stateDirNote, undefined);
+        assert.deepEqual(described.recoveredJobs, { jobs: 0, interrupted: 0, resumed: 0, pruned: 0 });
 
         // initialize may be sent again and answers the same way.
         const again = await client.initialize({ capabilities: { window: { workDoneProgress: true } } });
@@ -96,6 +110,7 @@ describe('blender-jobs client against the real server', () => {
         assert.ok(listed.jobs.some((j) => j.jobId === added.jobId));
         const stats = await client.getStats();
         assert.ok(stats.completed >= 1);
+        assert.equal(stats.interrupted, 0);
         assert.equal(stats.workers, 2);
     });
 
@@ -278,18 +293,143 @@ describe('blender-jobs client against the real server', () => {
         assert.equal((await client.getStats()).workers, 2);
     });
 
-    test('dispose sends shutdown and exit; the server exits with code 0', { timeout: 60_000 }, async () => {
+    test('dispose sends shutdown and exit; the running job becomes INTERRUPTED; exit code 0', { timeout: 60_000 }, async () => {
         const own = await startClient({ workers: 1 });
+        const ownRecorder = new Recorder(own);
         const running = await own.addJob({ scriptText: slowScript(60) });
+        await ownRecorder.waitFor((e) => e.kind === 'progress' && e.params.jobId === running.jobId, JOB_TIMEOUT, 'first progress');
+        // A wait under way when the server shuts down resolves with INTERRUPTED: it does not hang.
+        const waiting = own.waitForJob(running.jobId, 30_000);
         const exitCode = await own.dispose();
         assert.equal(exitCode, 0);
-        // shutdown canceled the running job (its CANCELED may come after the shutdown response).
-        const last = own.lastKnownState(running.jobId);
-        assert.ok(last, 'notifications for the job arrived');
+        const final = await waiting;
+        assert.equal(final.state, 'INTERRUPTED');
+        assert.equal(final.previousState, 'ACTIVE');
+        assert.equal(final.error?.kind, 'INTERRUPTED');
+        // shutdown interrupted the running job (not CANCELED; the notification may follow the
+        // shutdown response, and is still delivered before dispose() returns).
+        assert.equal(own.lastKnownState(running.jobId)?.state, 'INTERRUPTED');
+        const states = ownRecorder.forJob(running.jobId).flatMap((e) => (e.kind === 'state' ? [e.params.state] : []));
+        assert.deepEqual(states, ['QUEUED', 'ACTIVE', 'INTERRUPTED']);
         // after exit, requests fail with ServerExitedError
         await assert.rejects(own.getStats(), (error: unknown) => {
             assert.equal((error as Error).name, 'ServerExitedError');
             return true;
         });
+    });
+});
+
+describe('durability: jobs outlive the server', () => {
+    let tmp: string;
+    const clients: BlenderJobsClient[] = [];
+
+    before(() => { tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'bj-node-durability-')); });
+    after(async () => {
+        for (const c of clients) await c.dispose().catch(() => undefined);
+        fs.rmSync(tmp, { recursive: true, force: true });
+    });
+
+    async function start(options: ConstructorParameters<typeof BlenderJobsClient>[0]): Promise<BlenderJobsClient> {
+        const c = new BlenderJobsClient({ workers: 1, ...options });
+        clients.push(c);
+        await c.start();
+        return c;
+    }
+
+    /** A server with a running job (MARKER_SCRIPT) and a queued one, shut down: both INTERRUPTED. */
+    async function interruptedJobs(options: ConstructorParameters<typeof BlenderJobsClient>[0], marker: string) {
+        const first = await start(options);
+        const recorder = new Recorder(first);
+        const running = await first.addJob({ name: 'long', scriptText: MARKER_SCRIPT, passedData: { marker } });
+        const queued = await first.addJob({ name: 'waiting', scriptText: 'python_data = {"queued": True}' });
+        await recorder.waitFor((e) => e.kind === 'progress' && e.params.jobId === running.jobId, JOB_TIMEOUT, 'first progress');
+        assert.ok(fs.existsSync(marker), 'the first run created the marker');
+        const waits = Promise.all([first.waitForJob(running.jobId, 30_000), first.waitForJob(queued.jobId, 30_000)]);
+        assert.equal(await first.dispose(), 0);
+        const [a, b]: JobStateChangedParams[] = await waits;
+        assert.deepEqual([a.state, a.previousState, a.error?.kind], ['INTERRUPTED', 'ACTIVE', 'INTERRUPTED']);
+        assert.deepEqual([b.state, b.previousState, b.error?.kind], ['INTERRUPTED', 'QUEUED', 'INTERRUPTED']);
+        assert.ok(!recorder.events.some((e) => e.kind === 'state' && e.params.state === 'CANCELED'), 'nothing was canceled');
+        return { running, queued };
+    }
+
+    test('workspaceUri makes file URIs of paths and keeps URIs', () => {
+        assert.equal(workspaceUri('/home/me/my project'), 'file:///home/me/my%20project');
+        assert.equal(workspaceUri('file:///home/me/project'), 'file:///home/me/project');
+        assert.equal(workspaceUri('vscode-remote://ssh-remote+box/src'), 'vscode-remote://ssh-remote+box/src');
+    });
+
+    test('shutdown interrupts a running job; a server on the same --state-dir resumes it', { timeout: JOB_TIMEOUT }, async () => {
+        const stateDir = path.join(tmp, 'state');
+        const marker = path.join(tmp, 'marker-1');
+        const { running, queued } = await interruptedJobs({ stateDir }, marker);
+
+        const second = await start({ stateDir });
+        const info = second.serverDescription!;
+        assert.equal(fs.realpathSync(info.stateDir), fs.realpathSync(stateDir));
+        assert.equal(info.stateDirTemporary, false);
+        assert.deepEqual(info.recoveredJobs, { jobs: 2, interrupted: 2, resumed: 0, pruned: 0 });
+        const listed = await second.listJobs({ state: 'INTERRUPTED' });
+        assert.deepEqual(listed.jobs.map((j) => [j.jobId, j.errorKind]),
+            [[running.jobId, 'INTERRUPTED'], [queued.jobId, 'INTERRUPTED']]);
+        assert.equal((await second.getStats()).interrupted, 2);
+        await assert.rejects(second.getPythonData(running.jobId), (error: unknown) => {
+            rpcError(ErrorCodes.JobInterrupted, { errorKind: 'JOB_INTERRUPTED', state: 'INTERRUPTED', jobId: running.jobId })(error);
+            assert.equal((error as JsonRpcError).isJobInterrupted, true);
+            assert.equal((error as JsonRpcError).failureKind, 'INTERRUPTED');
+            return true;
+        });
+        // Waiting on a job that came to rest under the earlier server answers at once.
+        const started = Date.now();
+        const rested = await second.waitForJob(running.jobId, 10_000);
+        assert.equal(rested.state, 'INTERRUPTED');
+        assert.equal(rested.error?.kind, 'INTERRUPTED');
+        assert.ok(Date.now() - started < 1_500, `waitForJob took ${Date.now() - started} ms`);
+
+        const resumed = await second.resumeJob(running.jobId);
+        assert.equal(resumed.jobId, running.jobId);
+        assert.equal(resumed.previousState, 'INTERRUPTED');
+        assert.ok(resumed.state === 'QUEUED' || resumed.state === 'ACTIVE', resumed.state);
+        const final = await second.waitForJob(running.jobId, JOB_TIMEOUT); // the resumed run, not the old rest
+        assert.equal(final.state, 'COMPLETED', JSON.stringify(final.error));
+        assert.deepEqual(await second.getPythonData(running.jobId), { resumed: true });
+        assert.deepEqual((await second.getJob(running.jobId)).earlierErrors.map((e) => e.kind), ['INTERRUPTED']);
+        await assert.rejects(second.resumeJob(running.jobId),
+            rpcError(ErrorCodes.JobNotResumable, { errorKind: 'JOB_NOT_RESUMABLE', state: 'COMPLETED' }));
+        // The queued one is still INTERRUPTED; cancelJob drops it.
+        const canceled = await second.cancelJob(queued.jobId);
+        assert.deepEqual([canceled.previousState, canceled.state, canceled.canceled], ['INTERRUPTED', 'CANCELED', true]);
+        assert.equal((await second.waitForJob(queued.jobId, 10_000)).state, 'CANCELED');
+        assert.equal(await second.dispose(), 0);
+    });
+
+    test('a workspace names a persistent state directory; resumeAll runs its interrupted jobs', { timeout: JOB_TIMEOUT }, async () => {
+        const env = { ...process.env, XDG_DATA_HOME: path.join(tmp, 'data') };
+        const workspace = path.join(tmp, 'project');
+        fs.mkdirSync(workspace);
+        const marker = path.join(tmp, 'marker-2');
+
+        const probe = await start({ workspace, env });
+        const stateDir = probe.serverDescription!.stateDir;
+        assert.equal(probe.serverDescription!.stateDirTemporary, false);
+        assert.equal(path.dirname(stateDir), path.join(tmp, 'data', 'blender-jobs', 'workspaces'));
+        // A second window on the same workspace: a temporary directory, and the note says why.
+        const window2 = await start({ workspaceFolders: [{ uri: workspaceUri(workspace), name: 'project' }], env });
+        assert.equal(window2.serverDescription!.stateDirTemporary, true);
+        assert.notEqual(window2.serverDescription!.stateDir, stateDir);
+        assert.ok(window2.serverDescription!.stateDirNote?.includes(stateDir), window2.serverDescription!.stateDirNote);
+        assert.equal(await window2.dispose(), 0);
+        assert.equal(await probe.dispose(), 0);
+
+        const { running, queued } = await interruptedJobs({ workspace, env }, marker);
+        const later = await start({ workspace, env });
+        assert.equal(later.serverDescription!.stateDir, stateDir);
+        assert.deepEqual(later.serverDescription!.recoveredJobs, { jobs: 2, interrupted: 2, resumed: 0, pruned: 0 });
+        assert.deepEqual(await later.resumeAll(), { resumed: 2, jobIds: [running.jobId, queued.jobId] });
+        const finals = await Promise.all([later.waitForJob(running.jobId, JOB_TIMEOUT), later.waitForJob(queued.jobId, JOB_TIMEOUT)]);
+        assert.deepEqual(finals.map((f) => f.state), ['COMPLETED', 'COMPLETED']);
+        assert.deepEqual(await later.getPythonData(queued.jobId), { queued: true });
+        assert.deepEqual(await later.resumeAll(), { resumed: 0, jobIds: [] });
+        assert.equal(await later.dispose(), 0);
     });
 });

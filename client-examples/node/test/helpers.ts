@@ -79,3 +79,17 @@ export function slowScript(seconds: number): string {
         'python_data = {"finished": True}',
     ].join('\n');
 }
+
+/**
+ * A script that runs long the first time and finishes at once when run again: the first run
+ * creates the file `passedData.marker` and sleeps; a resumed run finds it and sets python_data.
+ */
+export const MARKER_SCRIPT = [
+    'import os, time',
+    'if os.path.exists(marker):',
+    '    python_data = {"resumed": True}',
+    'else:',
+    '    open(marker, "w").close()',
+    '    update_job_progress(0.1, "first run: sleeping")',
+    '    time.sleep(60)',
+].join('\n');

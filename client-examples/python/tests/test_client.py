@@ -23,8 +23,9 @@ FIXTURES = os.path.join(PROJECT, "test-fixtures")
 sys.path.insert(0, CLIENT_DIR)
 
 from blender_jobs_client import (  # noqa: E402
-    BlenderJobsClient, InvalidParams, JobFailed, JobNotFound, JobWaitTimeout, JsonRpcError,
-    RequestTimeout, ServerExited, default_jar_path)
+    FAILURE_KINDS, FINAL_STATES, JOB_STATES, RESTING_STATES, BlenderJobsClient, InvalidParams, JobFailed,
+    JobInterrupted, JobNotFound, JobNotResumable, JobWaitTimeout, JsonRpcError, RequestTimeout, ServerExited,
+    default_jar_path, workspace_uri)
 
 JOB_WAIT = 120  # seconds; generous for slow CI machines (a worker Blender starts in ~1-2 s)
 
@@ -152,12 +153,20 @@ class SharedServerTests(unittest.TestCase):
         self.assertEqual(init["workers"], 2)
         caps = init["capabilities"]
         for method in ("addJob", "getProgress", "getPythonData", "getDataBlocks", "getJob", "listJobs",
-                       "cancelJob", "cancelAll", "removeJob", "getStats", "shutdown"):
+                       "cancelJob", "cancelAll", "resumeJob", "resumeAll", "removeJob", "getStats", "shutdown"):
             self.assertIn(method, caps["requests"])
         self.assertEqual(set(caps["notifications"]), {"job/progress", "job/stateChanged", "$/progress"})
-        self.assertEqual(set(caps["jobStates"]), {"QUEUED", "ACTIVE", "COMPLETED", "FAILED", "CANCELED"})
-        self.assertIn("TIMED_OUT", caps["failureKinds"])
+        # The client's constants are exactly what the server announces.
+        self.assertEqual(sorted(caps["jobStates"]), sorted(JOB_STATES))
+        self.assertEqual(sorted(caps["failureKinds"]), sorted(FAILURE_KINDS))
+        self.assertEqual(RESTING_STATES, FINAL_STATES | {"INTERRUPTED"})
         self.assertGreater(caps["maxMessageBytes"], 1024)
+        # No workspace and no --state-dir: a temporary state directory, nothing recovered.
+        self.assertTrue(init["stateDirTemporary"])
+        self.assertTrue(self.client.state_dir_temporary)
+        self.assertEqual(self.client.state_dir, init["stateDir"])
+        self.assertTrue(os.path.isdir(self.client.state_dir))
+        self.assertEqual(self.client.recovered_jobs, {"jobs": 0, "interrupted": 0, "resumed": 0, "pruned": 0})
 
     # -------------------------------------------------------------- jobs
 
@@ -293,7 +302,8 @@ class SharedServerTests(unittest.TestCase):
     def test_get_stats(self):
         stats = self.client.get_stats()
         self.assertEqual(stats["workers"], 2)
-        for key in ("queued", "active", "completed", "failed", "canceled", "total", "freeWorkers", "busyWorkers"):
+        for key in ("queued", "active", "completed", "failed", "canceled", "interrupted", "total", "freeWorkers",
+                    "busyWorkers"):
             self.assertIsInstance(stats[key], int, key)
 
     # -------------------------------------------------------------- errors
@@ -421,14 +431,19 @@ class ProcessLifecycleTests(unittest.TestCase):
         for pid in worker_pids:
             self.assertTrue(wait_until(lambda: not pid_alive(pid), 10), "worker Blender %d outlived the server" % pid)
 
-    def test_close_cancels_running_jobs(self):
+    def test_close_interrupts_running_jobs(self):
         client = start_client()
         client.initialize()
+        states = []
+        client.on_state_changed(lambda p: states.append((p["jobId"], p["state"])))
         job = client.add_job(script_text="import time\ntime.sleep(60)\n")
         wait_for_state(self, client, job["jobId"], "ACTIVE")
         started = time.monotonic()
         self.assertEqual(client.close(), 0)
         self.assertLess(time.monotonic() - started, 15)
+        # shutdown made the running job INTERRUPTED (not CANCELED), and the client heard of it.
+        self.assertEqual(states[-1], (job["jobId"], "INTERRUPTED"), states)
+        self.assertEqual(client.wait_for_job(job["jobId"], 1)["state"], "INTERRUPTED")
 
     def test_stderr_is_drained(self):
         # A server that logs a lot must not block on a full stderr pipe.
@@ -438,10 +453,153 @@ class ProcessLifecycleTests(unittest.TestCase):
                 self.assertEqual(client.wait_for_job(job["jobId"], JOB_WAIT)["state"], "COMPLETED")
             self.assertIsInstance(client.stderr_tail(), list)
 
+    def test_workspace_uri(self):
+        self.assertEqual(workspace_uri("/home/me/my project"), "file:///home/me/my%20project")
+        self.assertEqual(workspace_uri("file:///home/me/project"), "file:///home/me/project")
+        self.assertEqual(workspace_uri("vscode-remote://ssh-remote+box/src"), "vscode-remote://ssh-remote+box/src")
+        self.assertEqual(workspace_uri("rel"), "file://" + os.path.abspath("rel"))
+
     def test_missing_jar_is_a_clear_error(self):
         with self.assertRaises(FileNotFoundError) as caught:
             BlenderJobsClient("/nonexistent/blender-jobs-server.jar")
         self.assertIn("mvn", str(caught.exception))
+
+
+# A script that runs long the first time and finishes at once when run again: the first attempt
+# creates the marker file (passedData "marker") and sleeps; a resumed run finds it and returns.
+MARKER_SCRIPT = """import os, time
+if os.path.exists(marker):
+    python_data = {"resumed": True, "marker": marker}
+else:
+    open(marker, "w").close()
+    update_job_progress(0.1, "first run: sleeping")
+    time.sleep(60)
+"""
+
+
+class DurabilityTests(unittest.TestCase):
+    """Jobs outlive the server: shutdown leaves unfinished jobs INTERRUPTED in a persistent state
+    directory, and a later server on the same directory lists them and resumes them."""
+
+    def setUp(self):
+        require_jar()
+        self.tmp = tempfile.mkdtemp(prefix="blender-jobs-durability-")
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+        self.clients = []
+
+    def tearDown(self):
+        for client in self.clients:
+            client.close(timeout=5, kill_after=5)
+
+    def start(self, **kwargs):
+        client = start_client(**kwargs)
+        self.clients.append(client)
+        return client
+
+    def add_interrupted_jobs(self, **server):
+        """Server A: a running job (the marker script) and a queued one, then close() (shutdown).
+        Returns (running job, queued job, marker path, state changes the client saw)."""
+        marker = os.path.join(self.tmp, "marker")
+        client = self.start(**server)
+        client.initialize()
+        states = []
+        client.on_state_changed(lambda p: states.append(p))
+        progressed = threading.Event()
+        client.on_progress(lambda p: progressed.set())
+        running = client.add_job(script_text=MARKER_SCRIPT, name="long", passed_data={"marker": marker})
+        queued = client.add_job(script_text="python_data = {'queued': True}", name="waiting")
+        self.assertTrue(progressed.wait(JOB_WAIT), "the first job never reported progress")
+        self.assertTrue(os.path.exists(marker))
+        # A wait that is under way when the server shuts down returns INTERRUPTED (it never hangs).
+        outcome = {}
+        waiter = threading.Thread(target=lambda: outcome.update(final=client.wait_for_job(running["jobId"], 30)))
+        waiter.start()
+        time.sleep(0.2)
+        self.assertEqual(client.close(), 0, "\n".join(client.stderr_tail(20)))
+        waiter.join(10)
+        self.assertFalse(waiter.is_alive(), "wait_for_job hangs after shutdown")
+        final = outcome["final"]
+        self.assertEqual(final["state"], "INTERRUPTED", final)
+        self.assertEqual(final["previousState"], "ACTIVE")
+        self.assertEqual(final["error"]["kind"], "INTERRUPTED")
+        interrupted = dict((p["jobId"], p) for p in states if p["state"] == "INTERRUPTED")
+        self.assertEqual(set(interrupted), {running["jobId"], queued["jobId"]}, states)
+        self.assertEqual(interrupted[queued["jobId"]]["previousState"], "QUEUED")
+        self.assertFalse(any(p["state"] == "CANCELED" for p in states), states)
+        return running, queued, marker
+
+    def test_shutdown_interrupts_and_a_new_server_resumes(self):
+        state_dir = os.path.join(self.tmp, "state")
+        running, queued, marker = self.add_interrupted_jobs(state_dir=state_dir)
+
+        client = self.start(state_dir=state_dir)
+        init = client.initialize()
+        self.assertEqual(os.path.realpath(init["stateDir"]), os.path.realpath(state_dir))
+        self.assertFalse(client.state_dir_temporary)
+        self.assertIsNone(client.state_dir_note)
+        self.assertEqual(client.recovered_jobs, {"jobs": 2, "interrupted": 2, "resumed": 0, "pruned": 0})
+        listed = client.list_jobs(state="INTERRUPTED")
+        self.assertEqual([j["jobId"] for j in listed["jobs"]], [running["jobId"], queued["jobId"]])
+        self.assertEqual([j["errorKind"] for j in listed["jobs"]], ["INTERRUPTED", "INTERRUPTED"])
+        self.assertEqual(client.get_stats()["interrupted"], 2)
+        with self.assertRaises(JobInterrupted) as caught:
+            client.get_python_data(running["jobId"])
+        self.assertEqual(caught.exception.code, 1006)
+        self.assertEqual(caught.exception.error_kind, "JOB_INTERRUPTED")
+        self.assertEqual(caught.exception.failure_kind, "INTERRUPTED")
+        # Waiting on a job that came to rest under the earlier server answers at once.
+        started = time.monotonic()
+        rested = client.wait_for_job(running["jobId"], 10)
+        self.assertEqual(rested["state"], "INTERRUPTED")
+        self.assertEqual(rested["error"]["kind"], "INTERRUPTED")
+        self.assertLess(time.monotonic() - started, 1.5)
+
+        resumed = client.resume_job(running["jobId"])
+        self.assertEqual(resumed["jobId"], running["jobId"])
+        self.assertEqual(resumed["previousState"], "INTERRUPTED")
+        self.assertIn(resumed["state"], ("QUEUED", "ACTIVE"))
+        final = client.wait_for_job(running["jobId"], JOB_WAIT)  # the resumed run, not the old rest
+        self.assertEqual(final["state"], "COMPLETED", final)
+        self.assertEqual(client.get_python_data(running["jobId"]), {"resumed": True, "marker": marker})
+        self.assertEqual([e["kind"] for e in client.get_job(running["jobId"])["earlierErrors"]], ["INTERRUPTED"])
+        with self.assertRaises(JobNotResumable) as caught:
+            client.resume_job(running["jobId"])
+        self.assertEqual(caught.exception.code, 1007)
+        self.assertEqual(caught.exception.data["state"], "COMPLETED")
+
+        self.assertEqual(client.resume_all(), {"resumed": 1, "jobIds": [queued["jobId"]]})
+        self.assertEqual(client.wait_for_job(queued["jobId"], JOB_WAIT)["state"], "COMPLETED")
+        self.assertEqual(client.get_python_data(queued["jobId"]), {"queued": True})
+        self.assertEqual(client.get_stats()["interrupted"], 0)
+
+    def test_workspace_keeps_jobs_and_resume_flag_restarts_them(self):
+        env = dict(os.environ, XDG_DATA_HOME=os.path.join(self.tmp, "data"))
+        workspace = os.path.join(self.tmp, "project")
+        os.mkdir(workspace)
+        workspaces = os.path.join(self.tmp, "data", "blender-jobs", "workspaces")
+
+        first = self.start(workspace=workspace, env=env)
+        first.initialize()
+        self.assertFalse(first.state_dir_temporary)
+        self.assertEqual(os.path.dirname(first.state_dir), workspaces)
+        # A second server on the same workspace (a second editor window) gets a temporary directory.
+        second = self.start(workspace=workspace, env=env)
+        second.initialize()
+        self.assertTrue(second.state_dir_temporary)
+        self.assertNotEqual(second.state_dir, first.state_dir)
+        self.assertIn(first.state_dir, second.state_dir_note or "")
+        self.assertEqual(second.close(), 0)
+        first.close()
+
+        running, queued, _ = self.add_interrupted_jobs(workspace=workspace, env=env)
+        client = self.start(workspace=workspace, env=env, resume=True)
+        client.initialize()
+        self.assertEqual(client.state_dir, first.state_dir)
+        self.assertEqual(client.recovered_jobs, {"jobs": 2, "interrupted": 2, "resumed": 2, "pruned": 0})
+        finals = client.wait_for_jobs([running["jobId"], queued["jobId"]], JOB_WAIT)
+        self.assertEqual([finals[j]["state"] for j in (running["jobId"], queued["jobId"])], ["COMPLETED"] * 2, finals)
+        self.assertTrue(client.get_python_data(running["jobId"])["resumed"])
+        self.assertEqual(client.resume_all(), {"resumed": 0, "jobIds": []})
 
 
 if __name__ == "__main__":

@@ -4,12 +4,17 @@
  * progress in the notification area, updated from job/progress notifications. Cancel in the
  * notification sends cancelJob. The server is started on first use (setting
  * `blenderJobs.serverJar`) and stopped when the extension deactivates.
+ *
+ * The server is told the window's workspace folders, so it keeps its jobs in that workspace's
+ * state directory: a job still running when the server stops (the window closes, a setting
+ * changes) becomes INTERRUPTED, and the next server of the same workspace offers to resume it
+ * ("Blender Jobs: Resume Interrupted Jobs").
  */
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { BlenderJobsClient } from '../../src/client';
 import { JsonRpcError } from '../../src/errors';
-import { JobProgressParams, JobStateChangedParams } from '../../src/protocol';
+import { JobProgressParams, JobState, JobStateChangedParams } from '../../src/protocol';
 
 let client: BlenderJobsClient | undefined;
 let starting: Promise<BlenderJobsClient> | undefined;
@@ -20,6 +25,7 @@ export function activate(context: vscode.ExtensionContext): void {
     context.subscriptions.push(
         output,
         vscode.commands.registerCommand('blender-jobs.runCurrentFile', () => runCurrentFile()),
+        vscode.commands.registerCommand('blender-jobs.resumeInterrupted', () => resumeInterrupted()),
         // A changed setting takes effect with the next server.
         vscode.workspace.onDidChangeConfiguration((e) => {
             if (e.affectsConfiguration('blenderJobs')) void stopServer();
@@ -45,24 +51,36 @@ function getClient(): Promise<BlenderJobsClient> {
             const config = vscode.workspace.getConfiguration('blenderJobs');
             const jar = config.get<string>('serverJar') || process.env.BLENDER_JOBS_JAR;
             if (!jar) throw new Error('Set "blenderJobs.serverJar" to the path of blender-jobs-server.jar.');
+            const folders = (vscode.workspace.workspaceFolders ?? [])
+                .map((folder) => ({ uri: folder.uri.toString(), name: folder.name }));
             const created = new BlenderJobsClient({
                 jar,
                 java: config.get<string>('java') || 'java',
                 workers: config.get<number>('workers', 2),
                 serverArgs: config.get<string[]>('serverArgs', []),
+                // The workspace chooses the server's state directory: jobs outlive the server.
+                workspaceFolders: folders.length > 0 ? folders : undefined,
                 clientInfo: { name: 'blender-jobs-vscode', version: '0.1.0' },
                 onStderrLine: (line) => output.appendLine(`[server] ${line}`),
             });
+            let interrupted = 0;
             try {
                 const info = await created.start();
                 output.appendLine(`blender-jobs ${info.serverInfo.version}, Blender ${info.blender.version ?? '-'}, ` +
-                    `${info.workers} worker(s)`);
+                    `${info.workers} worker(s), jobs in ${info.stateDir}${info.stateDirTemporary ? ' (temporary)' : ''}`);
+                if (info.stateDirNote) output.appendLine(info.stateDirNote);
                 if (!info.blender.available) throw new Error(`No usable Blender: ${info.blender.problem ?? ''}`);
+                interrupted = info.recoveredJobs?.interrupted ?? 0;
             } catch (error) {
                 await created.dispose();
                 throw error;
             }
             client = created;
+            if (interrupted > 0) {
+                void Promise.resolve(vscode.window.showInformationMessage(
+                    `Blender Jobs: ${interrupted} job(s) were interrupted when the server last stopped.`, 'Resume'))
+                    .then((choice) => { if (choice === 'Resume') void resumeInterrupted(); });
+            }
             return created;
         })().finally(() => { starting = undefined; });
     }
@@ -89,7 +107,33 @@ async function runCurrentFile(): Promise<void> {
         void vscode.window.showErrorMessage(`Blender Jobs: the server did not start: ${(error as Error).message}`);
         return;
     }
+    await trackJob(jobs, label, () => jobs.addJob({ name: label, script: file }));
+}
 
+/** "Resume Interrupted Jobs": every INTERRUPTED job of this workspace runs again, with progress. */
+async function resumeInterrupted(): Promise<void> {
+    let jobs: BlenderJobsClient;
+    let interrupted: { jobId: string; name?: string }[];
+    try {
+        jobs = await getClient();
+        interrupted = (await jobs.listJobs({ state: 'INTERRUPTED' })).jobs;
+    } catch (error) {
+        void vscode.window.showErrorMessage(`Blender Jobs: ${(error as Error).message}`);
+        return;
+    }
+    if (interrupted.length === 0) {
+        void vscode.window.showInformationMessage('Blender Jobs: there are no interrupted jobs.');
+        return;
+    }
+    await Promise.all(interrupted.map((job) => trackJob(jobs, job.name ?? job.jobId, () => jobs.resumeJob(job.jobId))));
+}
+
+/**
+ * Starts a job (addJob or resumeJob), shows its progress in a cancellable notification until it
+ * comes to rest, then shows the outcome.
+ */
+async function trackJob(jobs: BlenderJobsClient, label: string,
+    start: () => Promise<{ jobId: string; state: JobState }>): Promise<void> {
     let final: JobStateChangedParams;
     let jobId: string;
     try {
@@ -111,14 +155,15 @@ async function runCurrentFile(): Promise<void> {
                 else if (p.jobId === id) show(p);
             });
             try {
-                const added = await jobs.addJob({ name: label, script: file });
-                id = added.jobId;
+                const started = await start();
+                id = started.jobId;
                 early.filter((p) => p.jobId === id).forEach(show);
-                progress.report({ message: added.state === 'QUEUED' ? 'queued' : 'running' });
+                progress.report({ message: started.state === 'QUEUED' ? 'queued' : 'running' });
                 cancel.onCancellationRequested(() => {
-                    jobs.cancelJob(added.jobId).catch((e: Error) => output.appendLine(`cancelJob failed: ${e.message}`));
+                    jobs.cancelJob(started.jobId).catch((e: Error) => output.appendLine(`cancelJob failed: ${e.message}`));
                 });
-                return { final: await jobs.waitForJob(added.jobId, 24 * 3600_000), jobId: added.jobId };
+                // Resolves on COMPLETED, FAILED, CANCELED and also INTERRUPTED (the server stopped).
+                return { final: await jobs.waitForJob(started.jobId, 24 * 3600_000), jobId: started.jobId };
             } finally {
                 subscription.dispose();
             }
@@ -147,6 +192,10 @@ async function runCurrentFile(): Promise<void> {
         const choice = await vscode.window.showErrorMessage(
             `${label} failed (${error?.kind ?? 'unknown'}): ${error?.message ?? ''}`, 'Show Output');
         if (choice) output.show(true);
+    } else if (final.state === 'INTERRUPTED') {
+        output.appendLine(final.error?.message ?? 'interrupted');
+        void vscode.window.showWarningMessage(`${label} was interrupted: the server stopped. ` +
+            'Run "Blender Jobs: Resume Interrupted Jobs" to run it again.');
     } else {
         void vscode.window.showWarningMessage(`${label} was canceled.`);
     }

@@ -52,6 +52,8 @@ public final class BlenderJobsServer implements JobServerEndpoint.Host {
 
     private final ServerConfig config;
     private final AtomicBoolean stopped = new AtomicBoolean();
+    /** Open until the first stop() has finished: later callers wait on it before the JVM exits. */
+    private final java.util.concurrent.CountDownLatch stopDone = new java.util.concurrent.CountDownLatch(1);
     private BlenderLocator.Result blender;
     /** The explicit --state-dir, locked at start so that a second server fails fast. */
     private StateDirectory explicitStateDir;
@@ -171,7 +173,24 @@ public final class BlenderJobsServer implements JobServerEndpoint.Host {
      * workers die, so that a server started later on the same state directory can resume them.
      */
     void stop(String why) {
-        if (!stopped.compareAndSet(false, true)) return;
+        if (!stopped.compareAndSet(false, true)) {
+            // exit, end of stdin and the shutdown hook can race: whoever comes second waits, or
+            // System.exit would cut the first one off before the last records and notifications.
+            try {
+                if (!stopDone.await(15, TimeUnit.SECONDS)) LOG.warning("stopping took longer than 15 s");
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+            return;
+        }
+        try {
+            stopNow(why);
+        } finally {
+            stopDone.countDown();
+        }
+    }
+
+    private void stopNow(String why) {
         if (jobs != null) {
             try {
                 jobs.shutdown(why).get(2, TimeUnit.SECONDS);

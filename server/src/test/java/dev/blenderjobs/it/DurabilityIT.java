@@ -189,6 +189,29 @@ class DurabilityIT {
     }
 
     @Test
+    void exitAndEndOfInputRightAfterShutdownLoseNoNotificationAndNoRecord(@TempDir Path tmp) throws Exception {
+        String state = tmp.resolve("state").toString();
+        List<String> ids = new java.util.ArrayList<>();
+        try (ServerProcess a = ServerProcess.start("--workers", "1", "--state-dir", state)) {
+            String[] two = oneRunningOneWaiting(a, tmp);
+            ids.addAll(List.of(two));
+            for (int i = 0; i < 3; i++) ids.add(a.addJob(Json.of("scriptText", "python_data = " + i)));
+            a.call("shutdown", null);
+            // exit, then stdin closed at once: the two ways out race inside the server.
+            a.remote.notify("exit", null);
+            a.process.getOutputStream().close();
+            assertTrue(a.process.waitFor(30, TimeUnit.SECONDS));
+            for (String id : ids) {
+                assertEquals("INTERRUPTED", a.awaitState(id, List.of("INTERRUPTED"), Duration.ofSeconds(5))
+                        .get("state").getAsString());
+            }
+        }
+        try (ServerProcess b = ServerProcess.start("--workers", "1", "--state-dir", state)) {
+            assertEquals(ids.size(), b.callObject("listJobs", Json.of("state", "INTERRUPTED")).get("count").getAsInt());
+        }
+    }
+
+    @Test
     void eachWorkspaceHasItsOwnDefaultStateDirectoryHeldByOneServerAtATime(@TempDir Path tmp) throws Exception {
         Map<String, String> env = Map.of("XDG_DATA_HOME", tmp.resolve("data").toString());
         String projectA = tmp.resolve("project-a").toUri().toString();
