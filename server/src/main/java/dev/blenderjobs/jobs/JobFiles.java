@@ -32,10 +32,11 @@ import java.util.List;
  *   result/             python_data.json and data_blocks.blend
  *   log.txt             everything the job printed, all attempts
  * </pre>
- * Every file a restarted server reads is written to a temporary name and renamed into place,
- * so a server killed at any moment leaves either the old content or the new, never a mix. A
- * job's files are committed before its record says so: the runtime writes the results, and
- * the log is closed, before the record that says COMPLETED is written.
+ * Every file a restarted server reads after a job's creation is written to a temporary name
+ * and renamed into place (job.json, the results), so a server killed at any moment leaves
+ * either the old content or the new, never a mix. The files written at addJob (inputs,
+ * script.py, spec.json) come before the job's first job.json, which commits them. Likewise the
+ * runtime writes the results, and the log is closed, before the record that says COMPLETED.
  */
 public final class JobFiles {
     private static final Gson GSON = new GsonBuilder().disableHtmlEscaping().create();
@@ -92,7 +93,8 @@ public final class JobFiles {
         Files.createDirectories(workDirOf(jobId));
         Files.createDirectories(resultDirOf(jobId));
         Files.writeString(dir.resolve("script.py"), spec.scriptSource());
-        writeAtomically(dir.resolve("spec.json"), GSON.toJson(new StoredSpec(JobRecord.FORMAT, spec.name(),
+        // Not renamed into place: job.json, written last, is what commits the job's files.
+        Files.writeString(dir.resolve("spec.json"), GSON.toJson(new StoredSpec(JobRecord.FORMAT, spec.name(),
                 spec.scriptPath() == null ? null : spec.scriptPath().toString(), spec.timeoutSeconds(),
                 spec.passedData(), spec.passedNames(), spec.maxAttempts(), spec.freshProcess())));
         Path library = null;

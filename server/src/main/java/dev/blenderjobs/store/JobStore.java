@@ -12,11 +12,12 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
-import java.util.concurrent.RejectedExecutionException;
-import java.util.concurrent.TimeUnit;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.LinkedBlockingQueue;
 import java.util.logging.Level;
 import java.util.logging.Logger;
 
@@ -27,22 +28,47 @@ import java.util.logging.Logger;
  * passed through the same thread (unwritten) to keep its order with state changes. Removed
  * jobs' directories are deleted here too, after any write still pending for them: one thread
  * owns every write to the jobs' records.
+ *
+ * <p>Group commit: the thread takes every event waiting at once and writes each job's latest
+ * record of the batch once, then passes the batch on in order. A job that went QUEUED, ACTIVE
+ * and COMPLETED while the disk was busy costs one write, and every notification still follows
+ * a record at least as new as itself.
  */
 public final class JobStore implements JobEvents, AutoCloseable {
     private static final Logger LOG = Logger.getLogger(JobStore.class.getName());
 
+    /** What passes through the store, in the order the job manager announced it. */
+    sealed interface Event {
+    }
+
+    record Progress(String jobId, double progress, String message, long reportedAtMillis) implements Event {
+    }
+
+    record StateChanged(JobView job, JobState previous) implements Event {
+    }
+
+    record Removed(String jobId) implements Event {
+    }
+
+    /** Sent by close(): what is queued before it is still committed. */
+    record Close() implements Event {
+    }
+
+    private static final Event CLOSE = new Close();
+
     private final JobEvents downstream;
-    private final ExecutorService writer = Executors.newSingleThreadExecutor(r -> {
-        Thread t = new Thread(r, "job-store");
-        t.setDaemon(true);
-        return t;
-    });
+    private final LinkedBlockingQueue<Event> events = new LinkedBlockingQueue<>();
+    private final Thread writer;
+    private volatile boolean closed;
     private volatile JobFiles files;
     /** Touched only on the writer thread: whether the last write failed (logged once per spell). */
     private boolean failing;
 
     public JobStore(JobEvents downstream) {
         this.downstream = downstream;
+        this.writer = new Thread(this::run, "job-store");
+        writer.setDaemon(true);
+        writer.start();
     }
 
     /** The state directory's files, once it is chosen (at initialize), before any job event. */
@@ -87,23 +113,70 @@ public final class JobStore implements JobEvents, AutoCloseable {
 
     @Override
     public void progress(String jobId, double progress, String message, long reportedAtMillis) {
-        submit(() -> downstream.progress(jobId, progress, message, reportedAtMillis));
+        offer(new Progress(jobId, progress, message, reportedAtMillis));
     }
 
     @Override
     public void stateChanged(JobView job, JobState previous) {
-        submit(() -> {
-            write(JobRecord.of(job));
-            downstream.stateChanged(job, previous);
-        });
+        offer(new StateChanged(job, previous));
     }
 
     @Override
     public void removed(String jobId) {
-        submit(() -> {
-            deleteQuietly(files, jobId);
-            downstream.removed(jobId);
-        });
+        offer(new Removed(jobId));
+    }
+
+    private void offer(Event event) {
+        if (closed) {
+            LOG.fine("job event after the store closed; dropped");
+            return;
+        }
+        events.add(event);
+    }
+
+    private void run() {
+        List<Event> batch = new ArrayList<>();
+        while (true) {
+            try {
+                batch.add(events.take());
+            } catch (InterruptedException e) {
+                return;
+            }
+            events.drainTo(batch);
+            boolean close = batch.remove(CLOSE);
+            try {
+                commit(batch);
+            } catch (RuntimeException e) {
+                LOG.log(Level.SEVERE, "job store batch failed", e);
+            }
+            batch.clear();
+            if (close) return;
+        }
+    }
+
+    /** Writes each job's latest record of the batch, then passes the batch on in order. */
+    void commit(List<Event> batch) {
+        Map<String, StateChanged> latest = new LinkedHashMap<>();
+        Set<String> removed = new HashSet<>();
+        for (Event e : batch) {
+            if (e instanceof StateChanged s) latest.put(s.job().id(), s);
+            else if (e instanceof Removed r) removed.add(r.jobId());
+        }
+        for (StateChanged s : latest.values()) {
+            // A job's first record (QUEUED, no previous state) was written with its files at
+            // addJob; a job removed in this batch is not written back.
+            if (s.previous() != null && !removed.contains(s.job().id())) write(JobRecord.of(s.job()));
+        }
+        for (Event e : batch) {
+            if (e instanceof Progress p) {
+                downstream.progress(p.jobId(), p.progress(), p.message(), p.reportedAtMillis());
+            } else if (e instanceof StateChanged s) {
+                downstream.stateChanged(s.job(), s.previous());
+            } else if (e instanceof Removed r) {
+                deleteQuietly(files, r.jobId());
+                downstream.removed(r.jobId());
+            }
+        }
     }
 
     private void write(JobRecord record) {
@@ -130,20 +203,15 @@ public final class JobStore implements JobEvents, AutoCloseable {
         }
     }
 
-    private void submit(Runnable task) {
-        try {
-            writer.execute(task);
-        } catch (RejectedExecutionException closed) {
-            LOG.fine("job event after the store closed; dropped");
-        }
-    }
-
     /** Writes what is pending and stops; a server stopping waits for its last records. */
     @Override
     public void close() {
-        writer.shutdown();
+        if (closed) return;
+        closed = true;
+        events.add(CLOSE);
         try {
-            if (!writer.awaitTermination(5, TimeUnit.SECONDS)) LOG.warning("job records still pending at exit");
+            writer.join(5000);
+            if (writer.isAlive()) LOG.warning("job records still pending at exit");
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         }
