@@ -47,6 +47,16 @@ def equal(actual, expected, what):
         raise AssertionError("%s: expected %r, got %r" % (what, expected, actual))
 
 
+def raises(error_name, action, what):
+    """Runs action, which must raise the client's error of that class name."""
+    try:
+        action()
+    except Exception as exc:
+        equal(type(exc).__name__, error_name, what)
+    else:
+        raise AssertionError("%s did not raise %s" % (what, error_name))
+
+
 def make_mesh_object(name, verts, faces, mesh_name=None):
     mesh = bpy.data.meshes.new(mesh_name or name + "Mesh")
     mesh.from_pydata(verts, [], faces)
@@ -347,12 +357,7 @@ def test_progress_and_cancel():
     equal(sess.tracker.counts()["running"], 0, "running counter after cancel")
     equal(sess.tracker.counts()["canceled"], 1, "canceled counter")
     equal(core.cancel_job(sess.client, job_id), False, "canceling a finished job does nothing")
-    try:
-        core.load_data_blocks(sess.client, job_id)
-    except Exception as exc:
-        equal(type(exc).__name__, "JobCanceled", "loading a canceled job")
-    else:
-        raise AssertionError("loading a canceled job did not raise")
+    raises("JobCanceled", lambda: core.load_data_blocks(sess.client, job_id), "loading a canceled job")
 
 
 def test_failed_job_is_tracked():
@@ -580,12 +585,7 @@ def test_interrupted_job_is_tracked_and_resumed():
         info = sess2.tracker.jobs.get(job_id)
         check(info is not None and info.state == "INTERRUPTED", "the new session tracks the interrupted job: %r" % info)
         equal(sess2.tracker.counts()["interrupted"], 1, "interrupted counter")
-        try:
-            core.load_data_blocks(sess2.client, job_id)
-        except Exception as exc:
-            equal(type(exc).__name__, "JobInterrupted", "loading an interrupted job")
-        else:
-            raise AssertionError("loading an interrupted job did not raise")
+        raises("JobInterrupted", lambda: core.load_data_blocks(sess2.client, job_id), "loading an interrupted job")
         log = []
         ui.BLENDER_JOBS_PT_panel.draw(type("P", (), {"layout": FakeLayout(log, True)})(), bpy.context)
         check(("label", "Interrupted 1") in log, "interrupted counter in the panel: %r" % log)
@@ -600,12 +600,7 @@ def test_interrupted_job_is_tracked_and_resumed():
         equal(info.loaded, ["Resumable_resumed"], "the timer step loaded the resumed job's result")
         check("Resumable_resumed" in bpy.context.scene.collection.objects, "loaded into the scene")
         equal(sess2.tracker.counts()["interrupted"], 0, "no interrupted job left")
-        try:
-            core.resume_job(sess2.client, job_id)
-        except Exception as exc:
-            equal(type(exc).__name__, "JobNotResumable", "resuming a completed job")
-        else:
-            raise AssertionError("resuming a completed job did not raise")
+        raises("JobNotResumable", lambda: core.resume_job(sess2.client, job_id), "resuming a completed job")
     finally:
         core.shutdown_session()
         blender_jobs_addon.unregister()

@@ -25,9 +25,7 @@ import org.eclipse.lsp4j.jsonrpc.Launcher;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
@@ -76,7 +74,7 @@ public final class BlenderJobsServer implements JobServerEndpoint.Host {
     /** Serves until the client sends exit or closes stdin; returns the process exit code. */
     public int run(InputStream in, OutputStream out) throws IOException {
         if (config.stateDir().isPresent()) explicitStateDir = StateDirectory.explicit(config.stateDir().get());
-        scratchDir = privateTempDirectory("blender-jobs-workers-");
+        scratchDir = JobFiles.createPrivateTempDirectory("blender-jobs-workers-");
         blender = BlenderLocator.forThisMachine().locate(config.blenderPath());
         blender.installation().ifPresentOrElse(
                 b -> LOG.info("Blender " + b.version() + " at " + b.executable()),
@@ -211,15 +209,6 @@ public final class BlenderJobsServer implements JobServerEndpoint.Host {
             } catch (IOException e) {
                 LOG.log(Level.FINE, "could not delete " + scratchDir, e);
             }
-        }
-    }
-
-    private static Path privateTempDirectory(String prefix) throws IOException {
-        try {
-            return Files.createTempDirectory(prefix,
-                    PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
-        } catch (UnsupportedOperationException e) {
-            return Files.createTempDirectory(prefix);
         }
     }
 

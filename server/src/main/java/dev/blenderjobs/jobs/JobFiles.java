@@ -198,6 +198,16 @@ public final class JobFiles {
         deleteRecursively(dirOf(jobId));
     }
 
+    /** Deletes the job's directory; a failure is logged, not thrown (nothing waits on it). */
+    public void deleteQuietly(String jobId) {
+        try {
+            delete(jobId);
+        } catch (IOException e) {
+            java.util.logging.Logger.getLogger(JobFiles.class.getName())
+                    .log(java.util.logging.Level.WARNING, "could not delete the files of job " + jobId, e);
+        }
+    }
+
     /** Creates a directory (and parents) readable by this user only, where the OS supports it. */
     public static void createPrivateDirectories(Path dir) throws IOException {
         Files.createDirectories(dir);
@@ -205,6 +215,16 @@ public final class JobFiles {
             Files.setPosixFilePermissions(dir, PosixFilePermissions.fromString("rwx------"));
         } catch (UnsupportedOperationException e) {
             // Not a POSIX file system (Windows): the per-user profile folder is already private.
+        }
+    }
+
+    /** A fresh temporary directory readable by this user only. */
+    public static Path createPrivateTempDirectory(String prefix) throws IOException {
+        try {
+            return Files.createTempDirectory(prefix,
+                    PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
+        } catch (UnsupportedOperationException e) {
+            return Files.createTempDirectory(prefix); // Windows: the user's temp folder is private
         }
     }
 

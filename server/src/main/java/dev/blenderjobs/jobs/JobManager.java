@@ -232,7 +232,7 @@ public final class JobManager implements WorkerEvents {
         try {
             inputs = files.prepare(id, spec, createdAt);
         } catch (IOException e) {
-            deleteQuietly(id);
+            files.deleteQuietly(id);
             return CompletableFuture.failedFuture(new JobException(JobException.Reason.JOB_FILES_UNAVAILABLE,
                     "Could not prepare the job's private files: " + e + ". Check that the state directory is "
                             + "writable and the disk is not full.", null));
@@ -251,7 +251,7 @@ public final class JobManager implements WorkerEvents {
             return view(job);
         });
         added.whenComplete((v, e) -> {
-            if (e != null) deleteQuietly(id);
+            if (e != null) files.deleteQuietly(id);
         });
         return added;
     }
@@ -671,14 +671,6 @@ public final class JobManager implements WorkerEvents {
                 r == null ? null : r.pythonDataFile(), r == null ? 0 : r.pythonDataBytes(),
                 r == null ? null : r.dataBlocks(), r == null ? null : r.timing(),
                 j.log.file().getParent(), j.log, j.spec.progressToken());
-    }
-
-    private void deleteQuietly(String id) {
-        try {
-            files.delete(id);
-        } catch (IOException e) {
-            LOG.log(Level.FINE, "could not delete files of job " + id, e);
-        }
     }
 
     private static String newJobId() {

@@ -91,7 +91,7 @@ public final class JobStore implements JobEvents, AutoCloseable {
                 record = files.readRecord(id);
             } catch (NoSuchFileException e) {
                 LOG.info("deleting " + files.dirOf(id) + ": it has no job.json, so its addJob never answered");
-                deleteQuietly(files, id);
+                files.deleteQuietly(id);
                 continue;
             } catch (IOException | RuntimeException e) {
                 LOG.warning("skipping " + files.dirOf(id) + ": its record cannot be read (" + e.getMessage()
@@ -173,7 +173,7 @@ public final class JobStore implements JobEvents, AutoCloseable {
             } else if (e instanceof StateChanged s) {
                 downstream.stateChanged(s.job(), s.previous());
             } else if (e instanceof Removed r) {
-                deleteQuietly(files, r.jobId());
+                files.deleteQuietly(r.jobId());
                 downstream.removed(r.jobId());
             }
         }
@@ -192,14 +192,6 @@ public final class JobStore implements JobEvents, AutoCloseable {
                     + "survive a restart in state " + record.state() + ". Check that the state directory "
                     + files.stateDir() + " is writable and its disk is not full.");
             failing = true;
-        }
-    }
-
-    private static void deleteQuietly(JobFiles files, String id) {
-        try {
-            files.delete(id);
-        } catch (IOException e) {
-            LOG.log(Level.WARNING, "could not delete the files of job " + id, e);
         }
     }
 

@@ -12,7 +12,6 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
-import java.nio.file.attribute.PosixFilePermissions;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.util.HexFormat;
@@ -98,13 +97,7 @@ public final class StateDirectory implements AutoCloseable {
     /** A fresh private temporary directory, deleted at exit. */
     public static StateDirectory temporary(String note) {
         try {
-            Path dir;
-            try {
-                dir = Files.createTempDirectory("blender-jobs-",
-                        PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
-            } catch (UnsupportedOperationException e) {
-                dir = Files.createTempDirectory("blender-jobs-");
-            }
+            Path dir = JobFiles.createPrivateTempDirectory("blender-jobs-");
             if (note != null) LOG.warning(note);
             return new StateDirectory(dir.toAbsolutePath(), true, note, null);
         } catch (IOException e) {
