@@ -100,11 +100,11 @@ public final class JobFiles {
         Path library = null;
         Path blend = null;
         if (spec.passedLibrary() != null) {
-            library = dir.resolve("input/passed.blend");
+            library = passedLibraryOf(jobId);
             Files.copy(spec.passedLibrary(), library, StandardCopyOption.REPLACE_EXISTING);
         }
         if (spec.blendFile() != null) {
-            blend = dir.resolve("input/scene.blend");
+            blend = blendFileOf(jobId);
             Files.copy(spec.blendFile(), blend, StandardCopyOption.REPLACE_EXISTING);
         }
         writeRecord(JobRecord.queued(jobId, spec, createdAt));
@@ -113,9 +113,17 @@ public final class JobFiles {
 
     /** The private copies of a job's inputs that exist on disk. */
     public Inputs existingInputs(String jobId) {
-        Path library = dirOf(jobId).resolve("input/passed.blend");
-        Path blend = dirOf(jobId).resolve("input/scene.blend");
+        Path library = passedLibraryOf(jobId);
+        Path blend = blendFileOf(jobId);
         return new Inputs(Files.isRegularFile(library) ? library : null, Files.isRegularFile(blend) ? blend : null);
+    }
+
+    private Path passedLibraryOf(String jobId) {
+        return dirOf(jobId).resolve("input/passed.blend");
+    }
+
+    private Path blendFileOf(String jobId) {
+        return dirOf(jobId).resolve("input/scene.blend");
     }
 
     public Path pythonDataOf(String jobId) {

@@ -651,7 +651,7 @@ public final class JobManager implements WorkerEvents {
         JsonObject data = new JsonObject();
         data.addProperty("jobId", job.id);
         data.addProperty("state", job.state.name());
-        if (job.failure != null && (job.state == JobState.FAILED || job.state == JobState.INTERRUPTED)) {
+        if (job.failure != null && job.state.carriesError()) {
             data.addProperty("failureKind", job.failure.kind().name());
             data.addProperty("failureMessage", job.failure.message());
         }
@@ -659,7 +659,7 @@ public final class JobManager implements WorkerEvents {
     }
 
     private static JobView view(Job j) {
-        return view(j, j.state == JobState.FAILED || j.state == JobState.INTERRUPTED ? j.failure : null);
+        return view(j, j.state.carriesError() ? j.failure : null);
     }
 
     /** A snapshot that shows {@code failure} as the job's error (e.g. the attempt a retry follows). */

@@ -26,10 +26,9 @@ public record JobRecord(int format, String id, String name, String script, JobSt
 
     /** The record of a snapshot; live-only details (worker pid, log buffer, token) are left out. */
     public static JobRecord of(JobView v) {
-        boolean keepsFailure = v.state() == JobState.FAILED || v.state() == JobState.INTERRUPTED;
         return new JobRecord(FORMAT, v.id(), v.name(), v.script(), v.state(), v.progress(), v.progressMessage(),
                 v.attempt(), v.maxAttempts(), v.timeoutSeconds(), v.createdAt(), v.startedAt(), v.finishedAt(),
-                keepsFailure ? v.failure() : null, v.earlierFailures(),
+                v.state().carriesError() ? v.failure() : null, v.earlierFailures(),
                 v.pythonDataFile() == null ? null : v.pythonDataBytes(), v.dataBlocks(), v.timing());
     }
 

@@ -12,6 +12,11 @@ public enum JobState {
         return this == COMPLETED || this == FAILED || this == CANCELED;
     }
 
+    /** The states whose job carries an error saying why (FAILED, INTERRUPTED). */
+    public boolean carriesError() {
+        return this == FAILED || this == INTERRUPTED;
+    }
+
     /** Waiting for or holding a worker: what cancel stops and what a server stop interrupts. */
     public boolean isLive() {
         return this == QUEUED || this == ACTIVE;

@@ -149,10 +149,8 @@ public final class ClientNotifier implements JobEvents, AutoCloseable {
             send(() -> client.workDoneProgress(new WorkDoneProgressParams(token,
                     new WorkDoneProgressValue("begin", title, true, job.state().name().toLowerCase(), 0))));
         } else if (!job.state().isLive() && workDone.remove(job.id()) != null) {
-            String message = job.failure() != null && (job.state() == JobState.FAILED
-                    || job.state() == JobState.INTERRUPTED)
-                    ? job.state().name().toLowerCase() + ": " + job.failure().message()
-                    : job.state().name().toLowerCase();
+            String message = job.state().name().toLowerCase()
+                    + (job.state().carriesError() && job.failure() != null ? ": " + job.failure().message() : "");
             send(() -> client.workDoneProgress(new WorkDoneProgressParams(token,
                     new WorkDoneProgressValue("end", null, null, message, null))));
         }
