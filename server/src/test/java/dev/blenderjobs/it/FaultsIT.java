@@ -114,9 +114,26 @@ class FaultsIT {
     void aJobRecordThatCannotBeWrittenIsLoggedAndTheServerKeepsServing() throws Exception {
         // The record's temporary name points at /dev/full, as on a full disk: the COMPLETED
         // record cannot be written. The client is still told, the server says why in its log.
+        // The ACTIVE record is written by the store's own thread while the script may already
+        // run, so the script first waits until that write is over: no other record of this job
+        // is written before COMPLETED, and the link cannot race the store for the name.
         JsonObject done = run(Json.of("scriptText", String.join("\n",
-                "import os",
-                "os.symlink('/dev/full', os.path.join(os.path.dirname(os.getcwd()), 'job.json.tmp'))",
+                "import json, os, time",
+                "job_dir = os.path.dirname(os.getcwd())",
+                "record, tmp = os.path.join(job_dir, 'job.json'), os.path.join(job_dir, 'job.json.tmp')",
+                "deadline = time.time() + 30",
+                "while time.time() < deadline:",
+                "    try:",
+                "        with open(record) as f:",
+                "            active = json.load(f)['state'] == 'ACTIVE'",
+                "    except ValueError:",
+                "        active = False",
+                "    if active and not os.path.lexists(tmp):",
+                "        break",
+                "    time.sleep(0.01)",
+                "else:",
+                "    raise RuntimeError('the ACTIVE record was never written')",
+                "os.symlink('/dev/full', tmp)",
                 "python_data = {'still': 'served'}")));
         assertEquals("COMPLETED", done.get("state").getAsString(), done.toString());
         String id = done.get("jobId").getAsString();
