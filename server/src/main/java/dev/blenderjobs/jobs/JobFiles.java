@@ -30,13 +30,14 @@ import java.util.List;
  *   input/scene.blend   private copy of blendFile
  *   work/               the script's current directory
  *   result/             python_data.json and data_blocks.blend
- *   log.txt             everything the job printed, all attempts
+ *   log.txt             everything the job printed, all attempts (log.txt.part while it runs)
  * </pre>
  * Every file a restarted server reads after a job's creation is written to a temporary name
- * and renamed into place (job.json, the results), so a server killed at any moment leaves
- * either the old content or the new, never a mix. The files written at addJob (inputs,
+ * and renamed into place (job.json, the results, the log), so a server killed at any moment
+ * leaves either the old content or the new, never a mix. The files written at addJob (inputs,
  * script.py, spec.json) come before the job's first job.json, which commits them. Likewise the
- * runtime writes the results, and the log is closed, before the record that says COMPLETED.
+ * runtime renames the results into place, and the log is renamed to log.txt, before the record
+ * that says COMPLETED. A log.txt.part left by a killed server is renamed when it is read back.
  */
 public final class JobFiles {
     private static final Gson GSON = new GsonBuilder().disableHtmlEscaping().create();

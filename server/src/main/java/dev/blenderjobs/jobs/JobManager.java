@@ -181,7 +181,7 @@ public final class JobManager implements WorkerEvents {
                 "<scriptText>".equals(rec.script()) || rec.script() == null ? null : Path.of(rec.script()), "",
                 rec.timeoutSeconds(), new JsonObject(), null, null, null, Math.max(1, rec.maxAttempts()), false, false,
                 null);
-        JobLog log = new JobLog(files.logOf(rec.id()), logTailLines);
+        JobLog log = JobLog.committedOnRelease(files.logOf(rec.id()), logTailLines);
         log.release(); // a recovered job's tail is read back from its log file
         Job job = new Job(rec.id(), spec, r.inputs(), log, rec.createdAt());
         job.state = rec.state();
@@ -237,7 +237,7 @@ public final class JobManager implements WorkerEvents {
                     "Could not prepare the job's private files: " + e + ". Check that the state directory is "
                             + "writable and the disk is not full.", null));
         }
-        JobLog log = new JobLog(files.logOf(id), logTailLines);
+        JobLog log = JobLog.committedOnRelease(files.logOf(id), logTailLines);
         CompletableFuture<JobView> added = loop.call(() -> {
             if (shuttingDown) {
                 throw new JobException(JobException.Reason.SHUTTING_DOWN, "The server is shutting down.", null);
@@ -362,7 +362,7 @@ public final class JobManager implements WorkerEvents {
         job.progress = 0;
         job.progressMessage = null;
         job.finishedAt = 0;
-        job.log = new JobLog(files.logOf(job.id), logTailLines);
+        job.log = JobLog.committedOnRelease(files.logOf(job.id), logTailLines);
         job.log.note("=== blender-jobs: resumed after an interruption ===");
         job.state = JobState.QUEUED;
         resting.remove(job);

@@ -1,11 +1,11 @@
 package dev.blenderjobs.workers;
 
-import java.io.BufferedOutputStream;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
@@ -17,6 +17,11 @@ import java.util.logging.Logger;
  * The console output of one job: every byte goes to the job's log file as it arrives, and the
  * last lines stay in memory for {@code getJob}. Written by a worker's output drainer thread and
  * read by the event loop, hence synchronized.
+ * <p>
+ * A job's log ({@link #committedOnRelease}) grows under {@code <name>.part} and is renamed to its
+ * name when it is released, as the job comes to rest: a file under the final name is always a
+ * whole log, the same rule as for the other files of a job. Writing it again (a resumed job)
+ * first moves it back to the {@code .part} name.
  */
 public final class JobLog {
     private static final Logger LOG = Logger.getLogger(JobLog.class.getName());
@@ -24,6 +29,10 @@ public final class JobLog {
     static final int MAX_LINE_CHARS = 2000;
 
     private final Path file;
+    /** Where the bytes go while the log is open: {@code file}, or its {@code .part} sibling. */
+    private final Path writing;
+    /** The file that holds the log now: {@code writing}, then {@code file} once renamed. */
+    private Path current;
     private final int tailLines;
     private final ArrayDeque<String> tail = new ArrayDeque<>();
     private final StringBuilder partial = new StringBuilder();
@@ -32,13 +41,26 @@ public final class JobLog {
     private boolean writeFailed;
     private boolean released;
 
+    /** A log written straight to {@code file} (a worker's own console). */
     public JobLog(Path file, int tailLines) {
+        this(file, file, tailLines);
+    }
+
+    private JobLog(Path file, Path writing, int tailLines) {
         this.file = file;
+        this.writing = writing;
+        this.current = writing;
         this.tailLines = tailLines;
     }
 
-    public Path file() {
-        return file;
+    /** A job's log: written to {@code <file>.part}, renamed to {@code file} by {@link #release()}. */
+    public static JobLog committedOnRelease(Path file, int tailLines) {
+        return new JobLog(file, file.resolveSibling(file.getFileName() + ".part"), tailLines);
+    }
+
+    /** The file that holds the log now: the {@code .part} name until it is released. */
+    public synchronized Path file() {
+        return current;
     }
 
     /** Appends a header line, e.g. at the start of an attempt. */
@@ -75,14 +97,19 @@ public final class JobLog {
         if (writeFailed) return;
         try {
             if (out == null) {
-                Files.createDirectories(file.getParent());
-                out = new BufferedOutputStream(Files.newOutputStream(file, StandardOpenOption.CREATE,
-                        StandardOpenOption.APPEND), 64 * 1024);
+                Files.createDirectories(writing.getParent());
+                // A resumed job's log goes on from what its earlier attempts printed.
+                if (!writing.equals(file) && Files.exists(file) && !Files.exists(writing)) {
+                    Files.move(file, writing, StandardCopyOption.ATOMIC_MOVE);
+                }
+                // Unbuffered: each chunk the drainer read is one write, so a server killed with
+                // SIGKILL leaves in the log everything its workers had printed.
+                out = Files.newOutputStream(writing, StandardOpenOption.CREATE, StandardOpenOption.APPEND);
             }
             out.write(data, offset, length);
         } catch (IOException e) {
             writeFailed = true;
-            LOG.log(Level.WARNING, "cannot write job log " + file + "; keeping only its tail in memory", e);
+            LOG.log(Level.WARNING, "cannot write job log " + writing + "; keeping only its tail in memory", e);
         }
     }
 
@@ -95,11 +122,22 @@ public final class JobLog {
     }
 
     /**
-     * Closes the file and drops the in-memory tail of a finished job: the server keeps
-     * thousands of finished jobs, and their tails are read back from the file on demand.
+     * Closes the file, renames it to its final name, and drops the in-memory tail of a finished
+     * job: the server keeps thousands of finished jobs, and their tails are read back from the
+     * file on demand. Also commits the {@code .part} log of a job a killed server left behind.
      */
     public synchronized void release() {
         close();
+        if (!released && !writing.equals(file)) {
+            try {
+                if (Files.exists(writing)) {
+                    Files.move(writing, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+                }
+                current = file;
+            } catch (IOException e) {
+                LOG.log(Level.WARNING, "cannot rename job log " + writing + " to " + file.getFileName(), e);
+            }
+        }
         released = true;
         tail.clear();
         partial.setLength(0);
@@ -107,6 +145,7 @@ public final class JobLog {
     }
 
     private List<String> tailFromFile() {
+        Path file = current;
         if (!Files.isRegularFile(file)) return List.of();
         try (java.io.RandomAccessFile raf = new java.io.RandomAccessFile(file.toFile(), "r")) {
             long length = raf.length();
@@ -135,7 +174,7 @@ public final class JobLog {
         try {
             if (out != null) out.flush();
         } catch (IOException e) {
-            LOG.log(Level.FINE, "flush of " + file + " failed", e);
+            LOG.log(Level.FINE, "flush of " + writing + " failed", e);
         }
     }
 
@@ -143,7 +182,7 @@ public final class JobLog {
         try {
             if (out != null) out.close();
         } catch (IOException e) {
-            LOG.log(Level.FINE, "close of " + file + " failed", e);
+            LOG.log(Level.FINE, "close of " + writing + " failed", e);
         }
         out = null;
     }

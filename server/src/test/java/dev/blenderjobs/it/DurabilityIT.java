@@ -34,6 +34,7 @@ class DurabilityIT {
             "import os, time",
             "if not os.path.exists(marker):",
             "    open(marker, 'w').close()",
+            "    print('printed by the first run', flush=True)",
             "    update_job_progress(0.1)",
             "    time.sleep(120)",
             "python_data = {'run': 'after the restart'}");
@@ -111,6 +112,10 @@ class DurabilityIT {
             String[] ids = oneRunningOneWaiting(a, tmp);
             running = ids[0];
             waiting = ids[1];
+            // A running job's log grows under log.txt.part; log.txt only ever holds a whole log.
+            Path part = Path.of(a.callObject("getJob", Json.jobId(running)).get("logFile").getAsString());
+            assertEquals("log.txt.part", part.getFileName().toString());
+            awaitFileContains(part, "printed by the first run");
             List<ProcessHandle> blenders = a.blenderProcesses();
             a.process.toHandle().destroyForcibly(); // SIGKILL: no hook runs, no record is written
             assertTrue(a.process.waitFor(30, TimeUnit.SECONDS));
@@ -132,6 +137,11 @@ class DurabilityIT {
 
             JsonObject job = b.callObject("getJob", Json.jobId(running));
             assertEquals("INTERRUPTED", job.get("state").getAsString());
+            // What the job printed before the kill is kept, now under the final name.
+            Path log = Path.of(job.get("logFile").getAsString());
+            assertEquals("log.txt", log.getFileName().toString());
+            assertTrue(Files.readString(log).contains("printed by the first run"), Files.readString(log));
+            assertTrue(job.getAsJsonArray("logTail").toString().contains("printed by the first run"), job.toString());
             assertTrue(job.getAsJsonObject("error").get("message").getAsString().contains("stopped unexpectedly"),
                     job.toString());
             assertEquals(2, b.callObject("listJobs", Json.of("state", "INTERRUPTED")).get("count").getAsInt());
@@ -149,6 +159,10 @@ class DurabilityIT {
             assertEquals(JsonParser.parseString("{\"run\": \"after the restart\"}"),
                     b.call("getPythonData", Json.jobId(running)));
             JsonObject after = b.callObject("getJob", Json.jobId(running));
+            String whole = Files.readString(Path.of(after.get("logFile").getAsString()));
+            assertTrue(whole.indexOf("printed by the first run") < whole.indexOf("resumed after an interruption"),
+                    "the resumed run's log goes on from the first one: " + whole);
+            assertFalse(Files.exists(log.resolveSibling("log.txt.part")));
             assertEquals("INTERRUPTED", after.getAsJsonArray("earlierErrors").get(0).getAsJsonObject()
                     .get("kind").getAsString());
             assertEquals(1007, b.callError("resumeJob", Json.jobId(running)).getCode());
@@ -320,6 +334,15 @@ class DurabilityIT {
         long deadline = System.currentTimeMillis() + 10_000;
         while (Files.exists(path)) {
             if (System.currentTimeMillis() > deadline) throw new AssertionError(path + " still exists after 10 s");
+            Thread.sleep(20);
+        }
+    }
+
+    /** The console reaches the log on the server's drainer thread, beside the progress channel. */
+    static void awaitFileContains(Path file, String text) throws Exception {
+        long deadline = System.currentTimeMillis() + HANG_GUARD.toMillis();
+        while (!Files.exists(file) || !Files.readString(file).contains(text)) {
+            if (System.currentTimeMillis() > deadline) throw new AssertionError(file + " never held " + text);
             Thread.sleep(20);
         }
     }

@@ -157,4 +157,46 @@ class JobLogTest {
         assertEquals(List.of("still", "here"), log.tail());
         assertEquals(11, log.bytes());
     }
+
+    @Test
+    void aJobLogGrowsUnderThePartNameAndIsRenamedWhenReleased() throws IOException {
+        Path name = tmp.resolve("job/log.txt");
+        Path part = tmp.resolve("job/log.txt.part");
+        JobLog log = JobLog.committedOnRelease(name, 5);
+        append(log, "printed\n");
+        // Each chunk is written through: a server killed now leaves it on disk.
+        assertEquals("printed\n", Files.readString(part));
+        assertEquals(part, log.file());
+        assertFalse(Files.exists(name), "the final name only ever holds a whole log");
+        log.release();
+        assertFalse(Files.exists(part));
+        assertEquals("printed\n", Files.readString(name));
+        assertEquals(name, log.file());
+        assertEquals(List.of("printed"), log.tail());
+    }
+
+    @Test
+    void aResumedJobsLogGoesOnFromItsEarlierAttempts() throws IOException {
+        Path name = tmp.resolve("log.txt");
+        JobLog first = JobLog.committedOnRelease(name, 5);
+        append(first, "attempt one\n");
+        first.release();
+        JobLog resumed = JobLog.committedOnRelease(name, 5);
+        resumed.note("=== resumed ===");
+        assertFalse(Files.exists(name), "moved back to the .part name while it grows again");
+        append(resumed, "attempt two\n");
+        resumed.release();
+        assertEquals("attempt one\n=== resumed ===\nattempt two\n", Files.readString(name));
+    }
+
+    @Test
+    void releasingALogAKilledServerLeftUnderThePartNameCommitsIt() throws IOException {
+        Path name = tmp.resolve("log.txt");
+        Files.writeString(tmp.resolve("log.txt.part"), "up to the kill\n");
+        JobLog recovered = JobLog.committedOnRelease(name, 5);
+        recovered.release();
+        assertEquals("up to the kill\n", Files.readString(name));
+        assertEquals(List.of("up to the kill"), recovered.tail());
+        assertFalse(Files.exists(tmp.resolve("log.txt.part")));
+    }
 }
