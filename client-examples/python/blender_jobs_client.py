@@ -722,7 +722,13 @@ class BlenderJobsClient(object):
                 if deadline is not None and time.monotonic() >= deadline:
                     raise JobWaitTimeout(job_id, timeout)
                 raise
-            if progress.get("state") in RESTING_STATES:
+            except JobNotFound:
+                raise
+            except BlenderJobsError:
+                # The server is shutting down (it refuses requests after shutdown) or has exited:
+                # the job's INTERRUPTED notification, or the server's end, wakes the waiter.
+                progress = None
+            if progress is not None and progress.get("state") in RESTING_STATES:
                 # A job that came to rest under this server has its notification on the way; one
                 # that did so under an earlier server (same state directory) never gets one.
                 with self._lock:

@@ -8,6 +8,7 @@ test class errors with a message saying how to build it (nothing is skipped).
 
 import atexit
 import os
+import pathlib
 import shutil
 import signal
 import sys
@@ -457,7 +458,7 @@ class ProcessLifecycleTests(unittest.TestCase):
         self.assertEqual(workspace_uri("/home/me/my project"), "file:///home/me/my%20project")
         self.assertEqual(workspace_uri("file:///home/me/project"), "file:///home/me/project")
         self.assertEqual(workspace_uri("vscode-remote://ssh-remote+box/src"), "vscode-remote://ssh-remote+box/src")
-        self.assertEqual(workspace_uri("rel"), "file://" + os.path.abspath("rel"))
+        self.assertEqual(workspace_uri("rel"), pathlib.Path(os.path.abspath("rel")).as_uri())
 
     def test_missing_jar_is_a_clear_error(self):
         with self.assertRaises(FileNotFoundError) as caught:
@@ -514,7 +515,9 @@ class DurabilityTests(unittest.TestCase):
         outcome = {}
         waiter = threading.Thread(target=lambda: outcome.update(final=client.wait_for_job(running["jobId"], 30)))
         waiter.start()
-        time.sleep(0.2)
+        deadline = time.monotonic() + 10
+        while running["jobId"] not in client._waiters and time.monotonic() < deadline:
+            time.sleep(0.01)  # the wait is under way once its waiter is registered
         self.assertEqual(client.close(), 0, "\n".join(client.stderr_tail(20)))
         waiter.join(10)
         self.assertFalse(waiter.is_alive(), "wait_for_job hangs after shutdown")

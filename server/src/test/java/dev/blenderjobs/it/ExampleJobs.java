@@ -154,7 +154,8 @@ abstract class ExampleJobs {
         assertTrue(error.get("message").getAsString().contains("2 s"), error.toString());
         JsonObject progress = server.callObject("getProgress", Json.jobId(id));
         double reached = progress.get("progress").getAsDouble();
-        assertTrue(reached > 0.05 && reached < 0.5, "about 20 of 200 steps in 2 s, got " + reached);
+        // About 20 of 200 steps in 2 s: started (a progress was awaited above), stopped long before the end.
+        assertTrue(reached > 0 && reached < 0.5, "about 20 of 200 steps in 2 s, got " + reached);
         ProtocolIT.assertNoneAliveWithin(ProcessHandle.of(pid).stream().toList(), Duration.ofSeconds(10));
     }
 }

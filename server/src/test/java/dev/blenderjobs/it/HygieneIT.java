@@ -30,6 +30,9 @@ class HygieneIT {
             String id = s.addJob(Json.of("scriptText", "import time\nupdate_job_progress(0.1)\ntime.sleep(120)"));
             s.awaitNotification(n -> n.method().equals("job/progress") && n.params().get("jobId").getAsString().equals(id),
                     HANG_GUARD);
+            // Both connected: one busy, one idle (a Blender still booting notices only once its
+            // Python runs, which a cold machine may take longer than 5 s to reach).
+            s.awaitConnectedWorkers(2, HANG_GUARD);
             List<ProcessHandle> blenders = s.blenderProcesses();
             assertFalse(blenders.isEmpty());
             s.process.toHandle().destroyForcibly(); // SIGKILL: no shutdown hook runs
@@ -43,6 +46,7 @@ class HygieneIT {
             String id = s.addJob(Json.of("scriptText", "import time\nupdate_job_progress(0.1)\ntime.sleep(120)"));
             s.awaitNotification(n -> n.method().equals("job/progress") && n.params().get("jobId").getAsString().equals(id),
                     HANG_GUARD);
+            s.awaitConnectedWorkers(2, HANG_GUARD);
             List<ProcessHandle> blenders = s.blenderProcesses();
             s.process.toHandle().destroy(); // SIGTERM: the shutdown hook stops the pool
             assertTrue(s.process.waitFor(30, TimeUnit.SECONDS));

@@ -232,10 +232,25 @@ class ProtocolIT {
 
     static void assertNoneAliveWithin(java.util.List<ProcessHandle> processes, Duration within) throws InterruptedException {
         long deadline = System.currentTimeMillis() + within.toMillis();
-        while (System.currentTimeMillis() < deadline && processes.stream().anyMatch(ProcessHandle::isAlive)) {
+        while (System.currentTimeMillis() < deadline && processes.stream().anyMatch(ProtocolIT::running)) {
             Thread.sleep(100);
         }
-        assertTrue(processes.stream().noneMatch(ProcessHandle::isAlive),
-                "still alive: " + processes.stream().filter(ProcessHandle::isAlive).map(ProcessHandle::pid).toList());
+        assertTrue(processes.stream().noneMatch(ProtocolIT::running),
+                "still alive: " + processes.stream().filter(ProtocolIT::running).map(ProcessHandle::pid).toList());
+    }
+
+    /**
+     * Alive and not a zombie. A Blender orphaned by a SIGKILLed server is re-parented to PID 1,
+     * which in some containers never reaps it: it has exited, but isAlive() stays true.
+     */
+    static boolean running(ProcessHandle p) {
+        if (!p.isAlive()) return false;
+        try {
+            String stat = java.nio.file.Files.readString(java.nio.file.Path.of("/proc", Long.toString(p.pid()), "stat"));
+            // "pid (comm) S ...": the state follows the last ')' (comm may hold spaces and parens).
+            return stat.charAt(stat.lastIndexOf(')') + 2) != 'Z';
+        } catch (java.io.IOException | RuntimeException gone) {
+            return p.isAlive();
+        }
     }
 }

@@ -361,6 +361,20 @@ final class ServerProcess implements AutoCloseable {
         return -1;
     }
 
+    /**
+     * Waits until {@code n} workers have a connected Blender (free or busy): a worker still
+     * starting has no channel yet, so a test about connected workers must not race start-up.
+     */
+    void awaitConnectedWorkers(int n, Duration within) throws Exception {
+        long deadline = System.currentTimeMillis() + within.toMillis();
+        while (true) {
+            JsonObject stats = callObject("getStats", new JsonObject());
+            if (stats.get("freeWorkers").getAsInt() + stats.get("busyWorkers").getAsInt() >= n) return;
+            if (System.currentTimeMillis() > deadline) fail(n + " workers never connected: " + stats + "\n" + stderr());
+            Thread.sleep(50);
+        }
+    }
+
     /** All Blender processes that are children (at any depth) of the server. */
     List<ProcessHandle> blenderProcesses() {
         return process.descendants().filter(ProcessHandle::isAlive).toList();

@@ -40,7 +40,8 @@ class ClientNotifierTest {
      * For tests that need a report to stay pending: long enough to tell "at once" from "after
      * the interval", short enough that close() (which waits for the pending timers) stays quick.
      */
-    private static final Duration SLOW = Duration.ofMillis(400);
+    /** Long enough that a stalled test machine never sees a coalescing timer fire early. */
+    private static final Duration SLOW = Duration.ofMillis(2000);
 
     @TempDir
     Path tmp;
@@ -77,7 +78,7 @@ class ClientNotifierTest {
         try {
             slow.progress("job-a", 0.25, "a quarter", 1234L);
             // Less than the interval: it did not wait for a coalescing timer.
-            verify(other, timeout(300)).progress(new JobProgressParams("job-a", 0.25, "a quarter", 1234L));
+            verify(other, timeout(1500)).progress(new JobProgressParams("job-a", 0.25, "a quarter", 1234L));
         } finally {
             slow.close();
         }
@@ -127,11 +128,11 @@ class ClientNotifierTest {
             slow.progress("job-a", 0.9, "almost", 2); // pending: the interval has not passed
             slow.stateChanged(view("job-a", JobState.COMPLETED, null), JobState.ACTIVE);
 
-            // All three before the 400 ms timer would have sent 0.9.
+            // All three before the 2 s timer would have sent 0.9.
             InOrder order = inOrder(other);
-            order.verify(other, timeout(300)).progress(progressOf("job-a", 0.1));
-            order.verify(other, timeout(300)).progress(progressOf("job-a", 0.9));
-            order.verify(other, timeout(300)).stateChanged(argThat(p -> p.jobId().equals("job-a")
+            order.verify(other, timeout(1500)).progress(progressOf("job-a", 0.1));
+            order.verify(other, timeout(1500)).progress(progressOf("job-a", 0.9));
+            order.verify(other, timeout(1500)).stateChanged(argThat(p -> p.jobId().equals("job-a")
                     && p.state().equals("COMPLETED") && p.previousState().equals("ACTIVE")));
         } finally {
             slow.close();
@@ -172,9 +173,9 @@ class ClientNotifierTest {
             slow.progress("job-a", 0.1, null, 1);
             slow.progress("job-a", 0.2, null, 2); // pending for job-a
             slow.progress("job-b", 0.5, null, 3); // job-b's first report is not held back by job-a
-            verify(other, timeout(300)).progress(progressOf("job-a", 0.1));
-            verify(other, timeout(300)).progress(progressOf("job-b", 0.5));
-            verify(other, after(100).never()).progress(progressOf("job-a", 0.2));
+            verify(other, timeout(1500)).progress(progressOf("job-a", 0.1));
+            verify(other, timeout(1500)).progress(progressOf("job-b", 0.5));
+            verify(other, after(500).never()).progress(progressOf("job-a", 0.2));
         } finally {
             slow.close();
         }
@@ -195,16 +196,16 @@ class ClientNotifierTest {
 
     @Test
     void progressAfterAQuietIntervalIsSentAtOnce() throws InterruptedException {
-        ClientNotifier n = new ClientNotifier(Duration.ofMillis(300));
+        ClientNotifier n = new ClientNotifier(Duration.ofMillis(1000));
         JobClient other = mock(JobClient.class);
         n.connect(other);
         try {
             n.progress("job-a", 0.1, null, 1);
             verify(other, timeout(1000)).progress(progressOf("job-a", 0.1));
-            Thread.sleep(350);
+            Thread.sleep(1050);
             n.progress("job-a", 0.2, null, 2);
-            // Sent without waiting another 300 ms interval.
-            verify(other, timeout(150)).progress(progressOf("job-a", 0.2));
+            // Sent without waiting another 1 s interval.
+            verify(other, timeout(800)).progress(progressOf("job-a", 0.2));
         } finally {
             n.close();
         }
