@@ -569,6 +569,13 @@ class BlenderJobsClient(object):
         attempt, error?}."""
         return self.on_notification("job/stateChanged", callback)
 
+    def on_server_message(self, callback):
+        """``callback(params)`` for LSP ``window/showMessage``: {type, message, kind}. The server
+        sends it when job states cannot be saved to disk (``kind`` ``RECORDS_NOT_SAVED``, type 2,
+        a warning: jobs go on, but a restart would not know their latest state) and when they are
+        saved again (``RECORDS_SAVED_AGAIN``, type 3)."""
+        return self.on_notification("window/showMessage", callback)
+
     # ------------------------------------------------------------------ typed requests
 
     def add_job(self, script=None, script_text=None, name=None, timeout=None, passed_data=None,

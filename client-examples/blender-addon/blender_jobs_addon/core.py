@@ -104,6 +104,8 @@ def connect_events(client, events=None):
         events = queue.Queue()
     client.on_progress(lambda params: events.put(Event("job/progress", params)))
     client.on_state_changed(lambda params: events.put(Event("job/stateChanged", params)))
+    # Job states that could not be saved to disk (a full disk), then their recovery.
+    client.on_notification("window/showMessage", lambda params: events.put(Event("window/showMessage", params)))
     return events
 
 
@@ -414,6 +416,7 @@ class Session(object):
         self.client = client
         self.events = connect_events(client)
         self.tracker = JobTracker()
+        self.server_message = None  # the latest window/showMessage params: {type, message, kind}
 
     def alive(self):
         return self.client.is_alive()

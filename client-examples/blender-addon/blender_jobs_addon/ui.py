@@ -301,6 +301,10 @@ def process_events(session):
     """One timer step without the timer: drain events, update the job list, auto-load completed
     jobs. Returns the events handled. Tests call this directly."""
     events = core.poll(session.events)
+    for method, params in events:
+        if method == "window/showMessage" and isinstance(params, dict):
+            session.server_message = params
+            print("blender-jobs: %s" % params.get("message"))
     completed = session.tracker.apply(events)
     for info in completed:
         if info.auto_load and info.loaded is None:
@@ -377,6 +381,9 @@ class BLENDER_JOBS_PT_panel(bpy.types.Panel):
         row.label(text="Server: pid %s%s" % (session.client.pid, "" if alive else " (exited)"),
                   icon='RADIOBUT_ON' if alive else 'ERROR')
         row.operator(BLENDER_JOBS_OT_stop_server.bl_idname, text="", icon='QUIT')
+        message = session.server_message
+        if message is not None and message.get("type", 3) <= 2:  # an error or warning not yet resolved
+            box.label(text=str(message.get("message", ""))[:300], icon='ERROR')
         counts = session.tracker.counts()
         grid = box.grid_flow(columns=2, even_columns=True)
         for key in ("queued", "running", "completed", "failed"):

@@ -373,6 +373,30 @@ def test_failed_job_is_tracked():
     equal(sess.tracker.counts()["failed"], 1, "failed counter")
 
 
+def test_unsaved_job_states_are_shown_until_saved_again():
+    sess = session()
+    job_id = core.send_selected(sess.client, os.path.join(JOBS, "unsaved_record.py"), [bpy.data.objects["Sender"]],
+                                name="unsaved")
+    sess.tracker.add(job_id, "unsaved", auto_load=False)
+    info = wait_tracked(sess, job_id, lambda i: i.final)
+    equal(info.state, "COMPLETED", "state (%s)" % info.error_text())
+    warning = sess.server_message
+    check(warning is not None and warning.get("kind") in ("RECORDS_NOT_SAVED", "RECORDS_SAVED_AGAIN"),
+          "the server's message reached the session: %r" % (warning,))
+    deadline = time.time() + 60
+    while (sess.server_message or {}).get("kind") != "RECORDS_SAVED_AGAIN" and time.time() < deadline:
+        ui.process_events(sess)
+        time.sleep(0.05)
+    equal(sess.server_message.get("kind"), "RECORDS_SAVED_AGAIN", "recovery reported")
+    # While the warning stands, the panel shows it; once saved again, it does not.
+    for message, shown in (({"type": 2, "message": "Could not save the state of job x", "kind": "RECORDS_NOT_SAVED"}, True),
+                           (sess.server_message, False)):
+        sess.server_message = message
+        log = []
+        ui.BLENDER_JOBS_PT_panel.draw(type("P", (), {"layout": FakeLayout(log, False)})(), bpy.context)
+        equal(("label", "Could not save the state of job x") in log, shown, "warning in the panel: %r" % log)
+
+
 def test_panel_draws():
     sess = session()
     for with_progress in (False, True):
@@ -616,6 +640,7 @@ TESTS = [
     test_operator_and_timer_step_load_results,
     test_progress_and_cancel,
     test_failed_job_is_tracked,
+    test_unsaved_job_states_are_shown_until_saved_again,
     test_panel_draws,
     test_unregister_shuts_server_down,
     test_enable_through_addon_utils_uses_preferences,

@@ -76,6 +76,8 @@ import {
     ResumeAllResult,
     ResumeJobRequest,
     ResumeJobResult,
+    ShowMessageNotification,
+    ShowMessageParams,
     ShutdownRequest,
     WorkDoneProgressCancelNotification,
     WorkDoneProgressCreateRequest,
@@ -220,6 +222,7 @@ export class BlenderJobsClient {
     private readonly progressEmitter = new Emitter<JobProgressParams>();
     private readonly stateEmitter = new Emitter<JobStateChangedParams>();
     private readonly workDoneEmitter = new Emitter<WorkDoneProgressParams>();
+    private readonly messageEmitter = new Emitter<ShowMessageParams>();
     /** Latest job/stateChanged per job, kept so no notification is lost to a race. */
     private readonly lastState = new Map<string, JobStateChangedParams>();
     /** Resting (final or INTERRUPTED) job/stateChanged per job (insertion-ordered, bounded). */
@@ -251,6 +254,14 @@ export class BlenderJobsClient {
     /** Fired for every LSP `$/progress` notification (jobs added with a `workDoneToken`). */
     get onWorkDoneProgress(): Event<WorkDoneProgressParams> {
         return this.workDoneEmitter.event;
+    }
+
+    /**
+     * Fired for every LSP `window/showMessage`: job states that could not be saved to disk
+     * (`kind` RECORDS_NOT_SAVED, a warning) and their recovery (RECORDS_SAVED_AGAIN).
+     */
+    get onServerMessage(): Event<ShowMessageParams> {
+        return this.messageEmitter.event;
     }
 
     /** The server's process id, once started. */
@@ -350,6 +361,7 @@ export class BlenderJobsClient {
         this.connection = connection;
         connection.onNotification(JobProgressNotification.type, (p) => this.progressEmitter.fire(p));
         connection.onNotification(JobStateChangedNotification.type, (p) => this.handleStateChanged(p));
+        connection.onNotification(ShowMessageNotification.type, (p) => this.messageEmitter.fire(p));
         // vscode-jsonrpc routes $/progress itself: tokens without a registered handler come here.
         connection.onUnhandledProgress((p) => this.workDoneEmitter.fire(p as WorkDoneProgressParams));
         // Server-initiated progress (not used by blender-jobs today): accept any token.
@@ -450,6 +462,7 @@ export class BlenderJobsClient {
         this.progressEmitter.dispose();
         this.stateEmitter.dispose();
         this.workDoneEmitter.dispose();
+        this.messageEmitter.dispose();
         return child.exitCode;
     }
 

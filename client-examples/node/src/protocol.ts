@@ -488,6 +488,18 @@ export interface ProgressParams<T> {
 
 export type WorkDoneProgressParams = ProgressParams<WorkDoneProgressValue>;
 
+/**
+ * LSP `window/showMessage` (server → client). blender-jobs sends it when job states cannot be
+ * saved to disk (`RECORDS_NOT_SAVED`, a warning) and when they are saved again
+ * (`RECORDS_SAVED_AGAIN`, info). `kind` is blender-jobs' addition to the LSP params.
+ */
+export interface ShowMessageParams {
+    /** LSP MessageType: 1 error, 2 warning, 3 info, 4 log. */
+    type: 1 | 2 | 3 | 4;
+    message: string;
+    kind?: 'RECORDS_NOT_SAVED' | 'RECORDS_SAVED_AGAIN' | string;
+}
+
 /** LSP `WorkDoneProgressCancelParams` (client → server). */
 export interface WorkDoneProgressCancelParams {
     token: ProgressToken;
@@ -557,6 +569,10 @@ export namespace JobStateChangedNotification {
 /** LSP `$/progress` (server → client). */
 export namespace WorkDoneProgressNotification {
     export const type = new NotificationType<WorkDoneProgressParams>('$/progress');
+}
+/** LSP `window/showMessage` (server → client). */
+export namespace ShowMessageNotification {
+    export const type = new NotificationType<ShowMessageParams>('window/showMessage');
 }
 /** LSP `window/workDoneProgress/cancel` (client → server). */
 export namespace WorkDoneProgressCancelNotification {

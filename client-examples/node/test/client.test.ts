@@ -16,6 +16,7 @@ import {
     JOB_STATES,
     JobStateChangedParams,
     RESTING_STATES,
+    ShowMessageParams,
     WorkDoneProgressBegin,
     WorkDoneProgressEnd,
     WorkDoneProgressParams,
@@ -161,6 +162,25 @@ describe('blender-jobs client against the real server', () => {
         await assert.rejects(client.getPythonData(added.jobId),
             rpcError(ErrorCodes.JobFailed, { errorKind: 'JOB_FAILED', failureKind: 'SCRIPT_ERROR', jobId: added.jobId }));
         assert.equal((await client.removeJob(added.jobId)).removed, true);
+    });
+
+    test('onServerMessage reports job states that could not be saved, then their recovery', { timeout: JOB_TIMEOUT }, async () => {
+        const messages: ShowMessageParams[] = [];
+        const savedAgain = new Promise<void>((resolve) => {
+            client.onServerMessage((m) => {
+                messages.push(m);
+                if (m.kind === 'RECORDS_SAVED_AGAIN') resolve();
+            });
+        });
+        const added = await client.addJob({ script: jobScript('unsaved_record.py') });
+        const final = await client.waitForJob(added.jobId, JOB_TIMEOUT);
+        assert.equal(final.state, 'COMPLETED', JSON.stringify(final));
+        assert.deepEqual(await client.getPythonData(added.jobId), { still: 'served' });
+        await savedAgain;
+        assert.equal(messages[0].kind, 'RECORDS_NOT_SAVED');
+        assert.equal(messages[0].type, 2);
+        assert.match(messages[0].message, new RegExp(`${added.jobId}.*No space left on device`));
+        assert.equal(messages[messages.length - 1].type, 3);
     });
 
     test('an unknown job is answered with error 1001', async () => {

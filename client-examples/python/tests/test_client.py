@@ -250,6 +250,29 @@ class SharedServerTests(unittest.TestCase):
         detail = self.client.get_job(job["jobId"])
         self.assertIn("inner", detail["error"].get("traceback", ""))
 
+    def test_server_messages_report_unsaved_job_states_and_their_recovery(self):
+        messages = []
+        saved_again = threading.Event()
+
+        def on_message(params):
+            messages.append(params)
+            if params.get("kind") == "RECORDS_SAVED_AGAIN":
+                saved_again.set()
+
+        self.client.on_server_message(on_message)
+        try:
+            job, final = self.run_job(script=require_fixture("jobs", "unsaved_record.py"))
+            self.assertEqual(final["state"], "COMPLETED", final)
+            self.assertEqual(self.client.get_python_data(job["jobId"]), {"still": "served"})
+            self.assertTrue(saved_again.wait(JOB_WAIT), messages)
+            self.assertEqual(messages[0]["kind"], "RECORDS_NOT_SAVED", messages)
+            self.assertEqual(messages[0]["type"], 2)
+            self.assertIn(job["jobId"], messages[0]["message"])
+            self.assertIn("No space left on device", messages[0]["message"])
+            self.assertEqual(messages[-1]["type"], 3)
+        finally:
+            self.client.remove_notification_handler("window/showMessage", on_message)
+
     def test_job_timeout_fails_with_timed_out(self):
         job, final = self.run_job(script_text="import time\ntime.sleep(30)\n", timeout=1)
         self.assertEqual(final["state"], "FAILED", final)

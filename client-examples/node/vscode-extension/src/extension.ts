@@ -63,6 +63,13 @@ function getClient(): Promise<BlenderJobsClient> {
                 clientInfo: { name: 'blender-jobs-vscode', version: '0.1.0' },
                 onStderrLine: (line) => output.appendLine(`[server] ${line}`),
             });
+            // Job states that could not be saved to disk (e.g. a full disk), and their recovery.
+            created.onServerMessage((m) => {
+                output.appendLine(`[server] ${m.message}`);
+                if (m.type === 1) void vscode.window.showErrorMessage(`Blender Jobs: ${m.message}`);
+                else if (m.type === 2) void vscode.window.showWarningMessage(`Blender Jobs: ${m.message}`);
+                else if (m.type === 3) void vscode.window.showInformationMessage(`Blender Jobs: ${m.message}`);
+            });
             let interrupted = 0;
             try {
                 const info = await created.start();

@@ -10,6 +10,18 @@ public interface JobEvents {
     default void removed(String jobId) {
     }
 
+    /**
+     * Job records cannot be written (disk full, directory unwritable): the jobs go on, but a
+     * restart would not know their latest state. Once per spell of failures; the message says
+     * what failed and what to do.
+     */
+    default void recordsNotSaved(String message) {
+    }
+
+    /** After {@link #recordsNotSaved}: every job's latest state is on disk again. */
+    default void recordsSavedAgain(String message) {
+    }
+
     /** No-op listener, for tests and tools. */
     JobEvents NONE = new JobEvents() {
         @Override

@@ -18,6 +18,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.TimeUnit;
 import java.util.logging.Level;
 import java.util.logging.Logger;
 
@@ -33,6 +34,12 @@ import java.util.logging.Logger;
  * record of the batch once, then passes the batch on in order. A job that went QUEUED, ACTIVE
  * and COMPLETED while the disk was busy costs one write, and every notification still follows
  * a record at least as new as itself.
+ *
+ * <p>A record that cannot be written (disk full, directory unwritable) does not stop the job:
+ * its state stays in memory and the client is still told. The store keeps the unwritten
+ * record, tells the client once per spell of failures ({@link JobEvents#recordsNotSaved}),
+ * tries again with every later batch and every {@value #RETRY_SECONDS} s, and says so when
+ * every job's latest state is on disk again ({@link JobEvents#recordsSavedAgain}).
  */
 public final class JobStore implements JobEvents, AutoCloseable {
     private static final Logger LOG = Logger.getLogger(JobStore.class.getName());
@@ -55,14 +62,15 @@ public final class JobStore implements JobEvents, AutoCloseable {
     }
 
     private static final Event CLOSE = new Close();
+    static final int RETRY_SECONDS = 5;
 
     private final JobEvents downstream;
     private final LinkedBlockingQueue<Event> events = new LinkedBlockingQueue<>();
     private final Thread writer;
     private volatile boolean closed;
     private volatile JobFiles files;
-    /** Touched only on the writer thread: whether the last write failed (logged once per spell). */
-    private boolean failing;
+    /** Touched only on the writer thread: the latest record of each job that could not be written. */
+    private final Map<String, JobRecord> unsaved = new LinkedHashMap<>();
 
     public JobStore(JobEvents downstream) {
         this.downstream = downstream;
@@ -138,7 +146,8 @@ public final class JobStore implements JobEvents, AutoCloseable {
         List<Event> batch = new ArrayList<>();
         while (true) {
             try {
-                batch.add(events.take());
+                Event first = unsaved.isEmpty() ? events.take() : events.poll(RETRY_SECONDS, TimeUnit.SECONDS);
+                if (first != null) batch.add(first); // null: time to try the unsaved records again
             } catch (InterruptedException e) {
                 return;
             }
@@ -162,11 +171,15 @@ public final class JobStore implements JobEvents, AutoCloseable {
             if (e instanceof StateChanged s) latest.put(s.job().id(), s);
             else if (e instanceof Removed r) removed.add(r.jobId());
         }
+        boolean wasFailing = !unsaved.isEmpty();
+        unsaved.keySet().removeAll(removed);
+        retryUnsaved(latest.keySet());
         for (StateChanged s : latest.values()) {
             // A job's first record (QUEUED, no previous state) was written with its files at
             // addJob; a job removed in this batch is not written back.
             if (s.previous() != null && !removed.contains(s.job().id())) write(JobRecord.of(s.job()));
         }
+        if (wasFailing && unsaved.isEmpty()) recovered();
         for (Event e : batch) {
             if (e instanceof Progress p) {
                 downstream.progress(p.jobId(), p.progress(), p.message(), p.reportedAtMillis());
@@ -179,20 +192,42 @@ public final class JobStore implements JobEvents, AutoCloseable {
         }
     }
 
-    private void write(JobRecord record) {
+    /**
+     * Writes the records left unwritten by earlier batches, except those this batch replaces;
+     * stops at the first failure (the disk is still full: no point in trying them all).
+     */
+    private void retryUnsaved(Set<String> replaced) {
+        for (JobRecord record : new ArrayList<>(unsaved.values())) {
+            if (replaced.contains(record.id())) continue;
+            if (!write(record)) return;
+        }
+    }
+
+    /** Writes a record; true if it is on disk. */
+    private boolean write(JobRecord record) {
         try {
             files.writeRecord(record);
-            if (failing) LOG.info("job records are being written again");
-            failing = false;
+            unsaved.remove(record.id());
+            return true;
         } catch (IOException | RuntimeException e) {
             // The job goes on (its state is in memory and the client is told), but a restart
-            // would not know this change: worth a warning, once per spell of failures.
-            Level level = failing ? Level.FINE : Level.WARNING;
-            LOG.log(level, "could not write the record of job " + record.id() + " (" + e + "); it will not "
-                    + "survive a restart in state " + record.state() + ". Check that the state directory "
-                    + files.stateDir() + " is writable and its disk is not full.");
-            failing = true;
+            // would not know this change: the client hears of it once per spell of failures.
+            boolean first = unsaved.isEmpty();
+            unsaved.put(record.id(), record);
+            String message = "Could not save the state of job " + record.id() + " (" + record.state() + ") to disk: "
+                    + e + ". Jobs go on, but a restart of the server would not know their latest state. Check that "
+                    + "the state directory " + files.stateDir() + " is writable and its disk is not full; the "
+                    + "server tries again every " + RETRY_SECONDS + " s.";
+            LOG.log(first ? Level.WARNING : Level.FINE, "could not write the record of job " + record.id() + ": " + message);
+            if (first) downstream.recordsNotSaved(message);
+            return false;
         }
+    }
+
+    private void recovered() {
+        String message = "Job states are saved to disk again (state directory " + files.stateDir() + ").";
+        LOG.info(message);
+        downstream.recordsSavedAgain(message);
     }
 
     /** Writes what is pending and stops; a server stopping waits for its last records. */

@@ -5,6 +5,7 @@ import dev.blenderjobs.jobs.JobState;
 import dev.blenderjobs.jobs.JobView;
 import dev.blenderjobs.wire.messages.Messages.JobProgressParams;
 import dev.blenderjobs.wire.messages.Messages.JobStateChangedParams;
+import dev.blenderjobs.wire.messages.Messages.ShowMessageParams;
 import dev.blenderjobs.wire.messages.Messages.WorkDoneProgressParams;
 import dev.blenderjobs.wire.messages.Messages.WorkDoneProgressValue;
 import com.google.gson.JsonElement;
@@ -85,6 +86,18 @@ public final class ClientNotifier implements JobEvents, AutoCloseable {
             send(() -> client.stateChanged(params));
             workDoneState(job);
         });
+    }
+
+    @Override
+    public void recordsNotSaved(String message) {
+        ShowMessageParams params = new ShowMessageParams(ShowMessageParams.WARNING, message, "RECORDS_NOT_SAVED");
+        submit(() -> send(() -> client.showMessage(params)));
+    }
+
+    @Override
+    public void recordsSavedAgain(String message) {
+        ShowMessageParams params = new ShowMessageParams(ShowMessageParams.INFO, message, "RECORDS_SAVED_AGAIN");
+        submit(() -> send(() -> client.showMessage(params)));
     }
 
     private void submit(Runnable task) {

@@ -2,6 +2,7 @@ package dev.blenderjobs.wire;
 
 import dev.blenderjobs.wire.messages.Messages.JobProgressParams;
 import dev.blenderjobs.wire.messages.Messages.JobStateChangedParams;
+import dev.blenderjobs.wire.messages.Messages.ShowMessageParams;
 import dev.blenderjobs.wire.messages.Messages.WorkDoneProgressParams;
 import org.eclipse.lsp4j.jsonrpc.services.JsonNotification;
 
@@ -12,6 +13,10 @@ public interface JobClient {
 
     @JsonNotification("job/stateChanged")
     void stateChanged(JobStateChangedParams params);
+
+    /** LSP's message to the user: here, job states that could not be saved to disk, and their recovery. */
+    @JsonNotification("window/showMessage")
+    void showMessage(ShowMessageParams params);
 
     /** LSP work-done progress, for jobs added with a workDoneToken. */
     @JsonNotification("$/progress")

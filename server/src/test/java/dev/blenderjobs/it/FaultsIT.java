@@ -11,6 +11,7 @@ import org.junit.jupiter.api.io.TempDir;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.List;
 import java.util.concurrent.TimeUnit;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -114,33 +115,36 @@ class FaultsIT {
     void aJobRecordThatCannotBeWrittenIsLoggedAndTheServerKeepsServing() throws Exception {
         // The record's temporary name points at /dev/full, as on a full disk: the COMPLETED
         // record cannot be written. The client is still told, the server says why in its log.
-        // The ACTIVE record is written by the store's own thread while the script may already
-        // run, so the script first waits until that write is over: no other record of this job
-        // is written before COMPLETED, and the link cannot race the store for the name.
-        JsonObject done = run(Json.of("scriptText", String.join("\n",
-                "import json, os, time",
-                "job_dir = os.path.dirname(os.getcwd())",
-                "record, tmp = os.path.join(job_dir, 'job.json'), os.path.join(job_dir, 'job.json.tmp')",
-                "deadline = time.time() + 30",
-                "while time.time() < deadline:",
-                "    try:",
-                "        with open(record) as f:",
-                "            active = json.load(f)['state'] == 'ACTIVE'",
-                "    except ValueError:",
-                "        active = False",
-                "    if active and not os.path.lexists(tmp):",
-                "        break",
-                "    time.sleep(0.01)",
-                "else:",
-                "    raise RuntimeError('the ACTIVE record was never written')",
-                "os.symlink('/dev/full', tmp)",
-                "python_data = {'still': 'served'}")));
+        JsonObject done = run(Json.of("script", ServerProcess.fixture("jobs/unsaved_record.py").toString()));
         assertEquals("COMPLETED", done.get("state").getAsString(), done.toString());
         String id = done.get("jobId").getAsString();
         assertEquals("{\"still\":\"served\"}", server.call("getPythonData", Json.jobId(id)).toString());
         assertTrue(server.stderr().contains("could not write the record of job " + id), server.stderr());
         assertTrue(server.stderr().contains("No space left on device"), server.stderr());
+        // The user is told, before the state that was not saved (LSP window/showMessage, a warning).
+        List<ServerProcess.Notification> all = server.allNotifications();
+        int warned = indexOf(all, n -> n.method().equals("window/showMessage"));
+        int completed = indexOf(all, n -> n.method().equals("job/stateChanged")
+                && n.params().get("jobId").getAsString().equals(id) && n.params().get("state").getAsString().equals("COMPLETED"));
+        assertTrue(warned >= 0 && warned < completed, all.toString());
+        JsonObject warning = all.get(warned).params();
+        assertEquals(2, warning.get("type").getAsInt());
+        assertEquals("RECORDS_NOT_SAVED", warning.get("kind").getAsString());
+        assertTrue(warning.get("message").getAsString().contains("No space left on device")
+                && warning.get("message").getAsString().contains(id), warning.toString());
+        // The failed write removed its temporary file (the link): the retry writes the record,
+        // the user hears that states are saved again, and the record on disk says COMPLETED.
+        JsonObject savedAgain = server.awaitNotification(n -> n.method().equals("window/showMessage")
+                && n.params().get("kind").getAsString().equals("RECORDS_SAVED_AGAIN"), Duration.ofSeconds(60)).params();
+        assertEquals(3, savedAgain.get("type").getAsInt());
+        Path record = Path.of(server.callObject("getJob", Json.jobId(id)).get("directory").getAsString(), "job.json");
+        assertTrue(Files.readString(record).contains("\"state\":\"COMPLETED\""), Files.readString(record));
         assertEquals("COMPLETED", run(Json.of("scriptText", "python_data = {}")).get("state").getAsString());
+    }
+
+    private static int indexOf(List<ServerProcess.Notification> all, java.util.function.Predicate<ServerProcess.Notification> p) {
+        for (int i = 0; i < all.size(); i++) if (p.test(all.get(i))) return i;
+        return -1;
     }
 
     @Test

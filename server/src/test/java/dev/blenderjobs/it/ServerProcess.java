@@ -201,6 +201,11 @@ final class ServerProcess implements AutoCloseable {
         public void workDoneProgress(JsonObject params) {
             record("$/progress", params);
         }
+
+        @JsonNotification("window/showMessage")
+        public void showMessage(JsonObject params) {
+            record("window/showMessage", params);
+        }
     }
 
     private void record(String method, JsonObject params) {

@@ -34,6 +34,10 @@ import static org.mockito.Mockito.doAnswer;
 import static org.mockito.Mockito.inOrder;
 import static org.mockito.Mockito.mock;
 import static org.mockito.Mockito.verify;
+import org.mockito.ArgumentCaptor;
+import static org.mockito.ArgumentMatchers.argThat;
+import static org.mockito.Mockito.timeout;
+import static org.mockito.Mockito.never;
 
 @Timeout(20)
 class JobStoreTest {
@@ -158,6 +162,34 @@ class JobStoreTest {
         store.close();
         verify(downstream).stateChanged(any(), eq(JobState.ACTIVE));
         assertFalse(Files.exists(files.dirOf(id)), "a write never recreates a removed job's directory");
+    }
+
+    @Test
+    void anUnwrittenRecordIsToldOnceRetriedAndItsRecoveryToldWhenItIsOnDisk() throws Exception {
+        String a = prepared("job-000000000005");
+        String b = prepared("job-000000000006");
+        // A directory where the record's temporary file goes: every write of a's record fails.
+        Path blocker = files.dirOf(a).resolve("job.json.tmp");
+        Files.createDirectories(blocker.resolve("occupied"));
+        store.stateChanged(view(a, JobState.ACTIVE), JobState.QUEUED);
+        store.stateChanged(view(a, JobState.COMPLETED), JobState.ACTIVE);
+        verify(downstream, timeout(5000)).stateChanged(argThat(v -> v.state() == JobState.COMPLETED), eq(JobState.ACTIVE));
+        ArgumentCaptor<String> said = ArgumentCaptor.forClass(String.class);
+        verify(downstream).recordsNotSaved(said.capture());
+        assertTrue(said.getValue().contains(a) && said.getValue().contains("writable and its disk is not full"),
+                said.getValue());
+        // A later batch (b's record is written, a's retry fails again): no second message, no recovery.
+        store.stateChanged(view(b, JobState.ACTIVE), JobState.QUEUED);
+        verify(downstream, timeout(5000)).stateChanged(argThat(v -> v.id().equals(b)), eq(JobState.QUEUED));
+        verify(downstream, never()).recordsSavedAgain(any());
+        assertEquals(JobState.QUEUED, files.readRecord(a).state(), "a's COMPLETED is not on disk yet");
+
+        // The disk is free again: the next retry (at most RETRY_SECONDS later) writes a's
+        // latest record, and the client hears that everything is saved.
+        JobFiles.deleteRecursively(blocker);
+        verify(downstream, timeout((JobStore.RETRY_SECONDS + 5) * 1000L)).recordsSavedAgain(any());
+        assertEquals(JobState.COMPLETED, files.readRecord(a).state());
+        verify(downstream).recordsNotSaved(any());
     }
 
     @Test

@@ -7,6 +7,7 @@ import dev.blenderjobs.jobs.JobView;
 import dev.blenderjobs.workers.JobLog;
 import dev.blenderjobs.wire.messages.Messages.JobProgressParams;
 import dev.blenderjobs.wire.messages.Messages.JobStateChangedParams;
+import dev.blenderjobs.wire.messages.Messages.ShowMessageParams;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -209,6 +210,17 @@ class ClientNotifierTest {
         } finally {
             n.close();
         }
+    }
+
+    @Test
+    void unsavedRecordsAndTheirRecoveryReachTheUserAsShowMessage() {
+        notifier.recordsNotSaved("Could not save the state of job job-a");
+        notifier.recordsSavedAgain("saved again");
+        InOrder order = inOrder(client);
+        order.verify(client, timeout(1000)).showMessage(new ShowMessageParams(ShowMessageParams.WARNING,
+                "Could not save the state of job job-a", "RECORDS_NOT_SAVED"));
+        order.verify(client, timeout(1000)).showMessage(new ShowMessageParams(ShowMessageParams.INFO,
+                "saved again", "RECORDS_SAVED_AGAIN"));
     }
 
     @Test

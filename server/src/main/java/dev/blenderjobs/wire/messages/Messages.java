@@ -91,6 +91,15 @@ public final class Messages {
     public record JobProgressParams(String jobId, double progress, String message, long reportedAt) {
     }
 
+    /**
+     * LSP window/showMessage: type 1 error, 2 warning, 3 info, 4 log. {@code kind} is this
+     * server's addition, a stable name for programs (an LSP client ignores it).
+     */
+    public record ShowMessageParams(int type, String message, String kind) {
+        public static final int WARNING = 2;
+        public static final int INFO = 3;
+    }
+
     /** LSP $/progress: a token and a WorkDoneProgressBegin/Report/End value. */
     public record WorkDoneProgressParams(com.google.gson.JsonElement token, WorkDoneProgressValue value) {
     }
