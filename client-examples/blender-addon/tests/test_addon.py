@@ -87,6 +87,13 @@ def session():
     return core.get_session(workers=2)
 
 
+def run_tracked(sess, script, name, auto_load):
+    """Sends the Sender object with a fixture script, tracks the job and waits until it is final."""
+    job_id = core.send_selected(sess.client, os.path.join(JOBS, script), [bpy.data.objects["Sender"]], name=name)
+    sess.tracker.add(job_id, name, auto_load=auto_load)
+    return wait_tracked(sess, job_id, lambda i: i.final)
+
+
 def wait_tracked(sess, job_id, predicate, timeout=WAIT):
     """Runs timer steps (ui.process_events) until predicate(JobInfo) holds."""
     deadline = time.monotonic() + timeout
@@ -362,10 +369,7 @@ def test_progress_and_cancel():
 
 def test_failed_job_is_tracked():
     sess = session()
-    job_id = core.send_selected(sess.client, os.path.join(JOBS, "raises.py"), [bpy.data.objects["Sender"]],
-                                name="raises")
-    sess.tracker.add(job_id, "raises", auto_load=True)
-    info = wait_tracked(sess, job_id, lambda i: i.final)
+    info = run_tracked(sess, "raises.py", "raises", auto_load=True)
     equal(info.state, "FAILED", "state")
     equal(info.error["kind"], "SCRIPT_ERROR", "error kind")
     check("fixture failure: expected" in info.error_text(), "error text %r" % info.error_text())
@@ -375,10 +379,7 @@ def test_failed_job_is_tracked():
 
 def test_unsaved_job_states_are_shown_until_saved_again():
     sess = session()
-    job_id = core.send_selected(sess.client, os.path.join(JOBS, "unsaved_record.py"), [bpy.data.objects["Sender"]],
-                                name="unsaved")
-    sess.tracker.add(job_id, "unsaved", auto_load=False)
-    info = wait_tracked(sess, job_id, lambda i: i.final)
+    info = run_tracked(sess, "unsaved_record.py", "unsaved", auto_load=False)
     equal(info.state, "COMPLETED", "state (%s)" % info.error_text())
     warning = sess.server_message
     check(warning is not None and warning.get("kind") in ("RECORDS_NOT_SAVED", "RECORDS_SAVED_AGAIN"),
