@@ -159,7 +159,13 @@ public final class JobStore implements JobEvents, AutoCloseable {
                 LOG.log(Level.SEVERE, "job store batch failed", e);
             }
             batch.clear();
-            if (close) return;
+            if (close) {
+                if (!unsaved.isEmpty()) {
+                    LOG.warning("stopping with the latest state of " + unsaved.size() + " job(s) not saved to disk "
+                            + "(" + String.join(", ", unsaved.keySet()) + "): a restart shows them as they were last saved");
+                }
+                return;
+            }
         }
     }
 
