@@ -569,6 +569,12 @@ class BlenderJobsClient(object):
         attempt, error?}."""
         return self.on_notification("job/stateChanged", callback)
 
+    def on_job_removed(self, callback):
+        """``callback(params)`` for ``job/removed``: {jobId, reason}, reason ``REMOVED``
+        (removeJob), ``REPLACED`` (replace_existing) or ``RETENTION`` (pruned by the server's
+        retention policy). Later requests about the job raise :class:`JobNotFound`."""
+        return self.on_notification("job/removed", callback)
+
     def on_server_message(self, callback):
         """``callback(params)`` for LSP ``window/showMessage``: {type, message, kind}. The server
         sends it when job states cannot be saved to disk (``kind`` ``RECORDS_NOT_SAVED``, type 2,
@@ -930,6 +936,12 @@ class BlenderJobsClient(object):
                     callback(params)
                 except Exception:
                     LOG.exception("notification callback %r failed for %s", callback, method)
+            if method == "job/removed" and isinstance(params, dict):
+                # The server forgot the job: so does this client (a later wait raises JobNotFound).
+                with self._lock:
+                    self._finals.pop(params.get("jobId"), None)
+                    self._session_jobs.discard(params.get("jobId"))
+                continue
             if method == "job/stateChanged" and isinstance(params, dict):
                 job_id = params.get("jobId")
                 self._note_session_jobs((job_id,))

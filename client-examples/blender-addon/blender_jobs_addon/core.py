@@ -104,6 +104,7 @@ def connect_events(client, events=None):
         events = queue.Queue()
     client.on_progress(lambda params: events.put(Event("job/progress", params)))
     client.on_state_changed(lambda params: events.put(Event("job/stateChanged", params)))
+    client.on_notification("job/removed", lambda params: events.put(Event("job/removed", params)))
     # Job states that could not be saved to disk (a full disk), then their recovery.
     client.on_notification("window/showMessage", lambda params: events.put(Event("window/showMessage", params)))
     return events
@@ -344,6 +345,9 @@ class JobTracker(object):
         completed = []
         for method, params in events:
             if not isinstance(params, dict) or "jobId" not in params:
+                continue
+            if method == "job/removed":   # removeJob, replaceExisting or the server's retention
+                self.jobs.pop(params["jobId"], None)
                 continue
             info = self.jobs.get(params["jobId"])
             if info is None:  # a notification may arrive before addJob's response

@@ -375,6 +375,15 @@ def test_failed_job_is_tracked():
     check("fixture failure: expected" in info.error_text(), "error text %r" % info.error_text())
     equal(info.loaded, None, "nothing loaded for a failed job")
     equal(sess.tracker.counts()["failed"], 1, "failed counter")
+    # Removed by someone else than the panel (another client, the retention policy): the
+    # server's job/removed takes it off the list.
+    sess.client.remove_job(info.job_id)
+    deadline = time.monotonic() + WAIT
+    while info.job_id in sess.tracker.jobs and time.monotonic() < deadline:
+        ui.process_events(sess)
+        time.sleep(0.05)
+    check(info.job_id not in sess.tracker.jobs, "job/removed takes the job off the list")
+    equal(sess.tracker.counts()["failed"], 0, "failed counter after removal")
 
 
 def test_unsaved_job_states_are_shown_until_saved_again():

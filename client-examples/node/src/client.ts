@@ -63,6 +63,8 @@ import {
     InitializeResult,
     InitializedNotification,
     JobProgressNotification,
+    JobRemovedNotification,
+    JobRemovedParams,
     JobProgressParams,
     JobStateChangedNotification,
     JobStateChangedParams,
@@ -223,6 +225,7 @@ export class BlenderJobsClient {
     private readonly stateEmitter = new Emitter<JobStateChangedParams>();
     private readonly workDoneEmitter = new Emitter<WorkDoneProgressParams>();
     private readonly messageEmitter = new Emitter<ShowMessageParams>();
+    private readonly removedEmitter = new Emitter<JobRemovedParams>();
     /** Latest job/stateChanged per job, kept so no notification is lost to a race. */
     private readonly lastState = new Map<string, JobStateChangedParams>();
     /** Resting (final or INTERRUPTED) job/stateChanged per job (insertion-ordered, bounded). */
@@ -254,6 +257,11 @@ export class BlenderJobsClient {
     /** Fired for every LSP `$/progress` notification (jobs added with a `workDoneToken`). */
     get onWorkDoneProgress(): Event<WorkDoneProgressParams> {
         return this.workDoneEmitter.event;
+    }
+
+    /** Fired for every `job/removed` (removeJob, replaceExisting, retention): the job is gone. */
+    get onJobRemoved(): Event<JobRemovedParams> {
+        return this.removedEmitter.event;
     }
 
     /**
@@ -362,6 +370,13 @@ export class BlenderJobsClient {
         connection.onNotification(JobProgressNotification.type, (p) => this.progressEmitter.fire(p));
         connection.onNotification(JobStateChangedNotification.type, (p) => this.handleStateChanged(p));
         connection.onNotification(ShowMessageNotification.type, (p) => this.messageEmitter.fire(p));
+        connection.onNotification(JobRemovedNotification.type, (p) => {
+            // The server forgot the job: so does this client (a later waitForJob rejects with 1001).
+            this.restingStates.delete(p.jobId);
+            this.lastState.delete(p.jobId);
+            this.sessionJobs.delete(p.jobId);
+            this.removedEmitter.fire(p);
+        });
         // vscode-jsonrpc routes $/progress itself: tokens without a registered handler come here.
         connection.onUnhandledProgress((p) => this.workDoneEmitter.fire(p as WorkDoneProgressParams));
         // Server-initiated progress (not used by blender-jobs today): accept any token.
@@ -463,6 +478,7 @@ export class BlenderJobsClient {
         this.stateEmitter.dispose();
         this.workDoneEmitter.dispose();
         this.messageEmitter.dispose();
+        this.removedEmitter.dispose();
         return child.exitCode;
     }
 

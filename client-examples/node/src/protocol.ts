@@ -488,6 +488,13 @@ export interface ProgressParams<T> {
 
 export type WorkDoneProgressParams = ProgressParams<WorkDoneProgressValue>;
 
+/** `job/removed` (server → client): the job left the server; later requests about it get 1001. */
+export interface JobRemovedParams {
+    jobId: string;
+    /** REMOVED (removeJob), REPLACED (replaceExisting), RETENTION (--retain-jobs / --retain-days). */
+    reason: 'REMOVED' | 'REPLACED' | 'RETENTION';
+}
+
 /**
  * LSP `window/showMessage` (server → client). blender-jobs sends it when job states cannot be
  * saved to disk (`RECORDS_NOT_SAVED`, a warning) and when they are saved again
@@ -569,6 +576,9 @@ export namespace JobStateChangedNotification {
 /** LSP `$/progress` (server → client). */
 export namespace WorkDoneProgressNotification {
     export const type = new NotificationType<WorkDoneProgressParams>('$/progress');
+}
+export namespace JobRemovedNotification {
+    export const type = new NotificationType<JobRemovedParams>('job/removed');
 }
 /** LSP `window/showMessage` (server → client). */
 export namespace ShowMessageNotification {

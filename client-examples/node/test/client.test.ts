@@ -14,6 +14,7 @@ import {
     ErrorCodes,
     FAILURE_KINDS,
     JOB_STATES,
+    JobRemovedParams,
     JobStateChangedParams,
     RESTING_STATES,
     ShowMessageParams,
@@ -161,7 +162,13 @@ describe('blender-jobs client against the real server', () => {
         assert.match(final.error?.traceback ?? '', /fixture failure: expected/);
         await assert.rejects(client.getPythonData(added.jobId),
             rpcError(ErrorCodes.JobFailed, { errorKind: 'JOB_FAILED', failureKind: 'SCRIPT_ERROR', jobId: added.jobId }));
+        const removed = new Promise<JobRemovedParams>((resolve) => {
+            client.onJobRemoved((p) => { if (p.jobId === added.jobId) resolve(p); });
+        });
         assert.equal((await client.removeJob(added.jobId)).removed, true);
+        assert.deepEqual(await removed, { jobId: added.jobId, reason: 'REMOVED' });
+        // The client forgot the job's FAILED state with it: a wait says the job is unknown.
+        await assert.rejects(client.waitForJob(added.jobId, JOB_TIMEOUT), rpcError(ErrorCodes.JobNotFound));
     });
 
     test('onServerMessage reports job states that could not be saved, then their recovery', { timeout: JOB_TIMEOUT }, async () => {

@@ -298,9 +298,26 @@ class SharedServerTests(unittest.TestCase):
         listed = self.client.list_jobs(state="CANCELED", name="to-cancel")
         self.assertIn(job["jobId"], [j["jobId"] for j in listed["jobs"]])
         self.assertEqual(listed["count"], len(listed["jobs"]))
-        self.assertEqual(self.client.remove_job(job["jobId"]), {"jobId": job["jobId"], "removed": True})
+        removed = threading.Event()
+        reasons = []
+
+        def on_removed(params):
+            if params["jobId"] == job["jobId"]:
+                reasons.append(params["reason"])
+                removed.set()
+
+        self.client.on_job_removed(on_removed)
+        try:
+            self.assertEqual(self.client.remove_job(job["jobId"]), {"jobId": job["jobId"], "removed": True})
+            self.assertTrue(removed.wait(JOB_WAIT), "job/removed never arrived")
+        finally:
+            self.client.remove_notification_handler("job/removed", on_removed)
+        self.assertEqual(reasons, ["REMOVED"])
         with self.assertRaises(JobNotFound):
             self.client.get_progress(job["jobId"])
+        # The client forgot its CANCELED state with the job: a wait says it is unknown.
+        with self.assertRaises(JobNotFound):
+            self.client.wait_for_job(job["jobId"], JOB_WAIT)
 
     def test_wait_for_job_that_finished_before_the_wait(self):
         job, final = self.run_job(script_text="python_data = 1")

@@ -7,7 +7,7 @@ public interface JobEvents {
     void stateChanged(JobView job, JobState previous);
 
     /** The job left the table (removeJob, replaceExisting, retention); its files are to go. */
-    default void removed(String jobId) {
+    default void removed(String jobId, RemovalReason reason) {
     }
 
     /**

@@ -260,7 +260,7 @@ public final class JobManager implements WorkerEvents {
         for (Job other : new ArrayList<>(jobs.values())) {
             if (!name.equals(other.spec.name())) continue;
             if (other.state.isLive()) cancelOnLoop(other, "replaced by a new job with the same name");
-            forget(other);
+            forget(other, RemovalReason.REPLACED);
         }
     }
 
@@ -311,7 +311,7 @@ public final class JobManager implements WorkerEvents {
                         "Job " + jobId + " is " + job.state + "; cancel it (cancelJob) before removing it.",
                         stateData(job));
             }
-            forget(job);
+            forget(job, RemovalReason.REMOVED);
             return view(job);
         });
     }
@@ -529,14 +529,16 @@ public final class JobManager implements WorkerEvents {
      */
     private void enforceRetention() {
         if (retention.maxJobs() <= 0) return;
-        while (resting.size() > retention.maxJobs()) forget(resting.iterator().next());
+        while (resting.size() > retention.maxJobs()) forget(resting.iterator().next(), RemovalReason.RETENTION);
     }
 
     /** Drops resting jobs that ended longer than {@code retention.maxAge} ago (at open, then hourly). */
     private void pruneByAge() {
         if (retention.maxAge().isZero()) return;
         long cutoff = System.currentTimeMillis() - retention.maxAge().toMillis();
-        while (!resting.isEmpty() && resting.iterator().next().finishedAt < cutoff) forget(resting.iterator().next());
+        while (!resting.isEmpty() && resting.iterator().next().finishedAt < cutoff) {
+            forget(resting.iterator().next(), RemovalReason.RETENTION);
+        }
     }
 
     private void pruneByAgePeriodically() {
@@ -545,11 +547,11 @@ public final class JobManager implements WorkerEvents {
     }
 
     /** Takes a resting job out of the table; the store deletes its directory after its last write. */
-    private void forget(Job job) {
+    private void forget(Job job, RemovalReason reason) {
         jobs.remove(job.id);
         resting.remove(job);
         job.log.release();
-        events.removed(job.id);
+        events.removed(job.id, reason);
     }
 
     // ------------------------------------------------------------------ worker events (event loop)

@@ -7,6 +7,7 @@ import dev.blenderjobs.jobs.JobRecord;
 import dev.blenderjobs.jobs.JobSpec;
 import dev.blenderjobs.jobs.JobState;
 import dev.blenderjobs.jobs.JobView;
+import dev.blenderjobs.jobs.RemovalReason;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -54,7 +55,7 @@ public final class JobStore implements JobEvents, AutoCloseable {
     record StateChanged(JobView job, JobState previous) implements Event {
     }
 
-    record Removed(String jobId) implements Event {
+    record Removed(String jobId, RemovalReason reason) implements Event {
     }
 
     /** Sent by close(): what is queued before it is still committed. */
@@ -130,8 +131,8 @@ public final class JobStore implements JobEvents, AutoCloseable {
     }
 
     @Override
-    public void removed(String jobId) {
-        offer(new Removed(jobId));
+    public void removed(String jobId, RemovalReason reason) {
+        offer(new Removed(jobId, reason));
     }
 
     private void offer(Event event) {
@@ -193,7 +194,7 @@ public final class JobStore implements JobEvents, AutoCloseable {
                 downstream.stateChanged(s.job(), s.previous());
             } else if (e instanceof Removed r) {
                 files.deleteQuietly(r.jobId());
-                downstream.removed(r.jobId());
+                downstream.removed(r.jobId(), r.reason());
             }
         }
     }

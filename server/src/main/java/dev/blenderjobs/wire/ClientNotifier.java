@@ -3,7 +3,9 @@ package dev.blenderjobs.wire;
 import dev.blenderjobs.jobs.JobEvents;
 import dev.blenderjobs.jobs.JobState;
 import dev.blenderjobs.jobs.JobView;
+import dev.blenderjobs.jobs.RemovalReason;
 import dev.blenderjobs.wire.messages.Messages.JobProgressParams;
+import dev.blenderjobs.wire.messages.Messages.JobRemovedParams;
 import dev.blenderjobs.wire.messages.Messages.JobStateChangedParams;
 import dev.blenderjobs.wire.messages.Messages.ShowMessageParams;
 import dev.blenderjobs.wire.messages.Messages.WorkDoneProgressParams;
@@ -85,6 +87,16 @@ public final class ClientNotifier implements JobEvents, AutoCloseable {
             if (!job.state().isLive()) lastSent.remove(job.id());
             send(() -> client.stateChanged(params));
             workDoneState(job);
+        });
+    }
+
+    @Override
+    public void removed(String jobId, RemovalReason reason) {
+        JobRemovedParams params = new JobRemovedParams(jobId, reason.name());
+        submit(() -> {
+            pending.remove(jobId); // a resting job has no progress left to send: nothing is lost
+            lastSent.remove(jobId);
+            send(() -> client.jobRemoved(params));
         });
     }
 

@@ -1,6 +1,7 @@
 package dev.blenderjobs.wire;
 
 import dev.blenderjobs.wire.messages.Messages.JobProgressParams;
+import dev.blenderjobs.wire.messages.Messages.JobRemovedParams;
 import dev.blenderjobs.wire.messages.Messages.JobStateChangedParams;
 import dev.blenderjobs.wire.messages.Messages.ShowMessageParams;
 import dev.blenderjobs.wire.messages.Messages.WorkDoneProgressParams;
@@ -13,6 +14,10 @@ public interface JobClient {
 
     @JsonNotification("job/stateChanged")
     void stateChanged(JobStateChangedParams params);
+
+    /** The job left the server (removeJob, replaceExisting, retention): its id is no longer known. */
+    @JsonNotification("job/removed")
+    void jobRemoved(JobRemovedParams params);
 
     /** LSP's message to the user: here, job states that could not be saved to disk, and their recovery. */
     @JsonNotification("window/showMessage")

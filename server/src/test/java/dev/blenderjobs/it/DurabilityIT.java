@@ -279,6 +279,10 @@ class DurabilityIT {
             awaitGone(Path.of(state, "jobs", ids.get(0)));
             awaitGone(Path.of(state, "jobs", ids.get(1)));
             assertEquals(1001, a.callError("getJob", Json.jobId(ids.get(0))).getCode());
+            for (String pruned : ids.subList(0, 2)) {
+                assertEquals("RETENTION", a.awaitNotification(n -> n.method().equals("job/removed")
+                        && n.params().get("jobId").getAsString().equals(pruned), HANG_GUARD).params().get("reason").getAsString());
+            }
         }
         // Make one of the two look three days old, as a long-running project's would.
         Path record = Path.of(state, "jobs", ids.get(2), "job.json");
@@ -289,6 +293,10 @@ class DurabilityIT {
             assertEquals(1, b.initializeResult.getAsJsonObject("recoveredJobs").get("pruned").getAsInt());
             assertEquals(List.of(ids.get(3)), ids(b.callObject("listJobs", new JsonObject()).getAsJsonArray("jobs")));
             awaitGone(record.getParent());
+            // A client that kept the id from the earlier session hears of it too, after initialize.
+            assertEquals("RETENTION", b.awaitNotification(n -> n.method().equals("job/removed")
+                    && n.params().get("jobId").getAsString().equals(ids.get(2)), HANG_GUARD).params().get("reason").getAsString());
+            assertInitializeAnsweredBeforeAnyNotification(b);
         }
     }
 

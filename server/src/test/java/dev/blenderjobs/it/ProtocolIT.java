@@ -10,6 +10,7 @@ import org.junit.jupiter.api.Timeout;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.List;
 import java.util.concurrent.TimeUnit;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -167,6 +168,27 @@ class ProtocolIT {
         JsonObject removed = server.callObject("removeJob", Json.jobId(failing));
         assertTrue(removed.get("removed").getAsBoolean());
         assertEquals(1001, server.callError("getJob", Json.jobId(failing)).getCode());
+        assertEquals("REMOVED", server.awaitNotification(n -> n.method().equals("job/removed")
+                && n.params().get("jobId").getAsString().equals(failing), Duration.ofSeconds(10)).params()
+                .get("reason").getAsString());
+    }
+
+    @Test
+    void replaceExistingCancelsAndRemovesTheJobOfTheSameNameAndSaysSo() throws Exception {
+        String old = server.addJob(Json.of("name", "preview", "scriptText", "import time\ntime.sleep(30)"));
+        String other = server.addJob(Json.of("name", "other", "scriptText", "python_data = 1"));
+        String fresh = server.addJob(Json.of("name", "preview", "replaceExisting", true, "scriptText", "python_data = 2"));
+        assertEquals("COMPLETED", server.awaitFinal(fresh, Duration.ofSeconds(60)).get("state").getAsString());
+        assertEquals("COMPLETED", server.awaitFinal(other, Duration.ofSeconds(60)).get("state").getAsString());
+        assertEquals(1001, server.callError("getJob", Json.jobId(old)).getCode());
+        // The replaced job's end, then its removal, in that order.
+        List<String> told = server.notificationsFor(old).stream()
+                .filter(n -> !n.method().equals("job/progress"))
+                .map(n -> n.method().equals("job/removed") ? "removed:" + n.params().get("reason").getAsString()
+                        : n.params().get("state").getAsString())
+                .toList();
+        assertEquals("CANCELED", told.get(told.size() - 2), told.toString());
+        assertEquals("removed:REPLACED", told.get(told.size() - 1), told.toString());
     }
 
     @Test

@@ -202,6 +202,11 @@ final class ServerProcess implements AutoCloseable {
             record("$/progress", params);
         }
 
+        @JsonNotification("job/removed")
+        public void jobRemoved(JsonObject params) {
+            record("job/removed", params);
+        }
+
         @JsonNotification("window/showMessage")
         public void showMessage(JsonObject params) {
             record("window/showMessage", params);

@@ -475,7 +475,7 @@ class JobManagerTest {
         JobView removed = await(manager.remove(v.id()));
         assertEquals(v.id(), removed.id());
         assertEquals(JobState.COMPLETED, removed.state());
-        verify(events).removed(v.id()); // the job store deletes the directory (JobStoreTest)
+        verify(events).removed(v.id(), RemovalReason.REMOVED); // the job store deletes the directory (JobStoreTest)
         assertEquals(JobException.Reason.JOB_NOT_FOUND, failure(manager.get(v.id())).reason());
         assertEquals(JobException.Reason.JOB_NOT_FOUND, failure(manager.remove(v.id())).reason());
     }
@@ -499,7 +499,7 @@ class JobManagerTest {
         assertEquals(JobException.Reason.JOB_NOT_FOUND, failure(manager.get(old)).reason());
         assertEquals(JobState.ACTIVE, get(other).state());
         assertEquals(JobState.ACTIVE, get(fresh).state());
-        verify(events).removed(old); // the job store deletes its directory
+        verify(events).removed(old, RemovalReason.REPLACED); // the job store deletes its directory
     }
 
     @Test
@@ -726,9 +726,9 @@ class JobManagerTest {
         }
         assertEquals(List.of(running, finished.get(2), finished.get(3)),
                 await(m.list(Set.of())).stream().map(JobView::id).toList());
-        verify(events).removed(finished.get(0));
-        verify(events).removed(finished.get(1));
-        verify(events, never()).removed(running);
+        verify(events).removed(finished.get(0), RemovalReason.RETENTION);
+        verify(events).removed(finished.get(1), RemovalReason.RETENTION);
+        verify(events, never()).removed(eq(running), any());
     }
 
     @Test
@@ -745,7 +745,7 @@ class JobManagerTest {
         onLoop(() -> m.attemptFinished(longRunning, 1, succeeded(Path.of("x"))));
         assertEquals(List.of(longRunning, quickB), await(m.list(Set.of())).stream().map(JobView::id).toList(),
                 "the job that just finished is kept; the one that finished first goes");
-        verify(events).removed(quickA);
+        verify(events).removed(quickA, RemovalReason.RETENTION);
     }
 
     @Test
@@ -757,7 +757,7 @@ class JobManagerTest {
         JobManager m = reopened(new JobManager.Retention(0, java.time.Duration.ofDays(30)), false);
         assertEquals(1, lastOpened.pruned());
         assertEquals(List.of(recent), await(m.list(Set.of())).stream().map(JobView::id).toList());
-        verify(events).removed(old);
+        verify(events).removed(old, RemovalReason.RETENTION);
     }
 
     @Test
@@ -765,7 +765,7 @@ class JobManagerTest {
         String running = leftBehind("job-00000000000f", JobState.ACTIVE, System.currentTimeMillis(), 0);
         JobManager m = reopened(JobManager.Retention.UNLIMITED, false);
         assertEquals(running, await(m.remove(running)).id());
-        verify(events).removed(running);
+        verify(events).removed(running, RemovalReason.REMOVED);
     }
 
     @Test

@@ -8,6 +8,7 @@ import dev.blenderjobs.jobs.JobRecord;
 import dev.blenderjobs.jobs.JobSpec;
 import dev.blenderjobs.jobs.JobState;
 import dev.blenderjobs.jobs.JobView;
+import dev.blenderjobs.jobs.RemovalReason;
 import dev.blenderjobs.workers.JobLog;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -148,10 +149,10 @@ class JobStoreTest {
     void removedDeletesTheDirectoryAfterTheWritesBeforeIt() throws Exception {
         String id = prepared("job-000000000003");
         store.stateChanged(view(id, JobState.COMPLETED), JobState.ACTIVE);
-        store.removed(id);
+        store.removed(id, RemovalReason.REMOVED);
         store.close();
         assertFalse(Files.exists(files.dirOf(id)), "a record written after the delete would revive the job");
-        verify(downstream).removed(id);
+        verify(downstream).removed(id, RemovalReason.REMOVED);
     }
 
     @Test

@@ -8,6 +8,8 @@ import dev.blenderjobs.workers.JobLog;
 import dev.blenderjobs.wire.messages.Messages.JobProgressParams;
 import dev.blenderjobs.wire.messages.Messages.JobStateChangedParams;
 import dev.blenderjobs.wire.messages.Messages.ShowMessageParams;
+import dev.blenderjobs.wire.messages.Messages.JobRemovedParams;
+import dev.blenderjobs.jobs.RemovalReason;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -210,6 +212,15 @@ class ClientNotifierTest {
         } finally {
             n.close();
         }
+    }
+
+    @Test
+    void aRemovedJobIsAnnouncedWithItsReasonAfterItsLastState() {
+        notifier.stateChanged(view("job-r", JobState.COMPLETED, null), JobState.ACTIVE);
+        notifier.removed("job-r", RemovalReason.RETENTION);
+        InOrder order = inOrder(client);
+        order.verify(client, timeout(1000)).stateChanged(argThat(p -> p.jobId().equals("job-r")));
+        order.verify(client, timeout(1000)).jobRemoved(new JobRemovedParams("job-r", "RETENTION"));
     }
 
     @Test

@@ -100,6 +100,10 @@ public final class Messages {
         public static final int INFO = 3;
     }
 
+    /** Notification job/removed: reason is REMOVED, REPLACED or RETENTION. */
+    public record JobRemovedParams(String jobId, String reason) {
+    }
+
     /** LSP $/progress: a token and a WorkDoneProgressBegin/Report/End value. */
     public record WorkDoneProgressParams(com.google.gson.JsonElement token, WorkDoneProgressValue value) {
     }
