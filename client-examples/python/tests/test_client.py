@@ -156,7 +156,7 @@ class SharedServerTests(unittest.TestCase):
         for method in ("addJob", "getProgress", "getPythonData", "getDataBlocks", "getJob", "listJobs",
                        "cancelJob", "cancelAll", "resumeJob", "resumeAll", "removeJob", "getStats", "shutdown"):
             self.assertIn(method, caps["requests"])
-        self.assertEqual(set(caps["notifications"]), {"job/progress", "job/stateChanged", "$/progress"})
+        self.assertEqual(set(caps["notifications"]), {"job/progress", "job/stateChanged", "job/removed", "$/progress", "window/showMessage"})
         # The client's constants are exactly what the server announces.
         self.assertEqual(sorted(caps["jobStates"]), sorted(JOB_STATES))
         self.assertEqual(sorted(caps["failureKinds"]), sorted(FAILURE_KINDS))

@@ -52,7 +52,9 @@ public final class JobServerEndpoint {
     public static final List<String> REQUESTS = List.of("initialize", "shutdown", "addJob", "getProgress",
             "getPythonData", "getDataBlocks", "getJob", "listJobs", "cancelJob", "cancelAll", "resumeJob", "resumeAll",
             "removeJob", "getStats");
-    public static final List<String> NOTIFICATIONS = List.of("job/progress", "job/stateChanged", "$/progress");
+    /** Every notification the server sends (JobClient's methods); also the "notifications" capability. */
+    public static final List<String> NOTIFICATIONS = List.of("job/progress", "job/stateChanged", "job/removed",
+            "$/progress", "window/showMessage");
 
     /** What the endpoint reports in initialize and needs to exit. */
     public interface Host {

@@ -36,6 +36,10 @@ class ProtocolDocTest {
         assertEquals(inCode, documented, "protocol.md headings vs methods registered in the code");
         assertEquals(new TreeSet<>(JobServerEndpoint.REQUESTS), requestsOf(JobServerEndpoint.class),
                 "the initialize capability 'requests' must list every request");
+        Set<String> sent = new TreeSet<>();
+        collect(JobClient.class, sent);
+        assertEquals(sent, new TreeSet<>(JobServerEndpoint.NOTIFICATIONS),
+                "the initialize capability 'notifications' must list every notification the server sends");
     }
 
     private static void collect(Class<?> type, Set<String> names) {
