@@ -735,10 +735,8 @@ class BlenderJobsClient(object):
                 if deadline is not None and time.monotonic() >= deadline:
                     raise JobWaitTimeout(job_id, timeout)
                 raise
-            except JobNotFound:
-                raise
-            except BlenderJobsError:
-                # The server is shutting down (it refuses requests after shutdown) or has exited:
+            except (InvalidRequest, ShuttingDown, ServerExited):
+                # The server is shutting down (-32600 to requests after shutdown) or has exited:
                 # the job's INTERRUPTED notification, or the server's end, wakes the waiter.
                 progress = None
             if progress is not None and progress.get("state") in RESTING_STATES:
