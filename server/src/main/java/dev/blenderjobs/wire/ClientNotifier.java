@@ -92,12 +92,9 @@ public final class ClientNotifier implements JobEvents, AutoCloseable {
 
     @Override
     public void removed(String jobId, RemovalReason reason) {
+        // Only a resting job is removed: its last stateChanged already cleared its progress state.
         JobRemovedParams params = new JobRemovedParams(jobId, reason.name());
-        submit(() -> {
-            pending.remove(jobId); // a resting job has no progress left to send: nothing is lost
-            lastSent.remove(jobId);
-            send(() -> client.jobRemoved(params));
-        });
+        submit(() -> send(() -> client.jobRemoved(params)));
     }
 
     @Override

@@ -58,8 +58,8 @@ class BadInputIT {
             assertTrue(stdout.contains("\"id\":6,\"error\":{\"code\":-32602"), stdout);
             assertTrue(stdout.contains("\"id\":\"string-id\",\"error\":{\"code\":1001"), stdout);
             s.assertProtocolStreamClean();
-            String id = s.addJob(Json.of("scriptText", "python_data = {'still': 'working'}"));
-            assertEquals("COMPLETED", s.awaitFinal(id, Duration.ofSeconds(60)).get("state").getAsString());
+            assertEquals("COMPLETED", s.runToEnd(Json.of("scriptText", "python_data = {'still': 'working'}"),
+                    Duration.ofSeconds(60)).get("state").getAsString());
         }
     }
 
@@ -79,8 +79,8 @@ class BadInputIT {
             assertTrue(stdout.contains("Message of 2147483647 bytes exceeds the server"), stdout);
             assertTrue(s.stderr().contains("a new message starts inside it"), s.stderr());
             s.assertProtocolStreamClean();
-            String id = s.addJob(Json.of("scriptText", "python_data = {}"));
-            assertEquals("COMPLETED", s.awaitFinal(id, Duration.ofSeconds(60)).get("state").getAsString());
+            assertEquals("COMPLETED", s.runToEnd(Json.of("scriptText", "python_data = {}"), Duration.ofSeconds(60))
+                    .get("state").getAsString());
         }
     }
 
@@ -120,9 +120,8 @@ class BadInputIT {
             assertTrue(s.process.isAlive(), "server died during fuzzing (seed " + seed + ")");
             JsonObject stats = s.callObject("getStats", new JsonObject());
             assertTrue(stats.get("workers").getAsInt() == 1, stats.toString());
-            String id = s.addJob(Json.of("scriptText", "python_data = {'after': 'fuzz'}"));
-            assertEquals("COMPLETED", s.awaitFinal(id, Duration.ofSeconds(120)).get("state").getAsString(),
-                    "seed " + seed);
+            assertEquals("COMPLETED", s.runToEnd(Json.of("scriptText", "python_data = {'after': 'fuzz'}"),
+                    Duration.ofSeconds(120)).get("state").getAsString(), "seed " + seed);
             s.assertProtocolStreamClean();
         }
     }

@@ -177,8 +177,8 @@ class ProtocolIT {
     void replaceExistingCancelsAndRemovesTheJobOfTheSameNameAndSaysSo() throws Exception {
         String old = server.addJob(Json.of("name", "preview", "scriptText", "import time\ntime.sleep(30)"));
         String other = server.addJob(Json.of("name", "other", "scriptText", "python_data = 1"));
-        String fresh = server.addJob(Json.of("name", "preview", "replaceExisting", true, "scriptText", "python_data = 2"));
-        assertEquals("COMPLETED", server.awaitFinal(fresh, Duration.ofSeconds(60)).get("state").getAsString());
+        assertEquals("COMPLETED", server.runToEnd(Json.of("name", "preview", "replaceExisting", true,
+                "scriptText", "python_data = 2"), Duration.ofSeconds(60)).get("state").getAsString());
         assertEquals("COMPLETED", server.awaitFinal(other, Duration.ofSeconds(60)).get("state").getAsString());
         assertEquals(1001, server.callError("getJob", Json.jobId(old)).getCode());
         // The replaced job's end, then its removal, in that order.
