@@ -47,10 +47,10 @@ __all__ = [
     "ServerNotInitialized", "JobNotFound", "JobNotFinished", "JobFailed", "JobCanceled",
     "JobNotRemovable", "JobInterrupted", "JobNotResumable", "BlenderUnavailable", "ShuttingDown",
     "JobFilesUnavailable",
-    "FINAL_STATES", "RESTING_STATES", "JOB_STATES", "FAILURE_KINDS", "workspace_uri",
+    "FINAL_STATES", "RESTING_STATES", "JOB_STATES", "FAILURE_KINDS", "WORKER_STATES", "workspace_uri",
 ]
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 LOG = logging.getLogger("blender_jobs_client")
 
@@ -67,7 +67,9 @@ RESTING_STATES = FINAL_STATES | frozenset(("INTERRUPTED",))
 #: of the job: it is the kind of the error of an INTERRUPTED job.
 FAILURE_KINDS = ("SCRIPT_ERROR", "SCRIPT_EXITED", "TIMED_OUT", "BLENDER_CRASHED", "BLENDER_EXITED",
                  "RESULT_NOT_SERIALIZABLE", "RESULT_WRITE_FAILED", "SETUP_FAILED", "WORKER_START_FAILED",
-                 "WORKER_ERROR", "INTERRUPTED")
+                 "WORKER_ERROR", "PROTOCOL_VIOLATION", "INTERRUPTED")
+#: Every ``getStats.workerDetails[].state`` (protocol.md, getStats).
+WORKER_STATES = ("STARTING", "IDLE", "BUSY", "WAITING_TO_RESTART", "SHUT_DOWN")
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _DEFAULT_JAR = os.path.normpath(os.path.join(_HERE, "..", "..", "server", "target", "blender-jobs-server.jar"))
@@ -586,11 +588,12 @@ class BlenderJobsClient(object):
 
     def add_job(self, script=None, script_text=None, name=None, timeout=None, passed_data=None,
                 passed_data_blocks=None, blend_file=None, max_attempts=None, isolation=None,
-                replace_existing=None, request_timeout=None, **extra):
+                replace_existing=None, priority=None, request_timeout=None, **extra):
         """Queues a job; give exactly one of ``script`` (path of a .py file) and ``script_text``.
         ``timeout`` is the job's run-time limit in seconds (0 = none); ``passed_data`` a dict whose
         keys become globals of the script; ``passed_data_blocks`` {"library": path, "names":
-        {"objects": [...]}}; ``blend_file`` a .blend the job runs in (a private copy of it).
+        {"objects": [...]}}; ``blend_file`` a .blend the job runs in (a private copy of it);
+        ``priority`` an integer (default 0): a waiting job with a higher one starts first.
         Returns {jobId, name, state, attempt}. Other protocol fields can be given as keywords in
         camelCase."""
         params = {}
@@ -608,7 +611,7 @@ class BlenderJobsClient(object):
         for key, value in (("name", name), ("timeout", timeout), ("passedData", passed_data),
                            ("passedDataBlocks", passed_data_blocks), ("blendFile", blend_file),
                            ("maxAttempts", max_attempts), ("isolation", isolation),
-                           ("replaceExisting", replace_existing)):
+                           ("replaceExisting", replace_existing), ("priority", priority)):
             if value is not None:
                 params[key] = value
         params.update(extra)

@@ -19,7 +19,7 @@ deadline = time.time() + 30
 while time.time() < deadline:
     try:
         with open(record) as f:
-            active = json.load(f)["state"] == "ACTIVE"
+            active = json.load(f)["job"]["state"] == "ACTIVE"
     except ValueError:
         active = False
     if active and not os.path.lexists(tmp):

@@ -52,13 +52,15 @@ export type FailureKind =
     | 'SETUP_FAILED'
     | 'WORKER_START_FAILED'
     | 'WORKER_ERROR'
+    /** The worker broke the server's channel while running the job (the script may have caused it). */
+    | 'PROTOCOL_VIOLATION'
     /** Not a failure of the job: the kind of an INTERRUPTED job's error. */
     | 'INTERRUPTED';
 
 /** Every failure kind (protocol.md §5), as `initialize.capabilities.failureKinds` lists them. */
 export const FAILURE_KINDS: readonly FailureKind[] = [
     'SCRIPT_ERROR', 'SCRIPT_EXITED', 'TIMED_OUT', 'BLENDER_CRASHED', 'BLENDER_EXITED', 'RESULT_NOT_SERIALIZABLE',
-    'RESULT_WRITE_FAILED', 'SETUP_FAILED', 'WORKER_START_FAILED', 'WORKER_ERROR', 'INTERRUPTED',
+    'RESULT_WRITE_FAILED', 'SETUP_FAILED', 'WORKER_START_FAILED', 'WORKER_ERROR', 'PROTOCOL_VIOLATION', 'INTERRUPTED',
 ];
 
 export type Isolation = 'worker' | 'process';
@@ -249,6 +251,8 @@ export interface AddJobParams {
     /** 1 … 100, default 1. */
     maxAttempts?: number;
     isolation?: Isolation;
+    /** -1000000 … 1000000, default 0: a waiting job with a higher priority starts first. */
+    priority?: number;
     /** Needs `name`: cancels and removes every job with the same name first. */
     replaceExisting?: boolean;
     /** LSP work-done token: the server reports the job as `$/progress` with this token. */
@@ -308,17 +312,28 @@ export interface JobTiming {
     collectMs: number;
 }
 
-export interface GetJobResult {
-    jobId: string;
+/** The job's options as `addJob` took them: the first fields of `getJob` and of `listJobs` entries. */
+export interface JobOptions {
     name?: string;
     /** The script path, or `"<scriptText>"`. */
     script: string;
+    /** Seconds per attempt; 0 = none. */
+    timeout: number;
+    maxAttempts: number;
+    isolation: Isolation;
+    priority: number;
+    /** The client's library path and names, as given (a label: the job uses a private copy). */
+    passedDataBlocks?: PassedDataBlocks;
+    /** The client's .blend path, as given (a label: the job uses a private copy). */
+    blendFile?: string;
+}
+
+export interface GetJobResult extends JobOptions {
+    jobId: string;
     state: JobState;
     progress: number;
     progressMessage?: string;
     attempt: number;
-    maxAttempts: number;
-    timeout: number;
     createdAt: number;
     startedAt?: number;
     finishedAt?: number;
@@ -342,14 +357,16 @@ export interface ListJobsParams {
     name?: string;
 }
 
-export interface JobSummary {
+export interface JobSummary extends JobOptions {
     jobId: string;
-    name?: string;
     state: JobState;
     progress: number;
+    progressMessage?: string;
     attempt: number;
     createdAt: number;
+    startedAt?: number;
     finishedAt?: number;
+    elapsedMs: number;
     errorKind?: FailureKind;
 }
 
@@ -403,7 +420,7 @@ export interface RemoveJobResult {
 /** `getStats` ignores its params. */
 export type GetStatsParams = Record<string, never>;
 
-export type WorkerState = 'STARTING' | 'IDLE' | 'BUSY' | 'STOPPING' | 'WAITING_TO_RESTART' | 'SHUT_DOWN';
+export type WorkerState = 'STARTING' | 'IDLE' | 'BUSY' | 'WAITING_TO_RESTART' | 'SHUT_DOWN';
 
 export interface WorkerDetails {
     worker: string;
@@ -423,6 +440,8 @@ export interface GetStatsResult {
     canceled: number;
     interrupted: number;
     total: number;
+    /** Where workers run: "local"; absent when no Blender is available. */
+    executor?: string;
     workers: number;
     freeWorkers: number;
     busyWorkers: number;

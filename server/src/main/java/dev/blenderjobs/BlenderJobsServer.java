@@ -1,6 +1,8 @@
 package dev.blenderjobs;
 
 import dev.blenderjobs.concurrent.EventLoop;
+import dev.blenderjobs.concurrent.Threads;
+import dev.blenderjobs.io.PrivateFiles;
 import dev.blenderjobs.config.BlenderInstallation;
 import dev.blenderjobs.config.BlenderLocator;
 import dev.blenderjobs.config.ServerConfig;
@@ -19,7 +21,8 @@ import dev.blenderjobs.wire.messages.Messages.InitializeResult;
 import dev.blenderjobs.wire.messages.Messages.RecoveredJobs;
 import dev.blenderjobs.wire.messages.Messages.ServerInfo;
 import dev.blenderjobs.workers.WorkerPool;
-import dev.blenderjobs.workers.WorkerProcess;
+import dev.blenderjobs.workers.local.BlenderCommand;
+import dev.blenderjobs.workers.local.LocalLauncher;
 import org.eclipse.lsp4j.jsonrpc.Launcher;
 
 import java.io.IOException;
@@ -45,7 +48,7 @@ import java.util.logging.Logger;
  */
 public final class BlenderJobsServer implements JobServerEndpoint.Host {
     public static final String NAME = "blender-jobs";
-    public static final String VERSION = "0.1.0";
+    public static final String VERSION = "0.2.0";
     private static final Logger LOG = Logger.getLogger(BlenderJobsServer.class.getName());
 
     private final ServerConfig config;
@@ -74,14 +77,14 @@ public final class BlenderJobsServer implements JobServerEndpoint.Host {
     /** Serves until the client sends exit or closes stdin; returns the process exit code. */
     public int run(InputStream in, OutputStream out) throws IOException {
         if (config.stateDir().isPresent()) explicitStateDir = StateDirectory.explicit(config.stateDir().get());
-        scratchDir = JobFiles.createPrivateTempDirectory("blender-jobs-workers-");
+        scratchDir = PrivateFiles.createPrivateTempDirectory("blender-jobs-workers-");
         blender = BlenderLocator.forThisMachine().locate(config.blenderPath());
         blender.installation().ifPresentOrElse(
                 b -> LOG.info("Blender " + b.version() + " at " + b.executable()),
                 () -> LOG.warning(blender.problem()));
 
         loop = new EventLoop("job-loop");
-        io = Executors.newFixedThreadPool(Math.max(2, config.workers()), daemon("request-io"));
+        io = Executors.newFixedThreadPool(Math.max(2, config.workers()), Threads.daemon("request-io"));
         notifier = new ClientNotifier(config.progressInterval());
         notifier.hold(); // LSP: nothing before the initialize answer; a --resume may start jobs sooner
         store = new JobStore(notifier);
@@ -89,15 +92,16 @@ public final class BlenderJobsServer implements JobServerEndpoint.Host {
                 new JobManager.Retention(config.retainJobs(), Duration.ofDays(config.retainDays())));
         if (blender.installation().isPresent()) {
             Path runtime = RuntimeScript.install(scratchDir.resolve("runtime"));
-            WorkerProcess.Launch launch = new WorkerProcess.Launch(blender.installation().get().executable(), runtime,
-                    config.workerStartTimeout(), config.progressInterval().dividedBy(2), Duration.ofSeconds(3));
+            LocalLauncher launcher = new LocalLauncher(new BlenderCommand(blender.installation().get().executable(),
+                    runtime, config.progressInterval().dividedBy(2)), scratchDir.resolve("workers"),
+                    config.workerStartTimeout(), Duration.ofSeconds(3), Duration.ofSeconds(10));
             pool = new WorkerPool(new WorkerPool.Settings(config.workers(), config.maxJobsPerWorker(),
-                    config.maxWorkerMemoryMb(), scratchDir.resolve("workers"), launch), loop, jobs);
+                    config.maxWorkerMemoryMb(), Duration.ofMillis(500)), launcher, loop, jobs);
         }
         jobs.attach(pool, store);
 
-        JobServerEndpoint endpoint = new JobServerEndpoint(jobs, io, this, config.maxMessageBytes());
-        ExecutorService rpc = Executors.newCachedThreadPool(daemon("jsonrpc"));
+        JobServerEndpoint endpoint = new JobServerEndpoint(jobs, io, this, notifier, config.maxMessageBytes());
+        ExecutorService rpc = Executors.newCachedThreadPool(Threads.daemon("jsonrpc"));
         Launcher<JobClient> launcher = WireLauncher.create(endpoint, in, out, config.maxMessageBytes(), rpc,
                 notifier::open);
         notifier.connect(launcher.getRemoteProxy());
@@ -205,19 +209,10 @@ public final class BlenderJobsServer implements JobServerEndpoint.Host {
         if (dir != null) dir.close();
         if (scratchDir != null) {
             try {
-                JobFiles.deleteRecursively(scratchDir);
+                PrivateFiles.deleteRecursively(scratchDir);
             } catch (IOException e) {
                 LOG.log(Level.FINE, "could not delete " + scratchDir, e);
             }
         }
-    }
-
-    private static java.util.concurrent.ThreadFactory daemon(String name) {
-        java.util.concurrent.atomic.AtomicInteger n = new java.util.concurrent.atomic.AtomicInteger();
-        return r -> {
-            Thread t = new Thread(r, name + "-" + n.incrementAndGet());
-            t.setDaemon(true);
-            return t;
-        };
     }
 }

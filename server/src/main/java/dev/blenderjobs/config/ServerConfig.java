@@ -2,6 +2,8 @@ package dev.blenderjobs.config;
 
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.Locale;
+import java.util.Map;
 import java.util.Optional;
 
 /**
@@ -54,8 +56,22 @@ public record ServerConfig(
     /** Defaults used by tests and by {@code Main} when a flag is absent. */
     public static ServerConfig defaults() {
         return new ServerConfig(Optional.empty(), Runtime.getRuntime().availableProcessors(), 200, 2048,
-                Optional.empty(), dev.blenderjobs.store.StateDirectory.defaultDataHome(System.getenv(),
+                Optional.empty(), defaultDataHome(System.getenv(),
                         System.getProperty("os.name"), Path.of(System.getProperty("user.home"))),
                 false, 10_000, 30, Duration.ofMillis(20), Duration.ofSeconds(60), 64L * 1024 * 1024, 100);
+    }
+
+    /** Where per-user data goes on this OS ($XDG_DATA_HOME or ~/.local/share on Linux). */
+    public static Path defaultDataHome(Map<String, String> env, String osName, Path userHome) {
+        String os = osName.toLowerCase(Locale.ROOT);
+        if (os.contains("win")) {
+            String local = env.get("LOCALAPPDATA");
+            if (local != null && !local.isBlank()) return Path.of(local);
+            return userHome.resolve("AppData").resolve("Local");
+        }
+        if (os.contains("mac")) return userHome.resolve("Library").resolve("Application Support");
+        String xdg = env.get("XDG_DATA_HOME");
+        if (xdg != null && Path.of(xdg).isAbsolute()) return Path.of(xdg);
+        return userHome.resolve(".local").resolve("share");
     }
 }

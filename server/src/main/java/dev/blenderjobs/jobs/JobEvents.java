@@ -1,10 +1,15 @@
 package dev.blenderjobs.jobs;
 
+import dev.blenderjobs.model.Job;
+import dev.blenderjobs.model.JobState;
+import dev.blenderjobs.model.RemovalReason;
+
 /** What the job manager announces; called on the event loop, implementations must not block. */
 public interface JobEvents {
     void progress(String jobId, double progress, String message, long reportedAtMillis);
 
-    void stateChanged(JobView job, JobState previous);
+    /** The job's new state; {@code previous} is null for a job just added. */
+    void stateChanged(Job job, JobState previous);
 
     /** The job left the table (removeJob, replaceExisting, retention); its files are to go. */
     default void removed(String jobId, RemovalReason reason) {
@@ -29,7 +34,7 @@ public interface JobEvents {
         }
 
         @Override
-        public void stateChanged(JobView job, JobState previous) {
+        public void stateChanged(Job job, JobState previous) {
         }
     };
 }

@@ -5,7 +5,7 @@ public final class JobException extends RuntimeException {
 
     /** Stable reasons; protocol.md lists their codes. */
     public enum Reason { JOB_NOT_FOUND, JOB_NOT_FINISHED, JOB_FAILED, JOB_CANCELED, JOB_NOT_REMOVABLE,
-        BLENDER_UNAVAILABLE, SHUTTING_DOWN, JOB_FILES_UNAVAILABLE, JOB_INTERRUPTED, JOB_NOT_RESUMABLE }
+        BLENDER_UNAVAILABLE, SHUTTING_DOWN, JOB_FILES_UNAVAILABLE, JOB_INTERRUPTED, JOB_NOT_RESUMABLE, RESULT_DAMAGED }
 
     private final Reason reason;
     private final transient Object data;

@@ -1,39 +1,44 @@
 package dev.blenderjobs.jobs;
 
 import com.google.gson.JsonObject;
+import dev.blenderjobs.channel.ToWorker;
 import dev.blenderjobs.concurrent.EventLoop;
+import dev.blenderjobs.model.FailureKind;
+import dev.blenderjobs.model.Job;
+import dev.blenderjobs.model.JobFailure;
+import dev.blenderjobs.model.JobRequest;
+import dev.blenderjobs.model.JobResult;
+import dev.blenderjobs.model.JobSpec;
+import dev.blenderjobs.model.JobState;
+import dev.blenderjobs.model.RemovalReason;
 import dev.blenderjobs.workers.AttemptOutcome;
 import dev.blenderjobs.workers.JobLog;
-import dev.blenderjobs.workers.RunRequest;
 import dev.blenderjobs.workers.WorkerEvents;
 import dev.blenderjobs.workers.WorkerPool;
 
 import java.io.IOException;
-import java.nio.file.Path;
 import java.security.SecureRandom;
 import java.time.Duration;
-import java.util.ArrayDeque;
 import java.util.ArrayList;
+import java.util.Comparator;
 import java.util.HexFormat;
 import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
-import java.util.Comparator;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.TimeUnit;
-import java.util.logging.Level;
 import java.util.logging.Logger;
 
 /**
- * The job table and the FIFO queue: the single owner of every job's state. All state lives on
- * the {@link EventLoop}; public methods may be called from any thread and return futures.
- * It decides what a worker runs next, when an attempt has failed for good, and what the
- * client is told ({@link JobEvents}); the {@link WorkerPool} runs the attempts. A job store
- * listening to the events makes every state change durable; {@link #open} takes back what an
- * earlier server left, and the retention policy bounds how many finished jobs are kept.
+ * The job table and the queue: the single owner of every job's state. All state lives on the
+ * {@link EventLoop}; public methods may be called from any thread and return futures. It
+ * decides what a worker runs next, when an attempt has failed for good, and what the client is
+ * told ({@link JobEvents}); the {@link WorkerPool} runs the attempts. A job store listening to
+ * the events makes every state change durable; {@link #open} takes back what an earlier server
+ * left, and the retention policy bounds how many finished jobs are kept.
  */
 public final class JobManager implements WorkerEvents {
     private static final Logger LOG = Logger.getLogger(JobManager.class.getName());
@@ -41,7 +46,8 @@ public final class JobManager implements WorkerEvents {
 
     /** Counters of the add-on's UI panel, and more. */
     public record Stats(int queued, int active, int completed, int failed, int canceled, int interrupted,
-                        int total, int workers, int idleWorkers, int busyWorkers, List<JsonObject> workerDetails) {
+                        int total, String executor, int workers, int freeWorkers, int busyWorkers,
+                        List<WorkerPool.SlotView> workerDetails) {
     }
 
     /**
@@ -55,42 +61,58 @@ public final class JobManager implements WorkerEvents {
     /**
      * A job an earlier server left in the state directory.
      *
-     * @param spec what it runs with, for jobs that can be resumed; null for finished ones
+     * @param resumable whether its inputs are all there, so that it can run again
      */
-    public record Recovered(JobRecord record, JobSpec spec, JobFiles.Inputs inputs) {
+    public record Recovered(Job job, boolean resumable) {
     }
 
     /** What {@link #open} found: jobs listed, of them interrupted, resumed at once, and pruned. */
     public record Opened(int jobs, int interrupted, int resumed, int pruned) {
     }
 
+    /**
+     * A job's snapshot with its live log: the log is shared (written by a worker's output
+     * drainer), so reading its tail belongs off the event loop.
+     */
+    public record Inspection(Job job, JobLog log) {
+    }
+
     /** Mutable state of one job; touched only on the event loop. */
-    private static final class Job {
+    private static final class Entry {
         final String id;
         final JobSpec spec;
-        final JobFiles.Inputs inputs;
+        final long createdAt;
         /** Replaced when an interrupted job is resumed: a released log takes no more output. */
         JobLog log;
-        final long createdAt;
         JobState state = JobState.QUEUED;
         double progress;
         String progressMessage;
         int attempt;
         long startedAt;
-        long attemptStartedAt;
         long finishedAt;
         long workerPid = -1;
-        JobFailure failure;
-        final List<JobFailure> earlierFailures = new ArrayList<>();
-        AttemptOutcome.Succeeded result;
+        JobFailure error;
+        final List<JobFailure> earlierErrors = new ArrayList<>();
+        JobResult result;
         ScheduledFuture<?> timeoutTask;
+        /** Its place in the line, kept for a retry. */
+        long place;
 
-        Job(String id, JobSpec spec, JobFiles.Inputs inputs, JobLog log, long createdAt) {
+        Entry(String id, JobSpec spec, JobLog log, long createdAt) {
             this.id = id;
             this.spec = spec;
-            this.inputs = inputs;
             this.log = log;
             this.createdAt = createdAt;
+        }
+
+        Job snapshot() {
+            return snapshot(state.carriesError() ? error : null);
+        }
+
+        /** A snapshot showing {@code failure} as the job's error (e.g. the attempt a retry follows). */
+        Job snapshot(JobFailure failure) {
+            return new Job(id, spec, state, progress, progressMessage, attempt, createdAt, startedAt, finishedAt,
+                    failure, earlierErrors, workerPid, result);
         }
     }
 
@@ -102,10 +124,10 @@ public final class JobManager implements WorkerEvents {
     private volatile JobFiles files;
     private JobEvents events = JobEvents.NONE;
     private WorkerPool pool;
-    private final Map<String, Job> jobs = new LinkedHashMap<>();
-    private final ArrayDeque<Job> queue = new ArrayDeque<>();
+    private final Map<String, Entry> jobs = new LinkedHashMap<>();
+    private final JobQueue<Entry> queue = new JobQueue<>(e -> e.spec.priority());
     /** Finished and interrupted jobs, in the order they came to rest: retention drops from the head. */
-    private final LinkedHashSet<Job> resting = new LinkedHashSet<>();
+    private final LinkedHashSet<Entry> resting = new LinkedHashSet<>();
     private boolean shuttingDown;
 
     /**
@@ -124,6 +146,11 @@ public final class JobManager implements WorkerEvents {
         this.events = events;
     }
 
+    /** The state directory's layout, once {@link #open} has run; null before. */
+    public JobFiles files() {
+        return files;
+    }
+
     // ------------------------------------------------------------------ requests
 
     /**
@@ -137,21 +164,21 @@ public final class JobManager implements WorkerEvents {
             if (this.files != null) throw new IllegalStateException("the state directory is already open");
             this.files = files;
             List<Recovered> ordered = new ArrayList<>(recovered);
-            ordered.sort(Comparator.comparingLong(r -> r.record().createdAt()));
+            ordered.sort(Comparator.comparingLong(r -> r.job().createdAt()));
             int interrupted = 0;
             for (Recovered r : ordered) {
-                Job job = restore(r);
+                Entry job = restore(r);
                 jobs.put(job.id, job);
-                JobState recorded = r.record().state();
+                JobState recorded = r.job().state();
                 if (job.state.isLive()) {
                     // The server that ran it died without saying so: it is interrupted now.
                     job.state = JobState.INTERRUPTED;
                     job.finishedAt = System.currentTimeMillis();
-                    job.failure = interruption(job, recorded, "the server that ran it stopped unexpectedly (it was "
+                    job.error = interruption(job, recorded, "the server that ran it stopped unexpectedly (it was "
                             + "killed or crashed)");
                 }
                 // Told to the client (after the initialize answer) and written to the record.
-                if (job.state != recorded) events.stateChanged(view(job), recorded);
+                if (job.state != recorded) events.stateChanged(job.snapshot(), recorded);
                 if (job.state == JobState.INTERRUPTED) interrupted++;
             }
             jobs.values().stream().sorted(Comparator.comparingLong(j -> j.finishedAt)).forEach(resting::add);
@@ -161,7 +188,7 @@ public final class JobManager implements WorkerEvents {
             int pruned = before - jobs.size();
             int resumed = 0;
             if (resume) {
-                for (Job job : new ArrayList<>(jobs.values())) {
+                for (Entry job : new ArrayList<>(jobs.values())) {
                     if (job.state == JobState.INTERRUPTED && blenderProblem == null) {
                         requeue(job);
                         resumed++;
@@ -175,80 +202,67 @@ public final class JobManager implements WorkerEvents {
     }
 
     /** A job of the table, rebuilt from its record (on the loop). */
-    private Job restore(Recovered r) {
-        JobRecord rec = r.record();
-        JobSpec spec = r.spec() != null ? r.spec() : new JobSpec(rec.name(),
-                "<scriptText>".equals(rec.script()) || rec.script() == null ? null : Path.of(rec.script()), "",
-                rec.timeoutSeconds(), new JsonObject(), null, null, null, Math.max(1, rec.maxAttempts()), false, false,
-                null);
-        JobLog log = JobLog.committedOnRelease(files.logOf(rec.id()), logTailLines);
+    private Entry restore(Recovered r) {
+        Job rec = r.job();
+        JobLog log = JobLog.committedOnRelease(files.logOf(rec.jobId()), logTailLines);
         log.release(); // a recovered job's tail is read back from its log file
-        Job job = new Job(rec.id(), spec, r.inputs(), log, rec.createdAt());
+        Entry job = new Entry(rec.jobId(), rec.spec(), log, rec.createdAt());
         job.state = rec.state();
         job.progress = rec.progress();
         job.progressMessage = rec.progressMessage();
         job.attempt = rec.attempt();
         job.startedAt = rec.startedAt();
         job.finishedAt = rec.finishedAt();
-        job.failure = rec.failure();
-        if (rec.earlierFailures() != null) job.earlierFailures.addAll(rec.earlierFailures());
-        if (rec.state() == JobState.COMPLETED) {
-            JsonObject blocks = rec.dataBlocks();
-            if (blocks != null && blocks.has("library")) {
-                // Where the library is now, should the state directory have moved.
-                blocks = blocks.deepCopy();
-                blocks.addProperty("library", files.resultDirOf(rec.id()).resolve("data_blocks.blend").toString());
-            }
-            job.result = new AttemptOutcome.Succeeded(files.pythonDataOf(rec.id()),
-                    rec.pythonDataBytes() == null ? 0 : rec.pythonDataBytes(), blocks, rec.timing(), -1);
-        }
-        if (r.spec() == null && !rec.state().isFinal()) {
+        job.workerPid = rec.workerPid();
+        job.error = rec.error();
+        job.earlierErrors.addAll(rec.earlierErrors());
+        job.result = rec.state() == JobState.COMPLETED ? rec.result() : null;
+        if (!r.resumable() && !rec.state().isFinal()) {
             // Its inputs are gone or unreadable: it can never run again, so it is not left
             // waiting for a resume that would fail.
             job.state = JobState.FAILED;
             if (job.finishedAt == 0) job.finishedAt = System.currentTimeMillis();
-            job.failure = new JobFailure(FailureKind.INTERRUPTED, "The job was interrupted when its server stopped, "
-                    + "and its inputs (spec.json, script.py) could not be read back, so it cannot be resumed; add it "
-                    + "again.", rec.attempt(), null, null, List.of());
+            job.error = JobFailure.of(FailureKind.INTERRUPTED, "The job was interrupted when its server stopped, "
+                    + "and its inputs (script.py, input/) could not be read back, so it cannot be resumed; add it "
+                    + "again.", rec.attempt());
         }
         return job;
     }
 
     /**
-     * Adds a job. Copies its inputs into a private directory and writes its first record on
-     * the calling thread (so call it off the protocol reader thread), then queues it on the
-     * loop: by the time the client has a job id, a restart cannot lose the job.
+     * Adds a job. Writes its inputs into a private directory and its first record on the
+     * calling thread (so call it off the protocol reader thread), then queues it on the loop:
+     * by the time the client has a job id, a restart cannot lose the job.
+     *
+     * @param id a fresh id from {@link #newJobId()}
      */
-    public CompletableFuture<JobView> submit(JobSpec spec) {
+    public CompletableFuture<Job> submit(String id, JobRequest request) {
         if (blenderProblem != null) {
             return CompletableFuture.failedFuture(new JobException(JobException.Reason.BLENDER_UNAVAILABLE,
                     "Cannot run jobs: " + blenderProblem, null));
         }
         JobFiles files = this.files;
         if (files == null) throw new IllegalStateException("submit before open: the endpoint must wait for initialize");
-        String id = newJobId();
-        long createdAt = System.currentTimeMillis();
-        JobFiles.Inputs inputs;
+        Entry job = new Entry(id, request.spec(), JobLog.committedOnRelease(files.logOf(id), logTailLines),
+                System.currentTimeMillis());
         try {
-            inputs = files.prepare(id, spec, createdAt);
-        } catch (IOException e) {
+            files.prepare(request, job.snapshot());
+        } catch (IOException | RuntimeException e) {
             files.deleteQuietly(id);
             return CompletableFuture.failedFuture(new JobException(JobException.Reason.JOB_FILES_UNAVAILABLE,
                     "Could not prepare the job's private files: " + e + ". Check that the state directory is "
-                            + "writable and the disk is not full.", null));
+                            + "writable and the disk is not full (state directory: " + files.stateDir() + ").", null));
         }
-        JobLog log = JobLog.committedOnRelease(files.logOf(id), logTailLines);
-        CompletableFuture<JobView> added = loop.call(() -> {
+        CompletableFuture<Job> added = loop.call(() -> {
             if (shuttingDown) {
                 throw new JobException(JobException.Reason.SHUTTING_DOWN, "The server is shutting down.", null);
             }
-            if (spec.replaceExisting() && spec.name() != null) replaceNamed(spec.name());
-            Job job = new Job(id, spec, inputs, log, createdAt);
+            if (request.replaceExisting()) replaceNamed(request.spec().name());
             jobs.put(id, job);
-            queue.addLast(job);
-            events.stateChanged(view(job), null);
+            job.place = queue.add(job);
+            events.stateChanged(job.snapshot(), null);
             dispatch();
-            return view(job);
+            return job.snapshot();
         });
         added.whenComplete((v, e) -> {
             if (e != null) files.deleteQuietly(id);
@@ -257,34 +271,42 @@ public final class JobManager implements WorkerEvents {
     }
 
     private void replaceNamed(String name) {
-        for (Job other : new ArrayList<>(jobs.values())) {
+        for (Entry other : new ArrayList<>(jobs.values())) {
             if (!name.equals(other.spec.name())) continue;
             if (other.state.isLive()) cancelOnLoop(other, "replaced by a new job with the same name");
             forget(other, RemovalReason.REPLACED);
         }
     }
 
-    public CompletableFuture<JobView> get(String jobId) {
-        return loop.call(() -> view(find(jobId)));
+    public CompletableFuture<Job> get(String jobId) {
+        return loop.call(() -> find(jobId).snapshot());
     }
 
-    public CompletableFuture<List<JobView>> list(Set<JobState> states) {
+    public CompletableFuture<Inspection> inspect(String jobId) {
         return loop.call(() -> {
-            List<JobView> out = new ArrayList<>();
-            for (Job j : jobs.values()) {
-                if (states.isEmpty() || states.contains(j.state)) out.add(view(j));
+            Entry job = find(jobId);
+            return new Inspection(job.snapshot(), job.log);
+        });
+    }
+
+    /** Jobs in the given states (all when empty), in the order they were added. */
+    public CompletableFuture<List<Job>> list(Set<JobState> states) {
+        return loop.call(() -> {
+            List<Job> out = new ArrayList<>();
+            for (Entry j : jobs.values()) {
+                if (states.isEmpty() || states.contains(j.state)) out.add(j.snapshot());
             }
             return out;
         });
     }
 
-    /** Cancels a queued, active or interrupted job; returns its view and the state it had before. */
-    public CompletableFuture<Map.Entry<JobView, JobState>> cancel(String jobId) {
+    /** Cancels a queued, active or interrupted job; returns its snapshot and the state it had before. */
+    public CompletableFuture<Map.Entry<Job, JobState>> cancel(String jobId) {
         return loop.call(() -> {
-            Job job = find(jobId);
+            Entry job = find(jobId);
             JobState before = job.state;
             if (!before.isFinal()) cancelOnLoop(job, "canceled by the client");
-            return Map.entry(view(job), before);
+            return Map.entry(job.snapshot(), before);
         });
     }
 
@@ -292,7 +314,7 @@ public final class JobManager implements WorkerEvents {
     public CompletableFuture<Integer> cancelAll() {
         return loop.call(() -> {
             int n = 0;
-            for (Job job : new ArrayList<>(jobs.values())) {
+            for (Entry job : new ArrayList<>(jobs.values())) {
                 if (!job.state.isFinal()) {
                     cancelOnLoop(job, "canceled by cancelAll");
                     n++;
@@ -303,23 +325,23 @@ public final class JobManager implements WorkerEvents {
     }
 
     /** Forgets a finished or interrupted job; the job store deletes its files. */
-    public CompletableFuture<JobView> remove(String jobId) {
+    public CompletableFuture<Job> remove(String jobId) {
         return loop.call(() -> {
-            Job job = find(jobId);
+            Entry job = find(jobId);
             if (job.state.isLive()) {
                 throw new JobException(JobException.Reason.JOB_NOT_REMOVABLE,
                         "Job " + jobId + " is " + job.state + "; cancel it (cancelJob) before removing it.",
                         stateData(job));
             }
             forget(job, RemovalReason.REMOVED);
-            return view(job);
+            return job.snapshot();
         });
     }
 
-    /** Queues an interrupted job again, at the tail of the queue; returns its new view. */
-    public CompletableFuture<JobView> resume(String jobId) {
+    /** Queues an interrupted job again, at the end of its priority; returns its new snapshot. */
+    public CompletableFuture<Job> resume(String jobId) {
         return loop.call(() -> {
-            Job job = find(jobId);
+            Entry job = find(jobId);
             if (job.state != JobState.INTERRUPTED) {
                 throw new JobException(JobException.Reason.JOB_NOT_RESUMABLE, "Job " + jobId + " is " + job.state
                         + "; only an INTERRUPTED job can be resumed (listJobs {\"state\": \"INTERRUPTED\"} lists "
@@ -328,7 +350,7 @@ public final class JobManager implements WorkerEvents {
             refuseWhileUnableToRun();
             requeue(job);
             dispatch();
-            return view(job);
+            return job.snapshot();
         });
     }
 
@@ -336,7 +358,7 @@ public final class JobManager implements WorkerEvents {
     public CompletableFuture<List<String>> resumeAll() {
         return loop.call(() -> {
             List<String> ids = new ArrayList<>();
-            for (Job job : new ArrayList<>(jobs.values())) {
+            for (Entry job : new ArrayList<>(jobs.values())) {
                 if (job.state != JobState.INTERRUPTED) continue;
                 refuseWhileUnableToRun();
                 requeue(job);
@@ -355,9 +377,9 @@ public final class JobManager implements WorkerEvents {
     }
 
     /** INTERRUPTED -> QUEUED with a fresh attempt budget; the interruption moves to the history. */
-    private void requeue(Job job) {
-        if (job.failure != null) job.earlierFailures.add(job.failure);
-        job.failure = null;
+    private void requeue(Entry job) {
+        if (job.error != null) job.earlierErrors.add(job.error);
+        job.error = null;
         job.attempt = 0;
         job.progress = 0;
         job.progressMessage = null;
@@ -366,27 +388,27 @@ public final class JobManager implements WorkerEvents {
         job.log.note("=== blender-jobs: resumed after an interruption ===");
         job.state = JobState.QUEUED;
         resting.remove(job);
-        queue.addLast(job);
-        events.stateChanged(view(job), JobState.INTERRUPTED);
+        job.place = queue.add(job);
+        events.stateChanged(job.snapshot(), JobState.INTERRUPTED);
     }
 
-    /** The finished job's view, or the error that says why its results cannot be had. */
-    public CompletableFuture<JobView> finished(String jobId) {
+    /** The finished job's snapshot, or the error that says why its results cannot be had. */
+    public CompletableFuture<Job> finished(String jobId) {
         return loop.call(() -> {
-            Job job = find(jobId);
+            Entry job = find(jobId);
             switch (job.state) {
                 case COMPLETED:
-                    return view(job);
+                    return job.snapshot();
                 case FAILED:
                     throw new JobException(JobException.Reason.JOB_FAILED,
-                            "Job " + jobId + " failed (" + job.failure.kind() + "): " + job.failure.message()
+                            "Job " + jobId + " failed (" + job.error.kind() + "): " + job.error.message()
                                     + "; it has no results. getJob shows its error and log.", stateData(job));
                 case CANCELED:
                     throw new JobException(JobException.Reason.JOB_CANCELED,
                             "Job " + jobId + " was canceled; it has no results.", stateData(job));
                 case INTERRUPTED:
                     throw new JobException(JobException.Reason.JOB_INTERRUPTED,
-                            "Job " + jobId + " has no results. " + job.failure.message(), stateData(job));
+                            "Job " + jobId + " has no results. " + job.error.message(), stateData(job));
                 default:
                     throw new JobException(JobException.Reason.JOB_NOT_FINISHED,
                             "Job " + jobId + " is " + job.state + " (progress " + Math.round(job.progress * 100)
@@ -398,21 +420,13 @@ public final class JobManager implements WorkerEvents {
 
     public CompletableFuture<Stats> stats() {
         return loop.call(() -> {
-            int queued = 0, active = 0, completed = 0, failed = 0, canceled = 0, interrupted = 0;
-            for (Job j : jobs.values()) {
-                switch (j.state) {
-                    case QUEUED -> queued++;
-                    case ACTIVE -> active++;
-                    case COMPLETED -> completed++;
-                    case FAILED -> failed++;
-                    case CANCELED -> canceled++;
-                    case INTERRUPTED -> interrupted++;
-                }
-            }
-            int workers = pool == null ? 0 : pool.size();
-            int idle = pool == null ? 0 : pool.idleWorkers();
-            int busy = pool == null ? 0 : pool.busyWorkers();
-            return new Stats(queued, active, completed, failed, canceled, interrupted, jobs.size(), workers, idle, busy,
+            int[] counts = new int[JobState.values().length];
+            for (Entry j : jobs.values()) counts[j.state.ordinal()]++;
+            return new Stats(counts[JobState.QUEUED.ordinal()], counts[JobState.ACTIVE.ordinal()],
+                    counts[JobState.COMPLETED.ordinal()], counts[JobState.FAILED.ordinal()],
+                    counts[JobState.CANCELED.ordinal()], counts[JobState.INTERRUPTED.ordinal()], jobs.size(),
+                    pool == null ? null : pool.executor(), pool == null ? 0 : pool.size(),
+                    pool == null ? 0 : pool.freeWorkers(), pool == null ? 0 : pool.busyWorkers(),
                     pool == null ? List.of() : pool.describe());
         });
     }
@@ -427,7 +441,7 @@ public final class JobManager implements WorkerEvents {
         return loop.call(() -> {
             shuttingDown = true;
             int n = 0;
-            for (Job job : new ArrayList<>(jobs.values())) {
+            for (Entry job : new ArrayList<>(jobs.values())) {
                 if (!job.state.isLive()) continue;
                 JobState previous = job.state;
                 if (previous == JobState.ACTIVE) pool.abort(job.id);
@@ -440,11 +454,11 @@ public final class JobManager implements WorkerEvents {
         });
     }
 
-    private static JobFailure interruption(Job job, JobState previous, String why) {
+    private static JobFailure interruption(Entry job, JobState previous, String why) {
         String when = previous == JobState.ACTIVE ? "while attempt " + job.attempt + " was running"
                 : "while it was waiting in the queue";
-        return new JobFailure(FailureKind.INTERRUPTED, "The job was interrupted " + when + ": " + why
-                + ". resumeJob (or a server started with --resume) runs it again.", job.attempt, null, null, List.of());
+        return JobFailure.of(FailureKind.INTERRUPTED, "The job was interrupted " + when + ": " + why
+                + ". resumeJob (or a server started with --resume) runs it again.", job.attempt);
     }
 
     // ------------------------------------------------------------------ scheduling (event loop)
@@ -452,54 +466,37 @@ public final class JobManager implements WorkerEvents {
     private void dispatch() {
         if (pool == null || shuttingDown) return;
         while (!queue.isEmpty()) {
-            Job job = queue.peekFirst();
-            job.attempt++;
-            RunRequest request = new RunRequest(job.id, job.attempt,
-                    job.spec.scriptPath() == null ? null : job.spec.scriptPath().toString(),
-                    job.spec.scriptSource(), job.spec.passedData(), job.inputs.passedLibrary(),
-                    job.spec.passedNames(), job.inputs.blendFile(), files.workDirOf(job.id),
-                    files.resultDirOf(job.id), job.log, job.spec.freshProcess());
-            if (job.attempt > 1) clearResults(job);
-            if (!pool.tryRun(request)) {
-                job.attempt--;
-                return;
-            }
-            queue.pollFirst();
-            if (job.attempt > 1) job.log.note("=== blender-jobs: attempt " + job.attempt + " of " + job.spec.maxAttempts() + " ===");
+            Entry job = queue.peek();
+            int attempt = job.attempt + 1;
+            ToWorker.Run run = new ToWorker.Run(job.id, attempt, job.spec, files.runFiles(job.id, job.spec));
+            if (!pool.tryRun(run, job.log)) return;
+            queue.poll();
+            job.attempt = attempt;
+            if (attempt > 1) job.log.note("=== blender-jobs: attempt " + attempt + " of " + job.spec.maxAttempts() + " ===");
             JobState previous = job.state;
             job.state = JobState.ACTIVE;
-            job.attemptStartedAt = System.currentTimeMillis();
-            if (job.startedAt == 0) job.startedAt = job.attemptStartedAt;
+            if (job.startedAt == 0) job.startedAt = System.currentTimeMillis();
             job.workerPid = pool.pidOf(job.id);
             job.progress = 0;
             job.progressMessage = null;
-            if (job.spec.timeoutSeconds() > 0) {
-                int attempt = job.attempt;
+            if (job.spec.timeout() > 0) {
                 job.timeoutTask = loop.schedule(() -> onTimeout(job, attempt),
-                        Math.max(1, Math.round(job.spec.timeoutSeconds() * 1000)), TimeUnit.MILLISECONDS);
+                        Math.max(1, Math.round(job.spec.timeout() * 1000)), TimeUnit.MILLISECONDS);
             }
-            events.stateChanged(view(job), previous);
+            events.stateChanged(job.snapshot(), previous);
         }
     }
 
-    private void clearResults(Job job) {
-        try {
-            files.clearResults(job.id);
-        } catch (IOException e) {
-            LOG.log(Level.WARNING, "could not clear old results of job " + job.id, e);
-        }
-    }
-
-    private void onTimeout(Job job, int attempt) {
+    private void onTimeout(Entry job, int attempt) {
         if (job.state != JobState.ACTIVE || job.attempt != attempt) return;
         pool.abort(job.id);
         failAttempt(job, new JobFailure(FailureKind.TIMED_OUT,
-                "The job ran longer than its timeout of " + formatSeconds(job.spec.timeoutSeconds())
+                "The job ran longer than its timeout of " + formatSeconds(job.spec.timeout())
                         + " and was killed (attempt " + attempt + " of " + job.spec.maxAttempts() + ").",
                 attempt, null, null, job.log.tail()));
     }
 
-    private void cancelOnLoop(Job job, String why) {
+    private void cancelOnLoop(Entry job, String why) {
         if (job.state == JobState.ACTIVE && pool != null) pool.abort(job.id);
         queue.remove(job);
         cancelTimeout(job);
@@ -512,14 +509,14 @@ public final class JobManager implements WorkerEvents {
      * Moves a job to a state it rests in (final or INTERRUPTED): closes its log before the
      * event, so that the record saying so is written after the log is complete.
      */
-    private void settle(Job job, JobState state, JobFailure failure, JobState previous) {
+    private void settle(Entry job, JobState state, JobFailure failure, JobState previous) {
         job.state = state;
-        if (failure != null) job.failure = failure;
+        if (failure != null) job.error = failure;
         job.finishedAt = System.currentTimeMillis();
         job.log.release();
         resting.remove(job); // an interrupted job canceled now comes to rest again, last
         resting.add(job);
-        events.stateChanged(view(job), previous);
+        events.stateChanged(job.snapshot(), previous);
         enforceRetention();
     }
 
@@ -547,7 +544,7 @@ public final class JobManager implements WorkerEvents {
     }
 
     /** Takes a resting job out of the table; the store deletes its directory after its last write. */
-    private void forget(Job job, RemovalReason reason) {
+    private void forget(Entry job, RemovalReason reason) {
         jobs.remove(job.id);
         resting.remove(job);
         job.log.release();
@@ -563,7 +560,7 @@ public final class JobManager implements WorkerEvents {
 
     @Override
     public void progress(String jobId, int attempt, double progress, String message, long reportedAtMillis) {
-        Job job = jobs.get(jobId);
+        Entry job = jobs.get(jobId);
         if (job == null || job.state != JobState.ACTIVE || job.attempt != attempt) return;
         job.progress = progress;
         job.progressMessage = message;
@@ -572,19 +569,19 @@ public final class JobManager implements WorkerEvents {
 
     @Override
     public void attemptFinished(String jobId, int attempt, AttemptOutcome outcome) {
-        Job job = jobs.get(jobId);
+        Entry job = jobs.get(jobId);
         if (job == null || job.state != JobState.ACTIVE || job.attempt != attempt) return;
         if (outcome instanceof AttemptOutcome.Succeeded ok) {
             cancelTimeout(job);
-            job.result = ok;
+            job.result = ok.result();
             // A completed job is done whatever the script last reported; no notification is
             // invented for it, so the last job/progress a client sees is the script's own.
             job.progress = 1.0;
             settle(job, JobState.COMPLETED, null, JobState.ACTIVE);
         } else if (outcome instanceof AttemptOutcome.Failed f) {
             job.log.flush();
-            failAttempt(job, new JobFailure(FailureKind.parse(f.kind()), f.message(), attempt, f.traceback(),
-                    f.crashReport(), job.log.tail()));
+            failAttempt(job, new JobFailure(f.kind(), f.message(), attempt, f.traceback(), f.crashReport(),
+                    job.log.tail()));
         }
     }
 
@@ -593,42 +590,31 @@ public final class JobManager implements WorkerEvents {
         // No retry can help while no worker starts: the waiting jobs fail now rather than hang.
         // The queue is emptied first and dispatch runs once at the end, so that no job started
         // meanwhile on another worker is failed by mistake.
-        List<Job> waiting = new ArrayList<>(queue);
-        queue.clear();
-        for (Job job : waiting) {
+        for (Entry job : queue.drain()) {
             job.attempt = Math.max(1, job.attempt);
-            settleFailed(job, new JobFailure(FailureKind.WORKER_START_FAILED,
-                    "No Blender worker could be started, so the job cannot run: " + message, job.attempt, null,
-                    null, List.of()));
+            settle(job, JobState.FAILED, JobFailure.of(FailureKind.WORKER_START_FAILED,
+                    "No Blender worker could be started, so the job cannot run: " + message, job.attempt), job.state);
         }
         dispatch();
     }
 
-    private void failAttempt(Job job, JobFailure failure) {
+    private void failAttempt(Entry job, JobFailure failure) {
         cancelTimeout(job);
         if (job.attempt < job.spec.maxAttempts() && !shuttingDown) {
-            job.earlierFailures.add(failure);
+            job.earlierErrors.add(failure);
             job.state = JobState.QUEUED;
-            queue.addFirst(job); // a retry keeps its place at the head of the line
+            queue.rejoin(job, job.place); // a retry keeps its place in the line
             // The retry's QUEUED notification says why the attempt failed; the job's own
-            // error stays empty unless it fails for good (earlierFailures keeps the history).
-            events.stateChanged(view(job, failure), JobState.ACTIVE);
+            // error stays empty unless it fails for good (earlierErrors keeps the history).
+            events.stateChanged(job.snapshot(failure), JobState.ACTIVE);
             dispatch();
             return;
         }
-        finalFailure(job, failure);
-    }
-
-    private void finalFailure(Job job, JobFailure failure) {
-        settleFailed(job, failure);
+        settle(job, JobState.FAILED, failure, job.state);
         dispatch();
     }
 
-    private void settleFailed(Job job, JobFailure failure) {
-        settle(job, JobState.FAILED, failure, job.state);
-    }
-
-    private static void cancelTimeout(Job job) {
+    private static void cancelTimeout(Entry job) {
         if (job.timeoutTask != null) {
             job.timeoutTask.cancel(false);
             job.timeoutTask = null;
@@ -637,8 +623,8 @@ public final class JobManager implements WorkerEvents {
 
     // ------------------------------------------------------------------ helpers
 
-    private Job find(String jobId) {
-        Job job = jobs.get(jobId);
+    private Entry find(String jobId) {
+        Entry job = jobs.get(jobId);
         if (job == null) {
             JsonObject data = new JsonObject();
             data.addProperty("jobId", jobId);
@@ -649,33 +635,19 @@ public final class JobManager implements WorkerEvents {
         return job;
     }
 
-    private static JsonObject stateData(Job job) {
+    private static JsonObject stateData(Entry job) {
         JsonObject data = new JsonObject();
         data.addProperty("jobId", job.id);
         data.addProperty("state", job.state.name());
-        if (job.failure != null && job.state.carriesError()) {
-            data.addProperty("failureKind", job.failure.kind().name());
-            data.addProperty("failureMessage", job.failure.message());
+        if (job.error != null && job.state.carriesError()) {
+            data.addProperty("failureKind", job.error.kind().name());
+            data.addProperty("failureMessage", job.error.message());
         }
         return data;
     }
 
-    private static JobView view(Job j) {
-        return view(j, j.state.carriesError() ? j.failure : null);
-    }
-
-    /** A snapshot that shows {@code failure} as the job's error (e.g. the attempt a retry follows). */
-    private static JobView view(Job j, JobFailure failure) {
-        AttemptOutcome.Succeeded r = j.result;
-        return new JobView(j.id, j.spec.name(), JobRecord.scriptLabel(j.spec), j.state, j.progress, j.progressMessage, j.attempt,
-                j.spec.maxAttempts(), j.spec.timeoutSeconds(), j.createdAt, j.startedAt, j.finishedAt,
-                failure, List.copyOf(j.earlierFailures), j.workerPid,
-                r == null ? null : r.pythonDataFile(), r == null ? 0 : r.pythonDataBytes(),
-                r == null ? null : r.dataBlocks(), r == null ? null : r.timing(),
-                j.log.file().getParent(), j.log, j.spec.progressToken());
-    }
-
-    private static String newJobId() {
+    /** A fresh job id, {@code job-} and 12 random hex digits. */
+    public static String newJobId() {
         byte[] b = new byte[6];
         RANDOM.nextBytes(b);
         return "job-" + HexFormat.of().formatHex(b);
@@ -683,10 +655,5 @@ public final class JobManager implements WorkerEvents {
 
     static String formatSeconds(double s) {
         return s == Math.rint(s) ? ((long) s) + " s" : s + " s";
-    }
-
-    /** For tests: jobs in the queue, head first. */
-    CompletableFuture<List<String>> queuedIds() {
-        return loop.call(() -> queue.stream().map(j -> j.id).toList());
     }
 }

@@ -1,13 +1,12 @@
 package dev.blenderjobs.store;
 
+import com.google.gson.JsonObject;
 import dev.blenderjobs.jobs.JobEvents;
 import dev.blenderjobs.jobs.JobFiles;
 import dev.blenderjobs.jobs.JobManager;
-import dev.blenderjobs.jobs.JobRecord;
-import dev.blenderjobs.jobs.JobSpec;
-import dev.blenderjobs.jobs.JobState;
-import dev.blenderjobs.jobs.JobView;
-import dev.blenderjobs.jobs.RemovalReason;
+import dev.blenderjobs.model.Job;
+import dev.blenderjobs.model.JobState;
+import dev.blenderjobs.model.RemovalReason;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -52,7 +51,7 @@ public final class JobStore implements JobEvents, AutoCloseable {
     record Progress(String jobId, double progress, String message, long reportedAtMillis) implements Event {
     }
 
-    record StateChanged(JobView job, JobState previous) implements Event {
+    record StateChanged(Job job, JobState previous) implements Event {
     }
 
     record Removed(String jobId, RemovalReason reason) implements Event {
@@ -71,7 +70,7 @@ public final class JobStore implements JobEvents, AutoCloseable {
     private volatile boolean closed;
     private volatile JobFiles files;
     /** Touched only on the writer thread: the latest record of each job that could not be written. */
-    private final Map<String, JobRecord> unsaved = new LinkedHashMap<>();
+    private final Map<String, Job> unsaved = new LinkedHashMap<>();
 
     public JobStore(JobEvents downstream) {
         this.downstream = downstream;
@@ -86,18 +85,28 @@ public final class JobStore implements JobEvents, AutoCloseable {
     }
 
     /**
-     * Reads back every job an earlier server left: final and interrupted jobs with their
-     * records, and, for jobs that can run again, their inputs. A job directory without a
-     * record is an addJob that never answered (the server died in it) and is deleted; one
-     * with an unreadable record is left in place, logged, and not listed.
+     * Reads back every job an earlier server left, and whether each unfinished one can run again
+     * (its inputs are all there). A job directory without a record is an addJob that never
+     * answered (the server died in it) and is deleted; one with an unreadable record is left in
+     * place, logged, and not listed. Records of blender-jobs 0.1 (format 1) are converted.
      */
     public List<JobManager.Recovered> load(JobFiles files) throws IOException {
         List<JobManager.Recovered> found = new ArrayList<>();
         for (String id : files.listJobIds()) {
             Files.deleteIfExists(files.dirOf(id).resolve("job.json.tmp"));
-            JobRecord record;
+            Job job;
             try {
-                record = files.readRecord(id);
+                JsonObject record = files.readRecordJson(id);
+                int format = record.has("format") && record.get("format").isJsonPrimitive()
+                        ? record.get("format").getAsInt() : -1;
+                if (format == JobFiles.FORMAT) {
+                    job = JobFiles.jobOf(id, record);
+                } else if (format == LegacyRecords.FORMAT) {
+                    job = LegacyRecords.convert(files, id, record);
+                } else {
+                    throw new IOException("job.json of " + id + " has format " + format + ", which this server ("
+                            + "format " + JobFiles.FORMAT + ") does not know; was it written by a newer blender-jobs?");
+                }
             } catch (NoSuchFileException e) {
                 LOG.info("deleting " + files.dirOf(id) + ": it has no job.json, so its addJob never answered");
                 files.deleteQuietly(id);
@@ -107,15 +116,9 @@ public final class JobStore implements JobEvents, AutoCloseable {
                         + "); it is left in place and not listed");
                 continue;
             }
-            JobSpec spec = null;
-            if (!record.state().isFinal()) {
-                try {
-                    spec = files.readSpec(id);
-                } catch (IOException | RuntimeException e) {
-                    LOG.warning("job " + id + " cannot be resumed: " + e.getMessage());
-                }
-            }
-            found.add(new JobManager.Recovered(record, spec, files.existingInputs(id)));
+            boolean resumable = job.state().isFinal() || files.hasInputs(job);
+            if (!resumable) LOG.warning("job " + id + " cannot be resumed: its inputs (script.py, input/) are missing");
+            found.add(new JobManager.Recovered(job, resumable));
         }
         return found;
     }
@@ -126,7 +129,7 @@ public final class JobStore implements JobEvents, AutoCloseable {
     }
 
     @Override
-    public void stateChanged(JobView job, JobState previous) {
+    public void stateChanged(Job job, JobState previous) {
         offer(new StateChanged(job, previous));
     }
 
@@ -175,7 +178,7 @@ public final class JobStore implements JobEvents, AutoCloseable {
         Map<String, StateChanged> latest = new LinkedHashMap<>();
         Set<String> removed = new HashSet<>();
         for (Event e : batch) {
-            if (e instanceof StateChanged s) latest.put(s.job().id(), s);
+            if (e instanceof StateChanged s) latest.put(s.job().jobId(), s);
             else if (e instanceof Removed r) removed.add(r.jobId());
         }
         boolean wasFailing = !unsaved.isEmpty();
@@ -184,7 +187,7 @@ public final class JobStore implements JobEvents, AutoCloseable {
         for (StateChanged s : latest.values()) {
             // A job's first record (QUEUED, no previous state) was written with its files at
             // addJob; a job removed in this batch is not written back.
-            if (s.previous() != null && !removed.contains(s.job().id())) write(JobRecord.of(s.job()));
+            if (s.previous() != null && !removed.contains(s.job().jobId())) write(s.job());
         }
         if (wasFailing && unsaved.isEmpty()) recovered();
         for (Event e : batch) {
@@ -204,28 +207,28 @@ public final class JobStore implements JobEvents, AutoCloseable {
      * stops at the first failure (the disk is still full: no point in trying them all).
      */
     private void retryUnsaved(Set<String> replaced) {
-        for (JobRecord record : new ArrayList<>(unsaved.values())) {
-            if (replaced.contains(record.id())) continue;
+        for (Job record : new ArrayList<>(unsaved.values())) {
+            if (replaced.contains(record.jobId())) continue;
             if (!write(record)) return;
         }
     }
 
     /** Writes a record; true if it is on disk. */
-    private boolean write(JobRecord record) {
+    private boolean write(Job record) {
         try {
             files.writeRecord(record);
-            unsaved.remove(record.id());
+            unsaved.remove(record.jobId());
             return true;
         } catch (IOException | RuntimeException e) {
             // The job goes on (its state is in memory and the client is told), but a restart
             // would not know this change: the client hears of it once per spell of failures.
             boolean first = unsaved.isEmpty();
-            unsaved.put(record.id(), record);
-            String message = "Could not save the state of job " + record.id() + " (" + record.state() + ") to disk: "
+            unsaved.put(record.jobId(), record);
+            String message = "Could not save the state of job " + record.jobId() + " (" + record.state() + ") to disk: "
                     + e + ". Jobs go on, but a restart of the server would not know their latest state. Check that "
                     + "the state directory " + files.stateDir() + " is writable and its disk is not full; the "
                     + "server tries again every " + RETRY_SECONDS + " s.";
-            LOG.log(first ? Level.WARNING : Level.FINE, "could not write the record of job " + record.id() + ": " + message);
+            LOG.log(first ? Level.WARNING : Level.FINE, "could not write the record of job " + record.jobId() + ": " + message);
             if (first) downstream.recordsNotSaved(message);
             return false;
         }

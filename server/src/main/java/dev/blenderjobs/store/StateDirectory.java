@@ -1,6 +1,6 @@
 package dev.blenderjobs.store;
 
-import dev.blenderjobs.jobs.JobFiles;
+import dev.blenderjobs.io.PrivateFiles;
 
 import java.io.IOException;
 import java.net.URI;
@@ -62,7 +62,7 @@ public final class StateDirectory implements AutoCloseable {
     /** The explicit {@code --state-dir}: created (0700) and locked, or refused if another server holds it. */
     public static StateDirectory explicit(Path dir) throws IOException {
         Path abs = dir.toAbsolutePath().normalize();
-        JobFiles.createPrivateDirectories(abs);
+        PrivateFiles.createPrivateDirectories(abs);
         FileChannel lock = lock(abs);
         if (lock == null) {
             throw new InUseException("The state directory " + abs + " is in use by another blender-jobs server"
@@ -79,10 +79,10 @@ public final class StateDirectory implements AutoCloseable {
     public static StateDirectory forWorkspace(String workspace, Path dataHome) {
         Path dir = dataHome.resolve("blender-jobs").resolve("workspaces").resolve(workspaceKey(workspace));
         try {
-            JobFiles.createPrivateDirectories(dir);
+            PrivateFiles.createPrivateDirectories(dir);
             FileChannel lock = lock(dir);
             if (lock != null) {
-                JobFiles.writeAtomically(dir.resolve("workspace.txt"), workspace + "\n");
+                PrivateFiles.writeAtomically(dir.resolve("workspace.txt"), workspace + "\n");
                 return new StateDirectory(dir, false, null, lock);
             }
             return temporary("The state directory " + dir + " of workspace " + workspace + " is in use by another "
@@ -97,7 +97,7 @@ public final class StateDirectory implements AutoCloseable {
     /** A fresh private temporary directory, deleted at exit. */
     public static StateDirectory temporary(String note) {
         try {
-            Path dir = JobFiles.createPrivateTempDirectory("blender-jobs-");
+            Path dir = PrivateFiles.createPrivateTempDirectory("blender-jobs-");
             if (note != null) LOG.warning(note);
             return new StateDirectory(dir.toAbsolutePath(), true, note, null);
         } catch (IOException e) {
@@ -126,20 +126,6 @@ public final class StateDirectory implements AutoCloseable {
         } catch (NoSuchAlgorithmException e) {
             throw new IllegalStateException("SHA-256 is part of every Java platform", e);
         }
-    }
-
-    /** Where per-user data goes on this OS ($XDG_DATA_HOME or ~/.local/share on Linux). */
-    public static Path defaultDataHome(Map<String, String> env, String osName, Path userHome) {
-        String os = osName.toLowerCase(Locale.ROOT);
-        if (os.contains("win")) {
-            String local = env.get("LOCALAPPDATA");
-            if (local != null && !local.isBlank()) return Path.of(local);
-            return userHome.resolve("AppData").resolve("Local");
-        }
-        if (os.contains("mac")) return userHome.resolve("Library").resolve("Application Support");
-        String xdg = env.get("XDG_DATA_HOME");
-        if (xdg != null && Path.of(xdg).isAbsolute()) return Path.of(xdg);
-        return userHome.resolve(".local").resolve("share");
     }
 
     /** Takes the directory's lock; null when another process holds it. */
@@ -181,7 +167,7 @@ public final class StateDirectory implements AutoCloseable {
         }
         if (temporary) {
             try {
-                JobFiles.deleteRecursively(path);
+                PrivateFiles.deleteRecursively(path);
             } catch (IOException e) {
                 LOG.log(Level.FINE, "could not delete " + path, e);
             }

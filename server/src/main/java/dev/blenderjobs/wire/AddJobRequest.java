@@ -1,8 +1,9 @@
 package dev.blenderjobs.wire;
 
-import com.google.gson.JsonElement;
 import com.google.gson.JsonObject;
-import dev.blenderjobs.jobs.JobSpec;
+import dev.blenderjobs.model.Fields;
+import dev.blenderjobs.model.JobRequest;
+import dev.blenderjobs.model.JobSpec;
 
 import java.io.IOException;
 import java.io.InputStream;
@@ -14,26 +15,20 @@ import java.nio.file.Files;
 import java.nio.file.InvalidPathException;
 import java.nio.file.Path;
 import java.util.Arrays;
-import java.util.Map;
-import java.util.Set;
 
 /**
- * Turns addJob params into a {@link JobSpec}, checking every field before anything is queued.
- * Reads the script file, so it runs off the protocol reader thread.
+ * The intake's file checks of addJob: the model parses and checks the params
+ * ({@link JobRequest#parse}); this checks the client's files (the script exists and is UTF-8,
+ * the libraries are .blend files) and reads the script. Reads files, so it runs off the
+ * protocol reader thread.
  */
 public final class AddJobRequest {
-    static final Set<String> FIELDS = Set.of("script", "scriptText", "name", "timeout", "passedData",
-            "passedDataBlocks", "blendFile", "maxAttempts", "isolation", "replaceExisting", "workDoneToken");
-    /** Names the script contract defines; passedData keys may not shadow them. */
-    static final Set<String> RESERVED_KEYS = Set.of("update_job_progress", "passed_data", "passed_data_blocks",
-            "python_data", "data_blocks", "bpy", "__name__", "__file__", "__builtins__");
     static final long MAX_SCRIPT_BYTES = 16L * 1024 * 1024;
-    static final int MAX_NAME_CHARS = 1000;
 
     private AddJobRequest() {
     }
 
-    public static JobSpec parse(JsonObject raw) {
+    public static JobRequest parse(JsonObject raw) {
         return parse(raw, false);
     }
 
@@ -41,103 +36,31 @@ public final class AddJobRequest {
      * @param workDoneProgress whether the client declared window.workDoneProgress; only then is
      *                         a workDoneToken used (LSP: $/progress begin/report/end for the job)
      */
-    public static JobSpec parse(JsonObject raw, boolean workDoneProgress) {
-        Params p = Params.of("addJob", raw);
-        p.allowOnly(FIELDS);
-
-        boolean hasScript = p.has("script");
-        boolean hasText = p.has("scriptText");
-        if (hasScript == hasText) {
-            throw p.invalid("script", hasScript
-                    ? "and \"scriptText\" were both given; give exactly one of them"
-                    : "is missing: give \"script\" (path to a .py file) or \"scriptText\" (the source itself)");
+    public static JobRequest parse(JsonObject raw, boolean workDoneProgress) {
+        Fields p = Fields.of("addJob", raw);
+        JobRequest request = JobRequest.parse(p, workDoneProgress);
+        JobSpec spec = request.spec();
+        Path script = null;
+        String source = request.scriptSource();
+        if (spec.script() != null) {
+            script = existingFile(p, "script", spec.script());
+            source = readScript(p, script);
         }
-        Path scriptPath = null;
-        String source;
-        if (hasScript) {
-            scriptPath = existingFile(p, "script", p.requiredString("script"));
-            source = readScript(p, scriptPath);
-        } else {
-            source = p.requiredString("scriptText");
-            if (source.isBlank()) throw p.invalid("scriptText", "is empty; give the script's source");
-        }
-
-        String name = p.optionalString("name");
-        if (name != null && name.length() > MAX_NAME_CHARS) {
-            throw p.invalid("name", "is " + name.length() + " characters long; a name is a label of at most "
-                    + MAX_NAME_CHARS + " characters");
-        }
-        double timeout = p.optionalNumber("timeout", 0, 0, 31_536_000);
-        JsonObject passedData = p.optionalObject("passedData");
-        if (passedData != null) {
-            for (String key : passedData.keySet()) {
-                if (RESERVED_KEYS.contains(key)) {
-                    throw p.invalid("passedData", "has the key \"" + key + "\", which the script contract "
-                            + "defines itself; rename it");
-                }
-            }
-        } else {
-            passedData = new JsonObject();
-        }
-
         Path library = null;
-        JsonObject names = null;
-        JsonObject blocks = p.optionalObject("passedDataBlocks");
-        if (blocks != null) {
-            Params b = Params.of("addJob", blocks);
+        if (spec.passedDataBlocks() != null) {
             try {
-                b.allowOnly(Set.of("library", "names"));
-                library = blendFile(b, "library", b.requiredString("library"));
-                names = b.optionalObject("names");
-            } catch (org.eclipse.lsp4j.jsonrpc.ResponseErrorException e) {
-                throw p.invalid("passedDataBlocks", e.getResponseError().getData() instanceof JsonObject d
-                        ? d.get("field").getAsString() + " " + d.get("reason").getAsString()
-                        : e.getMessage());
-            }
-            if (names != null) {
-                for (Map.Entry<String, JsonElement> e : names.entrySet()) {
-                    if (!e.getValue().isJsonArray() || !allStrings(e.getValue())) {
-                        throw p.invalid("passedDataBlocks", "names." + e.getKey() + " must be an array of "
-                                + "data-block names, e.g. {\"objects\": [\"Cube\"]}");
-                    }
-                }
+                library = blendFile(Fields.of(p.method(), null), "library", spec.passedDataBlocks().library());
+            } catch (Fields.InvalidFieldException e) {
+                throw p.invalid("passedDataBlocks", e.field() + " " + e.reason());
             }
         }
-        Path blend = p.has("blendFile") ? blendFile(p, "blendFile", p.requiredString("blendFile")) : null;
-        int maxAttempts = p.optionalInt("maxAttempts", 1, 1, 100);
-        boolean fresh = "process".equals(p.oneOf("isolation", "worker", Set.of("worker", "process")));
-        boolean replace = p.optionalBoolean("replaceExisting", false);
-        if (replace && name == null) throw p.invalid("replaceExisting", "needs a \"name\" to know which jobs to replace");
-        JsonElement token = null;
-        if (p.has("workDoneToken")) {
-            JsonElement t = p.raw().get("workDoneToken");
-            boolean valid = t.isJsonPrimitive() && (t.getAsJsonPrimitive().isString()
-                    || (t.getAsJsonPrimitive().isNumber() && isInteger(t.getAsString())));
-            if (!valid) throw p.invalid("workDoneToken", "must be a string or an integer (an LSP ProgressToken), got "
-                    + Params.describe(t));
-            if (workDoneProgress) token = t;
-        }
-        return new JobSpec(name, scriptPath, source, timeout, passedData, library, names, blend, maxAttempts,
-                fresh, replace, token);
+        Path blend = spec.blendFile() == null ? null : blendFile(p, "blendFile", spec.blendFile());
+        return request.withInputs(spec.withPaths(script == null ? null : script.toString(),
+                library == null ? null : library.toString(), blend == null ? null : blend.toString()),
+                source, library, blend);
     }
 
-    private static boolean isInteger(String number) {
-        try {
-            new java.math.BigInteger(number);
-            return true;
-        } catch (NumberFormatException e) {
-            return false;
-        }
-    }
-
-    private static boolean allStrings(JsonElement array) {
-        for (JsonElement e : array.getAsJsonArray()) {
-            if (!e.isJsonPrimitive() || !e.getAsJsonPrimitive().isString()) return false;
-        }
-        return true;
-    }
-
-    private static Path existingFile(Params p, String field, String value) {
+    private static Path existingFile(Fields p, String field, String value) {
         Path path;
         try {
             if (value.indexOf('\0') >= 0) throw new InvalidPathException(value, "contains a NUL character");
@@ -151,7 +74,7 @@ public final class AddJobRequest {
         return path;
     }
 
-    private static String readScript(Params p, Path path) {
+    private static String readScript(Fields p, Path path) {
         try {
             long size = Files.size(path);
             if (size > MAX_SCRIPT_BYTES) {
@@ -170,7 +93,7 @@ public final class AddJobRequest {
     }
 
     /** A .blend file: plain ("BLENDER"), gzip or zstd compressed. */
-    private static Path blendFile(Params p, String field, String value) {
+    private static Path blendFile(Fields p, String field, String value) {
         Path path = existingFile(p, field, value);
         byte[] head = new byte[7];
         int n;

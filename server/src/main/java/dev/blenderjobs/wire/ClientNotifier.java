@@ -1,9 +1,10 @@
 package dev.blenderjobs.wire;
 
+import dev.blenderjobs.concurrent.Threads;
 import dev.blenderjobs.jobs.JobEvents;
-import dev.blenderjobs.jobs.JobState;
-import dev.blenderjobs.jobs.JobView;
-import dev.blenderjobs.jobs.RemovalReason;
+import dev.blenderjobs.model.Job;
+import dev.blenderjobs.model.JobState;
+import dev.blenderjobs.model.RemovalReason;
 import dev.blenderjobs.wire.messages.Messages.JobProgressParams;
 import dev.blenderjobs.wire.messages.Messages.JobRemovedParams;
 import dev.blenderjobs.wire.messages.Messages.JobStateChangedParams;
@@ -18,6 +19,7 @@ import java.util.Map;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
+import java.util.function.LongSupplier;
 import java.util.logging.Level;
 import java.util.logging.Logger;
 
@@ -31,6 +33,7 @@ public final class ClientNotifier implements JobEvents, AutoCloseable {
 
     private final long intervalNanos;
     private final ScheduledExecutorService sender;
+    private final LongSupplier nanoClock;
     private volatile JobClient client;
     /** While held, notifications wait here in order (LSP: nothing before the initialize answer). */
     private final Object gate = new Object();
@@ -38,16 +41,33 @@ public final class ClientNotifier implements JobEvents, AutoCloseable {
     // Touched only on the sender thread.
     private final Map<String, JobProgressParams> pending = new HashMap<>();
     private final Map<String, Long> lastSent = new HashMap<>();
-    /** Jobs reported as LSP work-done progress: jobId -> the client's token. */
+    /** Jobs whose LSP work-done progress has begun: jobId -> the client's token. */
     private final Map<String, JsonElement> workDone = new HashMap<>();
+    private final WorkDoneTokens tokens;
 
     public ClientNotifier(Duration interval) {
+        this(interval, new WorkDoneTokens());
+    }
+
+    ClientNotifier(Duration interval, WorkDoneTokens tokens) {
+        this(interval, tokens, Executors.newSingleThreadScheduledExecutor(r -> Threads.daemonThread("client-notifier", r)),
+                System::nanoTime);
+    }
+
+    /**
+     * With a given sender and clock (nanoseconds, like {@link System#nanoTime()}): tests drive
+     * both by hand instead of sleeping. The sender must run its tasks one at a time, in order.
+     */
+    ClientNotifier(Duration interval, WorkDoneTokens tokens, ScheduledExecutorService sender, LongSupplier nanoClock) {
         this.intervalNanos = interval.toNanos();
-        this.sender = Executors.newSingleThreadScheduledExecutor(r -> {
-            Thread t = new Thread(r, "client-notifier");
-            t.setDaemon(true);
-            return t;
-        });
+        this.tokens = tokens;
+        this.sender = sender;
+        this.nanoClock = nanoClock;
+    }
+
+    /** The work-done tokens of jobs, shared with the endpoint that binds them. */
+    WorkDoneTokens tokens() {
+        return tokens;
     }
 
     public void connect(JobClient client) {
@@ -78,13 +98,13 @@ public final class ClientNotifier implements JobEvents, AutoCloseable {
     }
 
     @Override
-    public void stateChanged(JobView job, JobState previous) {
-        JobStateChangedParams params = new JobStateChangedParams(job.id(), job.name(), job.state().name(),
+    public void stateChanged(Job job, JobState previous) {
+        JobStateChangedParams params = new JobStateChangedParams(job.jobId(), job.name(), job.state().name(),
                 previous == null ? null : previous.name(), job.attempt(),
-                job.failure() == null ? null : JobViews.errorInfo(job.failure(), false));
+                job.error() == null ? null : JobViews.shortError(job.error()));
         submit(() -> {
-            flushPending(job.id());
-            if (!job.state().isLive()) lastSent.remove(job.id());
+            flushPending(job.jobId());
+            if (!job.state().isLive()) lastSent.remove(job.jobId());
             send(() -> client.stateChanged(params));
             workDoneState(job);
         });
@@ -129,7 +149,7 @@ public final class ClientNotifier implements JobEvents, AutoCloseable {
     }
 
     private void onProgress(JobProgressParams params) {
-        long now = System.nanoTime();
+        long now = nanoClock.getAsLong();
         Long last = lastSent.get(params.jobId());
         boolean alreadyPending = pending.containsKey(params.jobId());
         if (!alreadyPending && (last == null || now - last >= intervalNanos)) {
@@ -147,7 +167,7 @@ public final class ClientNotifier implements JobEvents, AutoCloseable {
     private void flushPending(String jobId) {
         JobProgressParams params = pending.remove(jobId);
         if (params == null) return;
-        lastSent.put(jobId, System.nanoTime());
+        lastSent.put(jobId, nanoClock.getAsLong());
         sendProgress(params);
     }
 
@@ -161,18 +181,20 @@ public final class ClientNotifier implements JobEvents, AutoCloseable {
         }
     }
 
-    /** LSP work-done progress: begin when the job is first seen, end when it is final. */
-    private void workDoneState(JobView job) {
-        JsonElement token = job.progressToken();
+    /** LSP work-done progress: begin when the job is first seen, end when it rests. */
+    private void workDoneState(Job job) {
+        JsonElement token = tokens.tokenOf(job.jobId());
         if (token == null) return;
-        if (!workDone.containsKey(job.id()) && job.state().isLive()) {
-            workDone.put(job.id(), token);
-            String title = "Blender job " + (job.name() != null ? job.name() : job.id());
+        if (!workDone.containsKey(job.jobId()) && job.state().isLive()) {
+            workDone.put(job.jobId(), token);
+            String title = "Blender job " + (job.name() != null ? job.name() : job.jobId());
             send(() -> client.workDoneProgress(new WorkDoneProgressParams(token,
                     new WorkDoneProgressValue("begin", title, true, job.state().name().toLowerCase(), 0))));
-        } else if (!job.state().isLive() && workDone.remove(job.id()) != null) {
+        } else if (!job.state().isLive()) {
+            tokens.release(job.jobId());
+            if (workDone.remove(job.jobId()) == null) return;
             String message = job.state().name().toLowerCase()
-                    + (job.state().carriesError() && job.failure() != null ? ": " + job.failure().message() : "");
+                    + (job.state().carriesError() && job.error() != null ? ": " + job.error().message() : "");
             send(() -> client.workDoneProgress(new WorkDoneProgressParams(token,
                     new WorkDoneProgressValue("end", null, null, message, null))));
         }

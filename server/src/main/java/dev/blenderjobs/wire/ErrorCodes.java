@@ -10,7 +10,6 @@ import dev.blenderjobs.jobs.JobException;
 public final class ErrorCodes {
     public static final int PARSE_ERROR = -32700;
     public static final int INVALID_REQUEST = -32600;
-    public static final int METHOD_NOT_FOUND = -32601;
     public static final int INVALID_PARAMS = -32602;
     public static final int INTERNAL_ERROR = -32603;
     public static final int SERVER_NOT_INITIALIZED = -32002;
@@ -25,6 +24,7 @@ public final class ErrorCodes {
     public static final int BLENDER_UNAVAILABLE = 1010;
     public static final int SHUTTING_DOWN = 1011;
     public static final int JOB_FILES_UNAVAILABLE = 1012;
+    public static final int RESULT_DAMAGED = 1013;
 
     private ErrorCodes() {
     }
@@ -41,6 +41,7 @@ public final class ErrorCodes {
             case BLENDER_UNAVAILABLE -> BLENDER_UNAVAILABLE;
             case SHUTTING_DOWN -> SHUTTING_DOWN;
             case JOB_FILES_UNAVAILABLE -> JOB_FILES_UNAVAILABLE;
+            case RESULT_DAMAGED -> RESULT_DAMAGED;
         };
     }
 }

@@ -2,19 +2,21 @@ package dev.blenderjobs.wire;
 
 import com.google.gson.JsonElement;
 import com.google.gson.JsonObject;
-import dev.blenderjobs.jobs.FailureKind;
+import dev.blenderjobs.concurrent.Threads;
 import dev.blenderjobs.jobs.JobException;
 import dev.blenderjobs.jobs.JobManager;
-import dev.blenderjobs.jobs.JobSpec;
-import dev.blenderjobs.jobs.JobState;
-import dev.blenderjobs.jobs.JobView;
+import dev.blenderjobs.model.FailureKind;
+import dev.blenderjobs.model.Fields;
+import dev.blenderjobs.model.Job;
+import dev.blenderjobs.model.JobRequest;
+import dev.blenderjobs.model.JobResult;
+import dev.blenderjobs.model.JobState;
 import dev.blenderjobs.wire.messages.Messages.AddJobResult;
 import dev.blenderjobs.wire.messages.Messages.CancelAllResult;
 import dev.blenderjobs.wire.messages.Messages.CancelJobResult;
 import dev.blenderjobs.wire.messages.Messages.Capabilities;
 import dev.blenderjobs.wire.messages.Messages.DataBlocksResult;
 import dev.blenderjobs.wire.messages.Messages.InitializeResult;
-import dev.blenderjobs.wire.messages.Messages.JobDetail;
 import dev.blenderjobs.wire.messages.Messages.ListJobsResult;
 import dev.blenderjobs.wire.messages.Messages.ProgressResult;
 import dev.blenderjobs.wire.messages.Messages.RemoveJobResult;
@@ -30,6 +32,8 @@ import org.eclipse.lsp4j.jsonrpc.services.JsonRequest;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
+import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.EnumSet;
 import java.util.List;
@@ -75,22 +79,22 @@ public final class JobServerEndpoint {
      * addJob's checks and file copies run here, on one thread, so that jobs are queued in the
      * order the client sent them (FIFO) even though the work is off the reader thread.
      */
-    private final ExecutorService intake = java.util.concurrent.Executors.newSingleThreadExecutor(r -> {
-        Thread t = new Thread(r, "job-intake");
-        t.setDaemon(true);
-        return t;
-    });
+    private final ExecutorService intake = java.util.concurrent.Executors.newSingleThreadExecutor(
+            r -> Threads.daemonThread("job-intake", r));
     private final Host host;
+    private final WorkDoneTokens tokens;
     private final long maxMessageBytes;
     private volatile boolean initialized;
     private volatile boolean shutdownRequested;
     /** The client declared capabilities.window.workDoneProgress in initialize. */
     private volatile boolean workDoneProgress;
 
-    public JobServerEndpoint(JobManager jobs, ExecutorService io, Host host, long maxMessageBytes) {
+    public JobServerEndpoint(JobManager jobs, ExecutorService io, Host host, ClientNotifier notifier,
+                             long maxMessageBytes) {
         this.jobs = jobs;
         this.io = io;
         this.host = host;
+        this.tokens = notifier.tokens();
         this.maxMessageBytes = maxMessageBytes;
     }
 
@@ -105,8 +109,8 @@ public final class JobServerEndpoint {
         String workspace;
         try {
             workspace = workspaceOf(params);
-        } catch (ResponseErrorException e) {
-            return CompletableFuture.failedFuture(e);
+        } catch (RuntimeException e) {
+            return CompletableFuture.failedFuture(translate(e));
         }
         workDoneProgress = declaresWorkDoneProgress(params);
         Capabilities caps = new Capabilities(REQUESTS, NOTIFICATIONS,
@@ -125,18 +129,18 @@ public final class JobServerEndpoint {
      * as a path.
      */
     static String workspaceOf(JsonObject params) {
-        Params p = Params.of("initialize", params);
+        Fields p = Fields.of("initialize", params);
         if (p.has("workspaceFolders")) {
             JsonElement folders = p.raw().get("workspaceFolders");
             if (!folders.isJsonArray()) throw p.invalid("workspaceFolders", "must be an array of {uri, name}, got "
-                    + Params.describe(folders));
+                    + Fields.describe(folders));
             if (!folders.getAsJsonArray().isEmpty()) {
                 JsonElement first = folders.getAsJsonArray().get(0);
                 JsonElement uri = first.isJsonObject() ? first.getAsJsonObject().get("uri") : null;
                 if (uri == null || !uri.isJsonPrimitive() || !uri.getAsJsonPrimitive().isString()
                         || uri.getAsString().isBlank()) {
                     throw p.invalid("workspaceFolders", "must hold objects with a \"uri\" string, got "
-                            + Params.describe(first));
+                            + Fields.describe(first));
                 }
                 return uri.getAsString();
             }
@@ -171,13 +175,20 @@ public final class JobServerEndpoint {
     @JsonRequest
     public CompletableFuture<AddJobResult> addJob(JsonObject params) {
         boolean lspProgress = workDoneProgress;
-        // One intake thread does parse, token check and submit (which copies the inputs and
+        // One intake thread does parse, token binding and submit (which writes the inputs and
         // queues the job) for one addJob at a time, in the order the requests arrived.
         return guard(() -> CompletableFuture.supplyAsync(() -> {
-                    JobSpec spec = refuseTokenInUse(AddJobRequest.parse(params, lspProgress)).join();
-                    return jobs.submit(spec).join();
+                    JobRequest request = AddJobRequest.parse(params, lspProgress);
+                    String id = JobManager.newJobId();
+                    bindToken(request, id);
+                    try {
+                        return jobs.submit(id, request).join();
+                    } catch (RuntimeException e) {
+                        tokens.release(id);
+                        throw e;
+                    }
                 }, intake)
-                .thenApply(v -> new AddJobResult(v.id(), v.name(), v.state().name(), v.attempt())));
+                .thenApply(job -> new AddJobResult(job.jobId(), job.name(), job.state().name(), job.attempt())));
     }
 
     @JsonRequest
@@ -185,35 +196,82 @@ public final class JobServerEndpoint {
         return guard(() -> jobs.get(jobId("getProgress", params)).thenApply(JobViews::progress));
     }
 
-    /** The value the script left in python_data, read from the job's result file. */
+    /**
+     * The value the script left in python_data, read from the job's result file and checked
+     * against the size and hash the job reported, so that a file changed or damaged since
+     * (truncated, emptied by a thread the job left behind, replaced by a link) is never sent as
+     * the answer.
+     */
     @JsonRequest
     public CompletableFuture<RawJson> getPythonData(JsonObject params) {
-        return guard(() -> jobs.finished(jobId("getPythonData", params)).thenApplyAsync(v -> {
+        return guard(() -> jobs.finished(jobId("getPythonData", params)).thenApplyAsync(job -> {
+            Path file = jobs.files().pythonDataOf(job.jobId());
+            byte[] bytes;
             try {
-                // Written by the worker runtime with json.dumps: valid JSON, sent as it is.
-                return new RawJson(Files.readString(v.pythonDataFile(), StandardCharsets.UTF_8));
+                bytes = Files.readAllBytes(realFile(file));
             } catch (IOException | RuntimeException e) {
                 throw new JobException(JobException.Reason.JOB_FILES_UNAVAILABLE,
-                        "The python data of job " + v.id() + " could not be read from " + v.pythonDataFile()
-                                + ": " + e.getMessage(), null);
+                        "The python data of job " + job.jobId() + " could not be read from " + file + ": " + e.getMessage()
+                                + ". Was the job's directory changed by hand? Run the job again to get its result.",
+                        jobData(job.jobId()));
             }
+            JobResult r = job.result();
+            String problem = null;
+            if (bytes.length != r.pythonDataBytes()) {
+                problem = "it is " + bytes.length + " bytes, but the job wrote " + r.pythonDataBytes();
+            } else if (r.pythonDataSha256() != null && !r.pythonDataSha256().equals(sha256(bytes))) {
+                problem = "its content is not what the job wrote (the SHA-256 differs)";
+            }
+            if (problem != null) {
+                throw new JobException(JobException.Reason.RESULT_DAMAGED, "The python data of job " + job.jobId()
+                        + " (" + file + ") was changed or damaged after the job completed: " + problem + ". Run the "
+                        + "job again to get its result.", jobData(job.jobId()));
+            }
+            // Written by the worker runtime with json.dumps and checked above: valid JSON, sent as it is.
+            return new RawJson(new String(bytes, StandardCharsets.UTF_8));
         }, io));
+    }
+
+    private static JsonObject jobData(String jobId) {
+        JsonObject data = new JsonObject();
+        data.addProperty("jobId", jobId);
+        return data;
+    }
+
+    private static String sha256(byte[] bytes) {
+        try {
+            return java.util.HexFormat.of().formatHex(java.security.MessageDigest.getInstance("SHA-256").digest(bytes));
+        } catch (java.security.NoSuchAlgorithmException e) {
+            throw new IllegalStateException("SHA-256 is part of every Java 17", e);
+        }
+    }
+
+    /** The file itself, refusing a symbolic link (a job could point its result anywhere). */
+    private static Path realFile(Path file) throws IOException {
+        if (!Files.isRegularFile(file, LinkOption.NOFOLLOW_LINKS)) {
+            throw new IOException(Files.isSymbolicLink(file) ? "it is a symbolic link, not the file the job wrote"
+                    : "it is missing or not a regular file");
+        }
+        return file;
     }
 
     @JsonRequest
     public CompletableFuture<DataBlocksResult> getDataBlocks(JsonObject params) {
-        return guard(() -> jobs.finished(jobId("getDataBlocks", params)).thenApply(JobViews::dataBlocks));
+        return guard(() -> jobs.finished(jobId("getDataBlocks", params))
+                .thenApply(job -> JobViews.dataBlocks(job, jobs.files())));
     }
 
     @JsonRequest
-    public CompletableFuture<JobDetail> getJob(JsonObject params) {
-        return guard(() -> jobs.get(jobId("getJob", params)).thenApplyAsync(JobViews::detail, io));
+    public CompletableFuture<JsonObject> getJob(JsonObject params) {
+        // The log's tail may be read from its file: on the I/O executor, not the event loop.
+        return guard(() -> jobs.inspect(jobId("getJob", params)).thenApplyAsync(i -> JobViews.detail(i.job(),
+                jobs.files(), i.log().file(), i.log().tail()), io));
     }
 
     @JsonRequest
     public CompletableFuture<ListJobsResult> listJobs(JsonObject params) {
         return guard(() -> {
-            Params p = Params.of("listJobs", params);
+            Fields p = Fields.of("listJobs", params);
             p.allowOnly(Set.of("state", "states", "name"));
             Set<JobState> states = EnumSet.noneOf(JobState.class);
             if (p.has("state")) states.add(state(p, "state", p.requiredString("state")));
@@ -222,15 +280,14 @@ public final class JobServerEndpoint {
                 if (!e.isJsonArray()) throw p.invalid("states", "must be an array of job states");
                 for (JsonElement s : e.getAsJsonArray()) {
                     if (!s.isJsonPrimitive() || !s.getAsJsonPrimitive().isString()) {
-                        throw p.invalid("states", "must be an array of job states, got " + Params.describe(s));
+                        throw p.invalid("states", "must be an array of job states, got " + Fields.describe(s));
                     }
                     states.add(state(p, "states", s.getAsString()));
                 }
             }
             String name = p.optionalString("name");
-            return jobs.list(states).thenApply(views -> {
-                List<JobView> kept = name == null ? views
-                        : views.stream().filter(v -> name.equals(v.name())).toList();
+            return jobs.list(states).thenApply(all -> {
+                List<Job> kept = name == null ? all : all.stream().filter(j -> name.equals(j.name())).toList();
                 return new ListJobsResult(kept.stream().map(JobViews::summary).toList(), kept.size());
             });
         });
@@ -239,42 +296,42 @@ public final class JobServerEndpoint {
     @JsonRequest
     public CompletableFuture<CancelJobResult> cancelJob(JsonObject params) {
         return guard(() -> jobs.cancel(jobId("cancelJob", params)).thenApply(e -> new CancelJobResult(
-                e.getKey().id(), e.getKey().state().name(), e.getValue().name(),
+                e.getKey().jobId(), e.getKey().state().name(), e.getValue().name(),
                 !e.getValue().isFinal() && e.getKey().state() == JobState.CANCELED)));
     }
 
     @JsonRequest
     public CompletableFuture<CancelAllResult> cancelAll(JsonObject params) {
         return guard(() -> {
-            Params.of("cancelAll", params).allowOnly(Set.of());
+            Fields.of("cancelAll", params).allowOnly(Set.of());
             return jobs.cancelAll().thenApply(CancelAllResult::new);
         });
     }
 
     @JsonRequest
     public CompletableFuture<ResumeJobResult> resumeJob(JsonObject params) {
-        return guard(() -> jobs.resume(jobId("resumeJob", params)).thenApply(v -> new ResumeJobResult(v.id(),
-                v.state().name(), JobState.INTERRUPTED.name())));
+        return guard(() -> jobs.resume(jobId("resumeJob", params)).thenApply(job -> new ResumeJobResult(job.jobId(),
+                job.state().name(), JobState.INTERRUPTED.name())));
     }
 
     @JsonRequest
     public CompletableFuture<ResumeAllResult> resumeAll(JsonObject params) {
         return guard(() -> {
-            Params.of("resumeAll", params).allowOnly(Set.of());
+            Fields.of("resumeAll", params).allowOnly(Set.of());
             return jobs.resumeAll().thenApply(ids -> new ResumeAllResult(ids.size(), ids));
         });
     }
 
     @JsonRequest
     public CompletableFuture<RemoveJobResult> removeJob(JsonObject params) {
-        return guard(() -> jobs.remove(jobId("removeJob", params)).thenApply(v -> new RemoveJobResult(v.id(), true)));
+        return guard(() -> jobs.remove(jobId("removeJob", params)).thenApply(job -> new RemoveJobResult(job.jobId(), true)));
     }
 
     @JsonRequest
     public CompletableFuture<StatsResult> getStats(JsonObject params) {
         return guard(() -> jobs.stats().thenApply(s -> new StatsResult(s.queued(), s.active(), s.completed(),
-                s.failed(), s.canceled(), s.interrupted(), s.total(), s.workers(), s.idleWorkers(), s.busyWorkers(),
-                s.workerDetails())));
+                s.failed(), s.canceled(), s.interrupted(), s.total(), s.executor(), s.workers(), s.freeWorkers(),
+                s.busyWorkers(), s.workerDetails())));
     }
 
     /**
@@ -285,27 +342,19 @@ public final class JobServerEndpoint {
     public void cancelWorkDoneProgress(JsonObject params) {
         JsonElement token = params == null ? null : params.get("token");
         if (token == null || !initialized) return;
-        unfinishedJobsWithToken(token).thenAccept(views -> views.forEach(v -> jobs.cancel(v.id())));
-    }
-
-    private CompletableFuture<List<JobView>> unfinishedJobsWithToken(JsonElement token) {
-        return jobs.list(EnumSet.of(JobState.QUEUED, JobState.ACTIVE))
-                .thenApply(views -> views.stream().filter(v -> token.equals(v.progressToken())).toList());
+        String jobId = tokens.jobOf(token);
+        if (jobId != null) jobs.cancel(jobId);
     }
 
     // ------------------------------------------------------------------ helpers
 
     /** LSP progress tokens are unique: one already reporting an unfinished job is refused. */
-    private CompletableFuture<JobSpec> refuseTokenInUse(JobSpec spec) {
-        // Runs on the intake thread, which may wait for the event loop (never the reverse).
-        if (spec.progressToken() == null) return CompletableFuture.completedFuture(spec);
-        return unfinishedJobsWithToken(spec.progressToken()).thenApply(holders -> {
-            if (!holders.isEmpty()) {
-                throw Params.of("addJob", null).invalid("workDoneToken", "is already in use by job "
-                        + holders.get(0).id() + ", which has not finished; progress tokens must be unique");
-            }
-            return spec;
-        });
+    private void bindToken(JobRequest request, String jobId) {
+        JsonElement token = request.workDoneToken();
+        if (token != null && !tokens.bind(token, jobId)) {
+            throw Fields.of("addJob", null).invalid("workDoneToken", "is already in use by job "
+                    + tokens.jobOf(token) + ", which has not finished; progress tokens must be unique");
+        }
     }
 
     private static boolean declaresWorkDoneProgress(JsonObject params) {
@@ -318,12 +367,12 @@ public final class JobServerEndpoint {
     }
 
     private static String jobId(String method, JsonObject params) {
-        Params p = Params.of(method, params);
+        Fields p = Fields.of(method, params);
         p.allowOnly(Set.of("jobId"));
         return p.requiredString("jobId");
     }
 
-    private static JobState state(Params p, String field, String value) {
+    private static JobState state(Fields p, String field, String value) {
         try {
             return JobState.valueOf(value);
         } catch (IllegalArgumentException e) {
@@ -362,6 +411,12 @@ public final class JobServerEndpoint {
         Throwable cause = error;
         while (cause instanceof CompletionException && cause.getCause() != null) cause = cause.getCause();
         if (cause instanceof ResponseErrorException r) return r;
+        if (cause instanceof Fields.InvalidFieldException f) {
+            JsonObject data = new JsonObject();
+            data.addProperty("field", f.field());
+            data.addProperty("reason", f.reason());
+            return new ResponseErrorException(new ResponseError(ErrorCodes.INVALID_PARAMS, f.getMessage(), data));
+        }
         if (cause instanceof JobException j) {
             return new ResponseErrorException(new ResponseError(ErrorCodes.of(j.reason()), j.getMessage(),
                     errorData(j)));

@@ -50,7 +50,8 @@ public final class WireLauncher {
                 .setInput(in)
                 .setOutput(out)
                 .setExecutorService(executor)
-                .configureGson(gson -> gson.registerTypeAdapter(RawJson.class, new RawJson.Adapter()))
+                .configureGson(gson -> gson.registerTypeAdapter(RawJson.class, new RawJson.Adapter())
+                        .registerTypeAdapterFactory(new NamedEnums()))
                 .wrapMessages(consumer -> message -> {
                     consumer.consume(message);
                     if (message instanceof ResponseMessage r && r.getResult() instanceof InitializeResult) {
@@ -58,6 +59,23 @@ public final class WireLauncher {
                     }
                 })
                 .create();
+    }
+
+    /**
+     * The server's own enums (states, failure kinds, slot states) go on the wire by name, as
+     * protocol.md lists them. LSP4J's Gson writes enums as numbers (LSP's enums are numeric), so
+     * this factory, registered after LSP4J's, takes them back for our types.
+     */
+    static final class NamedEnums implements com.google.gson.TypeAdapterFactory {
+        private static final com.google.gson.Gson PLAIN = new com.google.gson.Gson();
+
+        @Override
+        public <T> com.google.gson.TypeAdapter<T> create(com.google.gson.Gson gson,
+                                                         com.google.gson.reflect.TypeToken<T> type) {
+            Class<? super T> raw = type.getRawType();
+            if (!raw.isEnum() || !raw.getName().startsWith("dev.blenderjobs.")) return null;
+            return PLAIN.getAdapter(type);
+        }
     }
 
     private static final class CappedBuilder extends Launcher.Builder<JobClient> {
@@ -174,7 +192,7 @@ public final class WireLauncher {
             if (message.has("method") && params != null && !params.isJsonNull() && !params.isJsonObject()
                     && id != null && !id.isJsonNull()) {
                 reject(readableId(id), ErrorCodes.INVALID_PARAMS, "Invalid params: \"params\" must be a JSON "
-                        + "object (named parameters), got " + Params.describe(params) + ".");
+                        + "object (named parameters), got " + dev.blenderjobs.model.Fields.describe(params) + ".");
                 return true;
             }
             Message parsed;

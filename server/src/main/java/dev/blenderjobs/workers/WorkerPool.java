@@ -1,11 +1,11 @@
 package dev.blenderjobs.workers;
 
-import com.google.gson.JsonElement;
-import com.google.gson.JsonObject;
+import dev.blenderjobs.channel.FromWorker;
+import dev.blenderjobs.channel.ToWorker;
 import dev.blenderjobs.concurrent.EventLoop;
+import dev.blenderjobs.model.FailureKind;
+import dev.blenderjobs.model.JobResult;
 
-import java.io.IOException;
-import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -15,32 +15,44 @@ import java.util.logging.Level;
 import java.util.logging.Logger;
 
 /**
- * The worker slots: {@code --workers N} Blender processes kept warm, each running one job at a
- * time. Owns every slot's state on the event loop; starts, recycles and replaces processes;
- * turns process events into attempt outcomes for its owner ({@link WorkerEvents}).
- * Recycling: after {@code maxJobsPerWorker} jobs, past {@code maxWorkerMemoryMb} of resident
- * memory, after a job that needed a fresh process, and always after an aborted or crashed job.
+ * The worker slots: {@code --workers N} workers kept warm, each running one job at a time.
+ * Owns every slot's state on the event loop; starts workers through a {@link WorkerLauncher}
+ * (which knows where and how they run), recycles and replaces them, and turns their events into
+ * attempt outcomes for its owner ({@link WorkerEvents}). Recycling: after
+ * {@code maxJobsPerWorker} jobs, past {@code maxWorkerMemoryMb} of resident memory, after a job
+ * that needed a fresh process, after a runtime failure or a protocol violation, and always after
+ * an aborted or crashed job.
  */
 public final class WorkerPool {
     private static final Logger LOG = Logger.getLogger(WorkerPool.class.getName());
     /** Consecutive failed starts of one slot after which waiting jobs are failed. */
     static final int FAILING_AFTER = 3;
+    static final Duration MAX_RESTART_DELAY = Duration.ofSeconds(30);
 
-    /** Pool-wide settings. */
-    public record Settings(int workers, int maxJobsPerWorker, long maxWorkerMemoryMb, Path workersDir,
-                           WorkerProcess.Launch launch) {
+    /**
+     * Pool-wide settings.
+     *
+     * @param restartBackoff the delay before a slot whose worker failed to start tries again; it
+     *                       doubles with each failure in a row, up to {@link #MAX_RESTART_DELAY}
+     */
+    public record Settings(int workers, int maxJobsPerWorker, long maxWorkerMemoryMb, Duration restartBackoff) {
     }
 
-    enum SlotState { STARTING, IDLE, BUSY, WAITING_TO_RESTART, SHUT_DOWN }
+    /** What a slot is doing; shown in getStats (protocol.md lists these names). */
+    public enum SlotState { STARTING, IDLE, BUSY, WAITING_TO_RESTART, SHUT_DOWN }
+
+    /** One slot, for getStats. {@code jobId} is null when the slot runs none. */
+    public record SlotView(String worker, SlotState state, long pid, int jobsRun, int processesStarted, String jobId) {
+    }
 
     /** Mutable state of one slot; touched only on the event loop. */
     private static final class Slot {
         final int index;
         SlotState state = SlotState.STARTING;
-        WorkerProcess process;
+        Worker worker;
         int generation;
         int jobsRun;
-        RunRequest job;
+        ToWorker.Run job;
         boolean aborting;
         int failedStarts;
 
@@ -54,21 +66,23 @@ public final class WorkerPool {
     }
 
     private final Settings settings;
+    private final WorkerLauncher launcher;
     private final EventLoop loop;
     private final WorkerEvents events;
     private final List<Slot> slots = new ArrayList<>();
-    /** Replaced processes still finishing their exit; reaped by their supervisors. */
-    private final List<WorkerProcess> retiring = new ArrayList<>();
+    /** Replaced workers still finishing their exit. */
+    private final List<Worker> retiring = new ArrayList<>();
     private boolean shuttingDown;
 
-    public WorkerPool(Settings settings, EventLoop loop, WorkerEvents events) {
+    public WorkerPool(Settings settings, WorkerLauncher launcher, EventLoop loop, WorkerEvents events) {
         this.settings = settings;
+        this.launcher = launcher;
         this.loop = loop;
         this.events = events;
         for (int i = 1; i <= settings.workers(); i++) slots.add(new Slot(i));
     }
 
-    /** Starts every slot's first process in the background. */
+    /** Starts every slot's first worker in the background. */
     public void start() {
         loop.execute(() -> slots.forEach(this::launch));
     }
@@ -85,45 +99,48 @@ public final class WorkerPool {
         slot.aborting = false;
         slot.state = SlotState.STARTING;
         String id = slot.name() + "." + slot.generation;
-        Path dir = settings.workersDir().resolve(slot.name());
-        WorkerProcess process = new WorkerProcess(id, dir, settings.launch(), new WorkerProcess.Listener() {
+        LOG.fine("starting worker " + id + " (" + launcher.name() + ")");
+        slot.worker = launcher.launch(id, new WorkerListener() {
             @Override
-            public void ready(WorkerProcess w, JsonObject hello) {
-                loop.execute(() -> onReady(slot, w, hello));
+            public void connected(Worker w, FromWorker.Hello hello) {
+                loop.execute(() -> onConnected(slot, w, hello));
             }
 
             @Override
-            public void message(WorkerProcess w, JsonObject message) {
+            public void message(Worker w, FromWorker message) {
                 loop.execute(() -> onMessage(slot, w, message));
             }
 
             @Override
-            public void exited(WorkerProcess w, WorkerProcess.Exit exit) {
+            public void violation(Worker w, String problem) {
+                loop.execute(() -> onViolation(slot, w, problem));
+            }
+
+            @Override
+            public void exited(Worker w, WorkerExit exit) {
                 loop.execute(() -> onExit(slot, w, exit));
             }
         });
-        slot.process = process;
-        LOG.fine("starting worker " + id);
-        process.start();
     }
 
     // ------------------------------------------------------------------ commands (event loop)
 
     /**
-     * Hands the attempt to an idle worker. Returns false when none can take it now; for a job
-     * that needs a fresh process, an idle used worker is then recycled so that one soon can.
+     * Hands the attempt to a free worker. Returns false when none can take it now; for a job
+     * that needs a fresh process, a free used worker is then recycled so that one soon can.
      */
-    public boolean tryRun(RunRequest request) {
+    public boolean tryRun(ToWorker.Run run, JobLog log) {
         loop.assertInLoop();
+        boolean fresh = run.spec().freshProcess();
         Slot chosen = null;
         for (Slot s : slots) {
             if (s.state != SlotState.IDLE) continue;
-            if (request.freshProcess() && s.jobsRun > 0) continue;
+            if (fresh && s.jobsRun > 0) continue;
             chosen = s;
             break;
         }
         if (chosen == null) {
-            if (request.freshProcess() && !hasFreshSoon()) {
+            if (fresh && !hasFreshSoon()) {
                 for (Slot s : slots) {
                     if (s.state == SlotState.IDLE) {
                         recycle(s, "a job asked for a fresh process");
@@ -134,15 +151,9 @@ public final class WorkerPool {
             return false;
         }
         chosen.state = SlotState.BUSY;
-        chosen.job = request;
+        chosen.job = run;
         chosen.aborting = false;
-        chosen.process.expectOutput(request.jobId(), request.log());
-        try {
-            chosen.process.send(request.toMessage());
-        } catch (IOException e) {
-            LOG.warning("could not send job " + request.jobId() + " to worker " + chosen.process.id() + ": " + e.getMessage());
-            chosen.process.kill(); // its exit fails the attempt and restarts the slot
-        }
+        chosen.worker.run(run, log);
         return true;
     }
 
@@ -159,8 +170,8 @@ public final class WorkerPool {
         for (Slot s : slots) {
             if (s.job != null && s.job.jobId().equals(jobId) && !s.aborting) {
                 s.aborting = true;
-                LOG.fine("aborting job " + jobId + " on worker " + s.process.id());
-                s.process.kill();
+                LOG.fine("aborting job " + jobId + " on worker " + s.worker.id());
+                s.worker.kill();
             }
         }
     }
@@ -169,12 +180,12 @@ public final class WorkerPool {
     public long pidOf(String jobId) {
         loop.assertInLoop();
         for (Slot s : slots) {
-            if (s.job != null && s.job.jobId().equals(jobId)) return s.process.pid();
+            if (s.job != null && s.job.jobId().equals(jobId)) return s.worker.pid();
         }
         return -1;
     }
 
-    public int idleWorkers() {
+    public int freeWorkers() {
         loop.assertInLoop();
         return (int) slots.stream().filter(s -> s.state == SlotState.IDLE).count();
     }
@@ -188,68 +199,97 @@ public final class WorkerPool {
         return slots.size();
     }
 
-    /** One line per slot, for getStats. */
-    public List<JsonObject> describe() {
+    /** Where workers run ("local"), for getStats. */
+    public String executor() {
+        return launcher.name();
+    }
+
+    /** One entry per slot, for getStats. */
+    public List<SlotView> describe() {
         loop.assertInLoop();
-        List<JsonObject> out = new ArrayList<>();
+        List<SlotView> out = new ArrayList<>();
         for (Slot s : slots) {
-            JsonObject o = new JsonObject();
-            o.addProperty("worker", s.name());
-            o.addProperty("state", s.state.name());
-            o.addProperty("pid", s.process == null ? -1 : s.process.pid());
-            o.addProperty("jobsRun", s.jobsRun);
-            o.addProperty("processesStarted", s.generation);
-            if (s.job != null) o.addProperty("jobId", s.job.jobId());
-            out.add(o);
+            out.add(new SlotView(s.name(), s.state, s.worker == null ? -1 : s.worker.pid(), s.jobsRun, s.generation,
+                    s.job == null ? null : s.job.jobId()));
         }
         return out;
     }
 
-    // ------------------------------------------------------------------ process events (event loop)
+    // ------------------------------------------------------------------ worker events (event loop)
 
-    private void onReady(Slot slot, WorkerProcess w, JsonObject hello) {
-        if (slot.process != w) return;
+    private void onConnected(Slot slot, Worker w, FromWorker.Hello hello) {
+        if (slot.worker != w) return;
         slot.failedStarts = 0;
         if (shuttingDown) {
             w.stop();
             return;
         }
         slot.state = SlotState.IDLE;
-        LOG.fine("worker " + w.id() + " ready: pid " + w.pid() + ", Blender " + optString(hello, "blenderVersion"));
+        LOG.fine("worker " + w.id() + " ready: pid " + hello.pid() + ", Blender " + hello.blenderVersion()
+                + ", runtime " + hello.runtimeVersion());
         events.workerAvailable();
     }
 
-    private void onMessage(Slot slot, WorkerProcess w, JsonObject message) {
-        if (slot.process != w || slot.job == null || slot.aborting) return;
-        String jobId = optString(message, "jobId");
-        if (!slot.job.jobId().equals(jobId)) return;
-        String type = optString(message, "type");
-        if ("progress".equals(type)) {
-            events.progress(jobId, slot.job.attempt(), message.get("progress").getAsDouble(),
-                    optString(message, "message"),
-                    message.has("reportedAt") ? message.get("reportedAt").getAsLong() : System.currentTimeMillis());
-        } else if ("result".equals(type)) {
-            RunRequest finished = slot.job;
-            slot.job = null;
-            slot.jobsRun++;
-            AttemptOutcome outcome = toOutcome(message, w.pid());
-            String recycleReason = recycleReason(slot, finished, outcome);
-            if (recycleReason != null) {
-                recycle(slot, recycleReason);
-            } else {
-                slot.state = SlotState.IDLE;
-            }
-            events.attemptFinished(finished.jobId(), finished.attempt(), outcome);
-            if (slot.state == SlotState.IDLE) events.workerAvailable();
+    private void onMessage(Slot slot, Worker w, FromWorker message) {
+        if (slot.worker != w || slot.aborting) return;
+        ToWorker.Run running = slot.job;
+        if (running == null || !running.jobId().equals(message.jobId())) {
+            onViolation(slot, w, "a \"" + typeOf(message) + "\" message for job " + message.jobId() + " while "
+                    + (running == null ? "it ran no job" : "it ran job " + running.jobId()));
+            w.kill();
+            return;
         }
+        if (message instanceof FromWorker.Progress p) {
+            events.progress(running.jobId(), running.attempt(), p.progress(), p.message(), p.reportedAt());
+            return;
+        }
+        AttemptOutcome outcome;
+        if (message instanceof FromWorker.Completed c) {
+            outcome = new AttemptOutcome.Succeeded(new JobResult(c.pythonDataBytes(), c.pythonDataSha256(),
+                    c.dataBlocks() == null || c.dataBlocks().isEmpty() ? null : c.dataBlocks(), c.timing()), w.pid());
+        } else if (message instanceof FromWorker.Failed f) {
+            outcome = new AttemptOutcome.Failed(f.kind(), f.message(), f.traceback(), null);
+        } else {
+            onViolation(slot, w, "a \"" + typeOf(message) + "\" message after the handshake");
+            w.kill();
+            return;
+        }
+        slot.job = null;
+        slot.jobsRun++;
+        String recycleReason = recycleReason(slot, running, outcome);
+        if (recycleReason != null) {
+            recycle(slot, recycleReason);
+        } else {
+            slot.state = SlotState.IDLE;
+        }
+        events.attemptFinished(running.jobId(), running.attempt(), outcome);
+        if (slot.state == SlotState.IDLE) events.workerAvailable();
     }
 
-    private String recycleReason(Slot slot, RunRequest finished, AttemptOutcome outcome) {
-        if (finished.freshProcess()) return "its job asked for a fresh process";
+    /**
+     * The worker broke the protocol: its job (if any) fails with PROTOCOL_VIOLATION now, and the
+     * worker, which is being killed, is replaced when its exit arrives.
+     */
+    private void onViolation(Slot slot, Worker w, String problem) {
+        if (slot.worker != w) return;
+        LOG.warning("worker " + w.id() + " broke the channel protocol: " + problem);
+        ToWorker.Run running = slot.job;
+        if (running != null && !slot.aborting) {
+            slot.aborting = true; // its exit is not a second outcome
+            events.attemptFinished(running.jobId(), running.attempt(), new AttemptOutcome.Failed(
+                    FailureKind.PROTOCOL_VIOLATION, "The worker broke the channel protocol: " + problem + ". The job's "
+                    + "script runs in the worker's process and may have caused this (it must not use the worker's "
+                    + "channel or change its result files after writing them); the worker was replaced.", null, null));
+        }
+        slot.state = SlotState.BUSY; // not free: it is being killed
+    }
+
+    private String recycleReason(Slot slot, ToWorker.Run finished, AttemptOutcome outcome) {
+        if (finished.spec().freshProcess()) return "its job asked for a fresh process";
         if (slot.jobsRun >= settings.maxJobsPerWorker()) return "it ran " + slot.jobsRun + " jobs";
-        if (outcome instanceof AttemptOutcome.Failed f && "WORKER_ERROR".equals(f.kind())) return "its runtime failed";
+        if (outcome instanceof AttemptOutcome.Failed f && f.kind() == FailureKind.WORKER_ERROR) return "its runtime failed";
         if (settings.maxWorkerMemoryMb() > 0) {
-            OptionalLong rss = slot.process.residentBytes();
+            OptionalLong rss = slot.worker.residentBytes();
             if (rss.isPresent() && rss.getAsLong() > settings.maxWorkerMemoryMb() * 1024 * 1024) {
                 return "its resident memory is " + rss.getAsLong() / (1024 * 1024) + " MB (limit "
                         + settings.maxWorkerMemoryMb() + " MB)";
@@ -259,24 +299,24 @@ public final class WorkerPool {
     }
 
     /**
-     * Replaces the slot's process: the old one is asked to exit (and killed if it does not),
-     * and its successor starts at once rather than after the old one is gone, so a fresh
-     * Blender per job costs one Blender start, not a stop plus a start.
+     * Replaces the slot's worker: the old one is asked to exit (and killed if it does not), and
+     * its successor starts at once rather than after the old one is gone, so a fresh Blender per
+     * job costs one Blender start, not a stop plus a start.
      */
     private void recycle(Slot slot, String reason) {
-        WorkerProcess old = slot.process;
+        Worker old = slot.worker;
         LOG.fine("recycling worker " + old.id() + ": " + reason);
         retiring.add(old);
         old.stop();
         launch(slot);
     }
 
-    private void onExit(Slot slot, WorkerProcess w, WorkerProcess.Exit exit) {
-        if (slot.process != w) {
+    private void onExit(Slot slot, Worker w, WorkerExit exit) {
+        if (slot.worker != w) {
             retiring.remove(w);
             return;
         }
-        RunRequest lost = slot.job;
+        ToWorker.Run lost = slot.job;
         boolean aborted = slot.aborting;
         slot.job = null;
         slot.aborting = false;
@@ -293,17 +333,23 @@ public final class WorkerPool {
             String why = startFailure(exit);
             LOG.warning("worker " + w.id() + " failed to start (" + slot.failedStarts + " in a row): " + why);
             if (slot.failedStarts >= FAILING_AFTER) events.workersFailing(why);
-            delayMs = Math.min(30_000, 500L << Math.min(6, slot.failedStarts - 1));
-        } else if (lost == null) {
+            delayMs = restartDelay(settings.restartBackoff(), slot.failedStarts).toMillis();
+        } else if (lost == null && !aborted) {
             LOG.warning("worker " + w.id() + " exited unexpectedly while idle (exit code " + exit.exitCode() + ")");
         }
         slot.state = SlotState.WAITING_TO_RESTART;
         loop.schedule(() -> {
-            if (slot.process == w) launch(slot);
+            if (slot.worker == w) launch(slot);
         }, delayMs, TimeUnit.MILLISECONDS);
     }
 
-    static String startFailure(WorkerProcess.Exit exit) {
+    /** Back-off after {@code failures} failed starts in a row: base, 2 × base, 4 × base ... up to 30 s. */
+    static Duration restartDelay(Duration base, int failures) {
+        long ms = base.toMillis() << Math.min(16, Math.max(0, failures - 1));
+        return Duration.ofMillis(Math.min(MAX_RESTART_DELAY.toMillis(), ms));
+    }
+
+    static String startFailure(WorkerExit exit) {
         StringBuilder sb = new StringBuilder();
         sb.append(exit.problem() != null ? exit.problem() : "Blender exited before it was ready");
         sb.append(" (exit code ").append(exit.exitCode()).append(")");
@@ -313,41 +359,27 @@ public final class WorkerPool {
         return sb.toString();
     }
 
-    static AttemptOutcome.Failed describeDeath(WorkerProcess.Exit exit) {
+    static AttemptOutcome.Failed describeDeath(WorkerExit exit) {
         int code = exit.exitCode();
         boolean signalled = code > 128 && code < 160;
         if (exit.crashReport() != null || signalled) {
             String what = signalled ? "Blender was killed by signal " + (code - 128)
                     : "Blender crashed (exit code " + code + ")";
-            return new AttemptOutcome.Failed("BLENDER_CRASHED",
+            return new AttemptOutcome.Failed(FailureKind.BLENDER_CRASHED,
                     what + " while running the job" + (exit.crashReport() != null ? "; its crash report is attached" : ""),
                     null, exit.crashReport());
         }
-        return new AttemptOutcome.Failed("BLENDER_EXITED",
+        return new AttemptOutcome.Failed(FailureKind.BLENDER_EXITED,
                 "Blender exited with code " + code + " while running the job, without reporting a result "
                         + "(did the script call os._exit() or quit Blender?)", null, null);
     }
 
-    private static AttemptOutcome toOutcome(JsonObject m, long pid) {
-        if (m.has("ok") && m.get("ok").getAsBoolean()) {
-            JsonElement blocks = m.get("dataBlocks");
-            return new AttemptOutcome.Succeeded(Path.of(m.get("pythonDataFile").getAsString()),
-                    m.get("pythonDataBytes").getAsLong(),
-                    blocks != null && blocks.isJsonObject() ? blocks.getAsJsonObject() : null,
-                    m.has("timing") && m.get("timing").isJsonObject() ? m.getAsJsonObject("timing") : new JsonObject(),
-                    pid);
-        }
-        return new AttemptOutcome.Failed(optString(m, "kind") == null ? "WORKER_ERROR" : optString(m, "kind"),
-                optString(m, "message"), optString(m, "traceback"), null);
+    private static String typeOf(FromWorker m) {
+        return m.getClass().getSimpleName().toLowerCase();
     }
 
     private static List<String> lastLines(List<String> lines, int n) {
         return lines.subList(Math.max(0, lines.size() - n), lines.size());
-    }
-
-    private static String optString(JsonObject o, String key) {
-        JsonElement e = o.get(key);
-        return e == null || e.isJsonNull() ? null : e.getAsString();
     }
 
     // ------------------------------------------------------------------ shutdown
@@ -357,25 +389,25 @@ public final class WorkerPool {
      * period. Blocks the calling thread (never the event loop) until all are reaped.
      */
     public void shutdown(Duration grace) {
-        List<WorkerProcess> processes;
+        List<Worker> workers;
         try {
-            processes = loop.call(() -> {
+            workers = loop.call(() -> {
                 shuttingDown = true;
-                List<WorkerProcess> all = new ArrayList<>(retiring);
+                List<Worker> all = new ArrayList<>(retiring);
                 for (Slot s : slots) {
-                    if (s.process != null) all.add(s.process);
+                    if (s.worker != null) all.add(s.worker);
                 }
                 return all;
             }).get(5, TimeUnit.SECONDS);
         } catch (Exception e) {
             LOG.log(Level.WARNING, "event loop did not answer during shutdown; killing workers directly", e);
-            processes = List.of();
+            workers = List.of();
         }
-        for (WorkerProcess p : processes) p.stop();
+        for (Worker w : workers) w.stop();
         long deadline = System.nanoTime() + grace.toNanos();
-        for (WorkerProcess p : processes) {
-            p.awaitExit(Duration.ofNanos(Math.max(0, deadline - System.nanoTime())));
+        for (Worker w : workers) {
+            long left = deadline - System.nanoTime();
+            w.awaitGone(Duration.ofNanos(Math.max(0, left)));
         }
-        for (WorkerProcess p : processes) p.killAndWait(Duration.ofMillis(500));
     }
 }

@@ -2,16 +2,18 @@
 #
 # Started by the server as
 #   blender -b --factory-startup -noaudio --python-exit-code 1 --python worker_runtime.py
-# it connects back to the server over a private loopback channel, proves who it is with
-# the secret it was given, and then runs jobs one at a time in a blocking loop (under -b,
-# bpy.app.timers never fire, so the loop must live here). Before every job it resets
-# Blender to what a fresh process would show, so warm reuse does not change results.
+# it connects back to the server, proves who it is (an HMAC of the server's challenge, keyed
+# with the secret it was given), and then runs jobs one at a time in a blocking loop (under -b,
+# bpy.app.timers never fire, so the loop must live here). Before every job it resets Blender to
+# what a fresh process would show, so warm reuse does not change results.
 #
 # Compatible with Blender 2.93 (Python 3.9) up to 4.x: no match statements, no X | Y types.
 #
-# Channel framing: 4-byte big-endian length, then that many bytes of UTF-8 JSON.
-# Server -> worker: {"type": "run", ...} and {"type": "shutdown"}.
-# Worker -> server: "hello", "progress", "result".
+# The channel protocol (ARCHITECTURE.md, "The worker channel"): frames of a 4-byte big-endian
+# length and that many bytes of UTF-8 JSON, one object each, with a "type":
+#   server -> worker: challenge, welcome, refused, run, shutdown
+#   worker -> server: hello, progress, completed, failed
+# encode() and decode() below are this side's one codec; the server's twin is ChannelCodec.java.
 #
 # Console output of each job is attributed to it by marker lines written to the process's
 # stdout (merged with stderr by the server) right before and after the job:
@@ -19,6 +21,8 @@
 # The marker is a per-process nonce, removed from the environment before any job runs.
 
 import builtins
+import hashlib
+import hmac
 import io
 import json
 import math
@@ -34,7 +38,13 @@ import traceback
 
 import bpy
 
+RUNTIME_VERSION = "0.2.0"  # the blender-jobs version this runtime ships with (checked by a unit test)
+PROTOCOL = 2  # the channel protocol version (ChannelCodec.PROTOCOL on the server)
 RUNTIME_FILE = os.path.abspath(__file__) if "__file__" in globals() else "worker_runtime.py"
+# Longest texts a failure message may carry; the server refuses longer ones.
+MAX_MESSAGE_CHARS = 64 * 1024
+MAX_TRACEBACK_CHARS = 1024 * 1024
+MAX_FRAME_BYTES = 8 * 1024 * 1024
 CONTRACT_NAMES = ("update_job_progress", "passed_data", "passed_data_blocks", "python_data", "data_blocks")
 # Data-block collections that describe Blender's UI, never worth appending into a job.
 UI_COLLECTIONS = ("window_managers", "screens", "workspaces")
@@ -43,14 +53,73 @@ UI_COLLECTIONS = ("window_managers", "screens", "workspaces")
 class JobFailure(Exception):
     """A failure with a machine-readable kind, reported to the server as the attempt's outcome."""
 
-    def __init__(self, kind, message, details=None):
+    def __init__(self, kind, message):
         Exception.__init__(self, message)
         self.kind = kind
         self.message = message
-        self.details = details
+
+
+class ProtocolError(Exception):
+    """The server sent something the channel protocol does not allow: the runtime stops."""
 
 
 # --------------------------------------------------------------------------- channel
+
+def _clip(text, limit):
+    return text if len(text) <= limit else text[:limit - 40] + "\n... (cut: %d characters in all)" % len(text)
+
+
+def encode(message):
+    """One frame for a worker -> server message (hello, progress, completed, failed)."""
+    kind = message.get("type")
+    if kind == "failed":
+        message["message"] = _clip(message["message"], MAX_MESSAGE_CHARS)
+        if message.get("traceback") is not None:
+            message["traceback"] = _clip(message["traceback"], MAX_TRACEBACK_CHARS)
+    elif kind not in ("hello", "progress", "completed"):
+        raise ValueError("not a worker message: %r" % (kind,))
+    # ensure_ascii: a lone surrogate (os.listdir of a non-UTF-8 name) must never break a frame.
+    body = json.dumps(message, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode("ascii")
+    return struct.pack(">I", len(body)) + body
+
+
+def _require(message, field, kind, optional=False):
+    value = message.get(field)
+    if value is None and optional:
+        return None
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ProtocolError("the server sent a %r message whose %r is %r" % (message.get("type"), field, value))
+    return value
+
+
+def decode(body):
+    """A server -> worker message, checked field by field (challenge, welcome, refused, run, shutdown)."""
+    try:
+        message = json.loads(body.decode("utf-8"))
+    except ValueError as exc:
+        raise ProtocolError("the server sent a frame that is not JSON: %s" % exc)
+    if not isinstance(message, dict):
+        raise ProtocolError("the server sent a frame that is not a JSON object")
+    kind = message.get("type")
+    if kind == "challenge":
+        _require(message, "nonce", str)
+    elif kind == "welcome":
+        _require(message, "worker", str)
+    elif kind == "refused":
+        _require(message, "reason", str)
+    elif kind == "run":
+        _require(message, "jobId", str)
+        _require(message, "attempt", int)
+        _require(message, "spec", dict)
+        files = _require(message, "files", dict)
+        for field in ("script", "passedData", "workDir", "resultDir"):
+            _require(files, field, str)
+        for field in ("library", "blendFile"):
+            _require(files, field, str, optional=True)
+    elif kind != "shutdown":
+        raise ProtocolError("the server sent a message of unknown type %r" % (kind,))
+    return message
+
 
 class Channel:
     def __init__(self, sock):
@@ -58,10 +127,9 @@ class Channel:
         self.send_lock = threading.Lock()
 
     def send(self, message):
-        body = json.dumps(message, ensure_ascii=False, allow_nan=False,
-                          separators=(",", ":")).encode("utf-8")
+        frame = encode(message)
         with self.send_lock:
-            self.sock.sendall(struct.pack(">I", len(body)) + body)
+            self.sock.sendall(frame)
 
     def _read_exact(self, n):
         chunks = []
@@ -74,14 +142,36 @@ class Channel:
         return b"".join(chunks)
 
     def receive(self):
+        """The next server message, or None when the channel closed."""
         header = self._read_exact(4)
         if header is None:
             return None
         (length,) = struct.unpack(">I", header)
+        if length > MAX_FRAME_BYTES:
+            raise ProtocolError("the server sent a frame of %d bytes" % length)
         body = self._read_exact(length)
         if body is None:
             return None
-        return json.loads(body.decode("utf-8"))
+        return decode(body)
+
+
+def handshake(channel, worker_id, secret):
+    """Answer the server's challenge; returns once it has welcomed us, raises if it refused."""
+    challenge = channel.receive()
+    if challenge is None or challenge["type"] != "challenge":
+        raise ProtocolError("the server did not begin with a challenge")
+    proof = hmac.new(secret.encode("utf-8"), ("%s:%s" % (challenge["nonce"], worker_id)).encode("utf-8"),
+                     hashlib.sha256).hexdigest()
+    channel.send({"type": "hello", "protocol": PROTOCOL, "runtimeVersion": RUNTIME_VERSION, "worker": worker_id,
+                  "pid": os.getpid(), "blenderVersion": bpy.app.version_string,
+                  "pythonVersion": "%d.%d.%d" % sys.version_info[:3], "proof": proof})
+    answer = channel.receive()
+    if answer is None:
+        raise ProtocolError("the server closed the channel during the handshake")
+    if answer["type"] == "refused":
+        raise ProtocolError("the server refused this worker: %s" % answer["reason"])
+    if answer["type"] != "welcome":
+        raise ProtocolError("the server answered hello with %r" % answer["type"])
 
 
 def _children_by_task(pid):
@@ -176,6 +266,8 @@ def start_inbox(channel):
                 if message is None:
                     break
                 inbox.put(message)
+        except ProtocolError as exc:
+            sys.__stderr__.write("blender-jobs worker: %s; exiting\n" % exc)
         except Exception:
             pass
         # The server is gone (or closed us): nothing may outlive it.
@@ -412,20 +504,21 @@ def write_data_blocks(blocks, path):
     mapping = collection_names_by_type()
     listing = {}
     unique = []
+    seen = set()  # a set, not "name in list": 100,000 blocks must not take quadratic time
     for index, block in enumerate(blocks):
         if not isinstance(block, bpy.types.ID):
             raise JobFailure("RESULT_NOT_SERIALIZABLE",
                              "data_blocks[%d] is a %s, not a Blender data block (bpy.types.ID)"
                              % (index, type(block).__name__))
         kind = collection_name_of(block, mapping)
-        names = listing.setdefault(kind, [])
-        if block.name not in names:
-            names.append(block.name)
+        if (kind, block.name) not in seen:
+            seen.add((kind, block.name))
+            listing.setdefault(kind, []).append(block.name)
             unique.append(block)
     tmp = path + ".tmp.blend"
     bpy.data.libraries.write(tmp, set(unique), fake_user=True)
     os.replace(tmp, path)
-    return {"library": path, "blocks": listing}
+    return listing
 
 
 # --------------------------------------------------------------------------- python data
@@ -433,7 +526,10 @@ def write_data_blocks(blocks, path):
 def to_json(value, path):
     """Convert python_data to plain JSON values; tuples and mathutils values become arrays,
     anything else fails with the key path that holds it."""
-    if value is None or isinstance(value, (bool, str)):
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        _check_unicode(value, path)
         return value
     if isinstance(value, int):
         return value
@@ -449,6 +545,8 @@ def to_json(value, path):
                 raise JobFailure("RESULT_NOT_SERIALIZABLE",
                                  "%s has a key of type %s; JSON object keys must be strings"
                                  % (path, type(key).__name__))
+            if isinstance(key, str):
+                _check_unicode(key, "a key of " + path)
             out[str(key)] = to_json(item, "%s[%r]" % (path, key))
         return out
     if isinstance(value, (list, tuple)):
@@ -461,6 +559,16 @@ def to_json(value, path):
                          "(numbers, strings, lists, dicts) or, for a data block, its name"
                          % (path, type(value).__name__))
     return to_json(converted, path)
+
+
+def _check_unicode(text, path):
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise JobFailure("RESULT_NOT_SERIALIZABLE",
+                         "%s is a string that is not valid Unicode (it holds a lone surrogate, as os.listdir "
+                         "gives for a file name that is not UTF-8: %r); decode such names with "
+                         "errors='replace', or store them as lists of bytes" % (path, text[:80]))
 
 
 def _json_default(value):
@@ -479,25 +587,29 @@ def _json_default(value):
 
 
 def encode_python_data(value):
-    """python_data as JSON text. json.dumps does the common case at C speed; only when it
-    refuses a value does the recursive to_json walk run, to name the offending key path."""
+    """python_data as UTF-8 JSON bytes. json.dumps does the common case at C speed; only when
+    it refuses a value (or the text is not valid Unicode) does the recursive to_json walk run,
+    to name the offending key path."""
     try:
         return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"),
-                          default=_json_default)
+                          default=_json_default).encode("utf-8")
     except (TypeError, ValueError, OverflowError, RecursionError):
+        # UnicodeEncodeError is a ValueError: a lone surrogate somewhere.
         try:
             return json.dumps(to_json(value, "python_data"), ensure_ascii=False, allow_nan=False,
-                              separators=(",", ":"))
+                              separators=(",", ":")).encode("utf-8")
         except RecursionError:
             raise JobFailure("RESULT_NOT_SERIALIZABLE",
                              "python_data is nested too deeply or refers to itself (a reference cycle)")
 
 
-def write_text_atomically(text, path):
+def write_result_atomically(data, path):
+    """Write bytes to a temporary file and rename it into place; returns (size, sha256 hex),
+    which the server checks before it trusts or serves the file."""
     tmp = path + ".tmp"
     try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
+        with open(tmp, "wb") as f:
+            f.write(data)
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -505,7 +617,22 @@ def write_text_atomically(text, path):
         except OSError:
             pass
         raise
-    return os.path.getsize(path)
+    return len(data), hashlib.sha256(data).hexdigest()
+
+
+def clear_directory(path):
+    """Empty a folder the runtime owns (results of an earlier attempt), keeping the folder."""
+    os.makedirs(path, exist_ok=True)
+    for entry in os.listdir(path):
+        full = os.path.join(path, entry)
+        try:
+            if os.path.isdir(full) and not os.path.islink(full):
+                import shutil
+                shutil.rmtree(full, ignore_errors=True)
+            else:
+                os.remove(full)
+        except OSError:
+            pass
 
 
 # --------------------------------------------------------------------------- one job
@@ -583,28 +710,55 @@ class SavedInterpreterState:
             handler_list[:] = saved
 
 
+def _describe(exc):
+    """str(exc), even for an exception whose __str__ itself fails."""
+    try:
+        return "%s: %s" % (type(exc).__name__, exc)
+    except BaseException:
+        return type(exc).__name__
+
+
+def read_inputs(files):
+    """The job's source and passedData, from the private copies the server wrote."""
+    try:
+        with open(files["script"], "r", encoding="utf-8") as f:
+            source = f.read()
+        with open(files["passedData"], "r", encoding="utf-8") as f:
+            passed_data = json.load(f)
+    except (OSError, ValueError) as exc:
+        raise JobFailure("SETUP_FAILED", "could not read the job's inputs: %s" % _describe(exc))
+    if not isinstance(passed_data, dict):
+        raise JobFailure("SETUP_FAILED", "the job's passedData is not a JSON object")
+    return source, passed_data
+
+
 def run_job(message, reporter, output):
+    """Run one attempt; returns its outcome message (completed or failed)."""
     job_id = message["jobId"]
-    script = message["script"]
-    work_dir = message["workDir"]
-    result_dir = message["resultDir"]
+    spec = message["spec"]
+    files = message["files"]
+    script_path = spec.get("script") if isinstance(spec.get("script"), str) else None
+    script_name = script_path or "<scriptText>"
+    work_dir = files["workDir"]
+    result_dir = files["resultDir"]
     saved = SavedInterpreterState()
-    script_dir = os.path.dirname(os.path.abspath(script["path"])) if script.get("path") else None
+    script_dir = os.path.dirname(os.path.abspath(script_path)) if script_path else None
     timing = {}
     outcome = None
     reporter.begin(job_id)
     output.begin(job_id)
     try:
         started = time.perf_counter()
-        reset_blender(message.get("blendFile"))
+        clear_directory(result_dir)  # a retry never sees an earlier attempt's results
+        source, passed_data = read_inputs(files)
+        reset_blender(files.get("blendFile"))
         passed_blocks = []
-        passed_library = message.get("passedLibrary")
-        if passed_library:
-            passed_blocks = append_passed_blocks(passed_library, message.get("passedNames"))
-        passed_data = message.get("passedData") or {}
+        if files.get("library"):
+            blocks_spec = spec.get("passedDataBlocks") or {}
+            passed_blocks = append_passed_blocks(files["library"], blocks_spec.get("names"))
         namespace = {
             "__name__": "__main__",
-            "__file__": script.get("path") or "<scriptText>",
+            "__file__": script_name,
             "__builtins__": builtins,
             "bpy": bpy,
         }
@@ -618,10 +772,10 @@ def run_job(message, reporter, output):
         namespace["update_job_progress"] = reporter.report
         os.makedirs(work_dir, exist_ok=True)
         os.chdir(work_dir)
-        sys.argv[:] = [script.get("path") or "<scriptText>"]
+        sys.argv[:] = [script_name]
         if script_dir:
             sys.path.insert(0, script_dir)
-        code = compile(script["source"], script.get("path") or "<scriptText>", "exec")
+        code = compile(source, script_name, "exec")
         timing["setupMs"] = round((time.perf_counter() - started) * 1000, 3)
 
         started = time.perf_counter()
@@ -635,10 +789,9 @@ def run_job(message, reporter, output):
 
         started = time.perf_counter()
         python_data = namespace.get("python_data")
-        encoded = "{}" if python_data is None else encode_python_data(python_data)
-        data_file = os.path.join(result_dir, "python_data.json")
+        encoded = b"{}" if python_data is None else encode_python_data(python_data)
         try:
-            size = write_text_atomically(encoded, data_file)
+            size, sha = write_result_atomically(encoded, os.path.join(result_dir, "python_data.json"))
             blocks = write_data_blocks(namespace.get("data_blocks"),
                                        os.path.join(result_dir, "data_blocks.blend"))
         except (OSError, RuntimeError) as exc:
@@ -649,19 +802,17 @@ def run_job(message, reporter, output):
                              "start the server with a --state-dir on a disk with room"
                              % (result_dir, exc))
         timing["collectMs"] = round((time.perf_counter() - started) * 1000, 3)
-        outcome = {"ok": True, "pythonDataFile": data_file, "pythonDataBytes": size,
+        outcome = {"type": "completed", "jobId": job_id, "pythonDataBytes": size, "pythonDataSha256": sha,
                    "dataBlocks": blocks, "timing": timing}
     except JobFailure as failure:
-        outcome = {"ok": False, "kind": failure.kind, "message": failure.message}
-        if failure.details:
-            outcome["details"] = failure.details
+        outcome = {"type": "failed", "jobId": job_id, "kind": failure.kind, "message": failure.message}
     except SyntaxError as exc:
-        outcome = {"ok": False, "kind": "SCRIPT_ERROR",
+        outcome = {"type": "failed", "jobId": job_id, "kind": "SCRIPT_ERROR",
                    "message": "the script has a syntax error: %s (line %s)" % (exc.msg, exc.lineno),
                    "traceback": "".join(traceback.format_exception_only(type(exc), exc))}
     except BaseException as exc:
-        outcome = {"ok": False, "kind": "SCRIPT_ERROR",
-                   "message": "the script raised %s: %s" % (type(exc).__name__, exc),
+        outcome = {"type": "failed", "jobId": job_id, "kind": "SCRIPT_ERROR",
+                   "message": "the script raised %s" % _describe(exc),
                    "traceback": script_traceback(exc)}
     finally:
         # Processes the script started die with the job, not with the worker.
@@ -669,8 +820,8 @@ def run_job(message, reporter, output):
         saved.restore([d for d in (script_dir, os.path.abspath(work_dir)) if d])
         output.end(job_id)
         reporter.end()
-    outcome["type"] = "result"
-    outcome["jobId"] = job_id
+    if outcome.get("dataBlocks") is None:
+        outcome.pop("dataBlocks", None)
     return outcome
 
 
@@ -687,6 +838,7 @@ def eager_reset():
 
 
 def main():
+    host = os.environ.pop("BLENDER_JOBS_HOST", "127.0.0.1")
     port = int(os.environ.pop("BLENDER_JOBS_PORT"))
     secret = os.environ.pop("BLENDER_JOBS_SECRET")
     marker = os.environ.pop("BLENDER_JOBS_MARKER")
@@ -694,32 +846,38 @@ def main():
     interval = float(os.environ.pop("BLENDER_JOBS_PROGRESS_INTERVAL_MS", "10")) / 1000.0
 
     eager_reset()  # before saying hello: Blender starts with the default cube scene
-    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
-    sock.settimeout(None)
+    sock = socket.create_connection((host, port), timeout=30)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     channel = Channel(sock)
-    channel.send({"type": "hello", "secret": secret, "worker": worker_id, "pid": os.getpid(),
-                  "blenderVersion": bpy.app.version_string,
-                  "pythonVersion": "%d.%d.%d" % sys.version_info[:3]})
+    try:
+        handshake(channel, worker_id, secret)
+    except ProtocolError as exc:
+        sys.stderr.write("blender-jobs worker %s: %s\n" % (worker_id, exc))
+        sys.stderr.flush()
+        os._exit(3)
+    sock.settimeout(None)
     inbox = start_inbox(channel)
     reporter = ProgressReporter(channel, interval)
     output = OutputAttribution(marker)
 
     while True:
         message = inbox.get()
-        kind = message.get("type")
+        kind = message["type"]
         if kind == "shutdown":
             break
         if kind == "run":
             try:
                 outcome = run_job(message, reporter, output)
             except BaseException as exc:  # the runtime itself failed: report, never hang
-                outcome = {"type": "result", "jobId": message.get("jobId"), "ok": False,
-                           "kind": "WORKER_ERROR",
-                           "message": "the worker runtime failed: %s" % exc,
+                outcome = {"type": "failed", "jobId": message["jobId"], "kind": "WORKER_ERROR",
+                           "message": "the worker runtime failed: %s" % _describe(exc),
                            "traceback": traceback.format_exc()}
             channel.send(outcome)
             eager_reset()
+        else:
+            sys.stderr.write("blender-jobs worker %s: the server sent %r after the handshake; exiting\n"
+                             % (worker_id, kind))
+            break
     flush_quietly(sys.stdout, sys.stderr)
     sock.close()
 

@@ -287,7 +287,7 @@ class DurabilityIT {
         // Make one of the two look three days old, as a long-running project's would.
         Path record = Path.of(state, "jobs", ids.get(2), "job.json");
         JsonObject r = JsonParser.parseString(Files.readString(record)).getAsJsonObject();
-        r.addProperty("finishedAt", System.currentTimeMillis() - Duration.ofDays(3).toMillis());
+        r.getAsJsonObject("job").addProperty("finishedAt", System.currentTimeMillis() - Duration.ofDays(3).toMillis());
         Files.writeString(record, r.toString());
         try (ServerProcess b = ServerProcess.start("--workers", "1", "--state-dir", state, "--retain-days", "2")) {
             assertEquals(1, b.initializeResult.getAsJsonObject("recoveredJobs").get("pruned").getAsInt());

@@ -1,11 +1,16 @@
 package dev.blenderjobs.it;
 
+import com.google.gson.JsonObject;
+import com.google.gson.JsonParser;
+import dev.blenderjobs.channel.ChannelCodec;
+import dev.blenderjobs.channel.FrameCodec;
+import dev.blenderjobs.channel.WorkerChannel;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
+import java.io.DataInputStream;
 import java.io.DataOutputStream;
 import java.io.IOException;
-import java.io.InputStream;
 import java.net.ConnectException;
 import java.net.InetAddress;
 import java.net.Socket;
@@ -19,15 +24,19 @@ import java.util.Set;
 import java.util.concurrent.TimeUnit;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 
 /**
  * The worker channel is reachable only by the server's own workers: its loopback port is open
- * only while a Blender starts, and a peer that does not present that Blender's secret is
- * refused. The test plays the intruder in that window, with the real server and real Blender.
+ * only while a Blender starts, and a peer that cannot prove it holds that Blender's secret (an
+ * HMAC of the server's challenge) is refused, and never welcomed or given a job. The test plays
+ * the intruder in that window, with the real server and real Blender.
  */
 @Timeout(value = 5, unit = TimeUnit.MINUTES)
 class SecurityIT {
+    /** WorkerChannel.MAX_HELLO_BYTES: what a peer may send before it has proven itself. */
+    private static final int HELLO_LIMIT = 16 * 1024;
 
     @Test
     void aConnectionToTheWorkerChannelWithoutTheSecretIsRefused() throws Exception {
@@ -37,6 +46,7 @@ class SecurityIT {
             for (int tries = 0; tries < 5; tries++) {
                 long deadline = System.currentTimeMillis() + 60_000;
                 Integer port = null;
+                String worker = null;
                 while (port == null && System.currentTimeMillis() < deadline) {
                     for (ProcessHandle p : s.blenderProcesses()) {
                         if (seen.contains(p.pid())) continue;
@@ -44,18 +54,23 @@ class SecurityIT {
                         if (value != null) {
                             seen.add(p.pid());
                             port = Integer.parseInt(value);
+                            worker = environ(p.pid(), "BLENDER_JOBS_WORKER");
                         }
                     }
                     if (port == null) Thread.sleep(2);
                 }
                 if (port == null) fail("no starting Blender found; server stderr:\n" + s.stderr());
-                int refusedBefore = count(s.stderr(), "did not present the worker's secret");
-                int capsBefore = count(s.stderr(), "limit 65536");
+                String workerId = worker == null ? "w1.1" : worker;
+                int wrongProofBefore = count(s.stderr(), "did not prove it holds the secret");
+                int notHelloBefore = count(s.stderr(), "its hello is not one of channel protocol");
+                int capsBefore = count(s.stderr(), "(the limit is " + HELLO_LIMIT + ")");
                 try {
-                    assertRefused(port, frame("{\"type\": \"hello\", \"secret\": \"not-the-secret\"}"));
-                    assertRefused(port, frame("{\"type\": \"hello\"}"));
+                    // An intruder who knows the protocol and the worker's id, but not its secret.
+                    assertRefused(port, nonce -> frame(hello(workerId,
+                            WorkerChannel.proof("not-the-secret".getBytes(StandardCharsets.UTF_8), nonce, workerId))));
+                    assertRefused(port, nonce -> frame("{\"type\": \"hello\"}"));
                     // An HTTP request read as a frame header asks for ~1 GB: refused unread.
-                    assertRefused(port, "GET / HTTP/1.0\r\n\r\n".getBytes(StandardCharsets.US_ASCII));
+                    assertRefused(port, nonce -> "GET / HTTP/1.0\r\n\r\n".getBytes(StandardCharsets.US_ASCII));
                 } catch (ConnectException missed) {
                     // The worker connected first and the port closed: try the next Blender.
                     s.runToEnd(Json.of("scriptText", "python_data = {}"), Duration.ofSeconds(120));
@@ -64,8 +79,9 @@ class SecurityIT {
                 // Each refusal is logged before the connection is closed. A probe that queued
                 // behind the real worker is reset unread when the port closes, unlogged: then
                 // the window was missed, and the next Blender is tried.
-                if (!awaitCount(s, "did not present the worker's secret", refusedBefore + 2)
-                        || !awaitCount(s, "limit 65536", capsBefore + 1)) {
+                if (!awaitCount(s, "did not prove it holds the secret", wrongProofBefore + 1)
+                        || !awaitCount(s, "its hello is not one of channel protocol", notHelloBefore + 1)
+                        || !awaitCount(s, "(the limit is " + HELLO_LIMIT + ")", capsBefore + 1)) {
                     s.runToEnd(Json.of("scriptText", "python_data = {}"), Duration.ofSeconds(120));
                     continue;
                 }
@@ -110,25 +126,68 @@ class SecurityIT {
     /** A well-formed frame of the worker channel, as an intruder who knows the format would send. */
     private static byte[] frame(String json) throws IOException {
         java.io.ByteArrayOutputStream out = new java.io.ByteArrayOutputStream();
-        dev.blenderjobs.workers.FrameCodec.write(out, com.google.gson.JsonParser.parseString(json).getAsJsonObject());
+        FrameCodec.write(out, JsonParser.parseString(json).getAsJsonObject());
         return out.toByteArray();
     }
 
-    /** Sends the bytes and expects the server to hang up without a word. */
-    private static void assertRefused(int port, byte[] bytes) throws IOException {
+    /** A hello of this server's channel protocol, well-formed in every field but the proof. */
+    private static String hello(String worker, String proof) {
+        JsonObject hello = new JsonObject();
+        hello.addProperty("type", "hello");
+        hello.addProperty("protocol", ChannelCodec.PROTOCOL);
+        hello.addProperty("runtimeVersion", "0.0.0-intruder");
+        hello.addProperty("worker", worker);
+        hello.addProperty("pid", ProcessHandle.current().pid());
+        hello.addProperty("blenderVersion", "3.4.1");
+        hello.addProperty("pythonVersion", "3.10.12");
+        hello.addProperty("proof", proof);
+        return hello.toString();
+    }
+
+    /** What the intruder sends once it has the server's challenge nonce. */
+    private interface Probe {
+        byte[] answer(String nonce) throws IOException;
+    }
+
+    /**
+     * Reads the server's challenge, sends the probe's answer, and expects the server to hang up,
+     * at most saying why ("refused"): never "welcome", never a job.
+     */
+    private static void assertRefused(int port, Probe probe) throws IOException {
         try (Socket socket = new Socket(InetAddress.getLoopbackAddress(), port)) {
             socket.setSoTimeout(15_000);
-            DataOutputStream out = new DataOutputStream(socket.getOutputStream());
-            out.write(bytes);
-            out.flush();
-            InputStream in = socket.getInputStream();
-            int first;
+            DataInputStream in = new DataInputStream(socket.getInputStream());
+            JsonObject challenge;
             try {
-                first = in.read();
+                challenge = FrameCodec.read(in);
             } catch (java.net.SocketException reset) {
-                return; // closed on us: refused
+                return; // closed on us before a word: refused (the awaitCount check tells if it was seen)
             }
-            assertEquals(-1, first, "the server must close the connection, not answer it");
+            if (challenge == null) return;
+            assertEquals("challenge", challenge.get("type").getAsString(), challenge.toString());
+            DataOutputStream out = new DataOutputStream(socket.getOutputStream());
+            try {
+                out.write(probe.answer(challenge.get("nonce").getAsString()));
+                out.flush();
+            } catch (java.net.SocketException closed) {
+                return; // hung up on us already
+            }
+            int refusals = 0;
+            while (true) {
+                JsonObject frame;
+                try {
+                    frame = FrameCodec.read(in);
+                } catch (java.net.SocketException reset) {
+                    break; // closed on us: refused
+                }
+                if (frame == null) break;
+                String type = frame.has("type") ? frame.get("type").getAsString() : frame.toString();
+                // Fails at once on "welcome" (or a job), not after waiting for a close that never comes.
+                assertEquals("refused", type, "the server must refuse the connection, never welcome it or give it "
+                        + "a job: " + frame);
+                refusals++;
+            }
+            assertTrue(refusals <= 1, "one refusal, then the connection is closed");
         }
     }
 

@@ -1,9 +1,18 @@
 package dev.blenderjobs.jobs;
 
 import com.google.gson.JsonObject;
+import com.google.gson.JsonParser;
+import dev.blenderjobs.channel.ToWorker;
 import dev.blenderjobs.concurrent.EventLoop;
+import dev.blenderjobs.model.FailureKind;
+import dev.blenderjobs.model.Job;
+import dev.blenderjobs.model.JobRequest;
+import dev.blenderjobs.model.JobResult;
+import dev.blenderjobs.model.JobSpec;
+import dev.blenderjobs.model.JobState;
+import dev.blenderjobs.model.RemovalReason;
 import dev.blenderjobs.workers.AttemptOutcome;
-import dev.blenderjobs.workers.RunRequest;
+import dev.blenderjobs.workers.JobLog;
 import dev.blenderjobs.workers.WorkerPool;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -15,18 +24,22 @@ import org.mockito.InOrder;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Collections;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.TimeUnit;
-import java.util.function.BooleanSupplier;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.mockito.ArgumentMatchers.any;
@@ -36,11 +49,11 @@ import static org.mockito.ArgumentMatchers.anyString;
 import static org.mockito.ArgumentMatchers.argThat;
 import static org.mockito.ArgumentMatchers.eq;
 import static org.mockito.ArgumentMatchers.isNull;
-import static org.mockito.Mockito.after;
-import static org.mockito.Mockito.atLeastOnce;
+import static org.mockito.Mockito.doAnswer;
 import static org.mockito.Mockito.inOrder;
 import static org.mockito.Mockito.mock;
 import static org.mockito.Mockito.never;
+import static org.mockito.Mockito.spy;
 import static org.mockito.Mockito.timeout;
 import static org.mockito.Mockito.times;
 import static org.mockito.Mockito.verify;
@@ -81,12 +94,20 @@ class JobManagerTest {
     // ------------------------------------------------------------------ helpers
 
     private static JobSpec spec(String name, double timeout, int maxAttempts) {
-        return new JobSpec(name, null, "print('hi')", timeout, new JsonObject(), null, null, null, maxAttempts,
-                false, false, null);
+        return spec(name, timeout, maxAttempts, 0);
+    }
+
+    private static JobSpec spec(String name, double timeout, int maxAttempts, int priority) {
+        return new JobSpec(name, null, timeout, maxAttempts, JobSpec.Isolation.WORKER, priority, null, null);
     }
 
     private static JobSpec spec() {
         return spec(null, 0, 1);
+    }
+
+    /** An addJob of scriptText "print('hi')", as the intake hands it over. */
+    private static JobRequest request(JobSpec spec) {
+        return new JobRequest(spec, "print('hi')", new JsonObject(), null, null, false, null);
     }
 
     private static <T> T await(CompletableFuture<T> f) throws Exception {
@@ -101,12 +122,24 @@ class JobManagerTest {
         }));
     }
 
-    private JobView submit(JobSpec spec) throws Exception {
-        return await(manager.submit(spec));
+    private Job submit(JobSpec spec) throws Exception {
+        return submit(manager, spec);
     }
 
-    private JobView get(String id) throws Exception {
+    private static Job submit(JobManager m, JobSpec spec) throws Exception {
+        return await(m.submit(JobManager.newJobId(), request(spec)));
+    }
+
+    private Job get(String id) throws Exception {
         return await(manager.get(id));
+    }
+
+    private JobLog logOf(String id) throws Exception {
+        return await(manager.inspect(id)).log();
+    }
+
+    private List<String> idsIn(JobManager m, JobState... states) throws Exception {
+        return await(m.list(Set.of(states))).stream().map(Job::jobId).toList();
     }
 
     private static JobException failure(CompletableFuture<?> f) {
@@ -114,98 +147,146 @@ class JobManagerTest {
         return assertInstanceOf(JobException.class, e.getCause());
     }
 
-    private static AttemptOutcome.Succeeded succeeded(Path dataFile) {
+    private static JobResult result() {
         JsonObject timing = new JsonObject();
         timing.addProperty("scriptMs", 12);
-        return new AttemptOutcome.Succeeded(dataFile, 42, null, timing, 1234);
+        JsonObject blocks = JsonParser.parseString("{\"objects\": [\"Cube\"]}").getAsJsonObject();
+        return new JobResult(42, "ab".repeat(32), blocks, timing);
+    }
+
+    private static AttemptOutcome.Succeeded succeeded() {
+        return new AttemptOutcome.Succeeded(result(), 1234);
     }
 
     private static AttemptOutcome.Failed scriptError(String message) {
-        return new AttemptOutcome.Failed("SCRIPT_ERROR", message, "Traceback (most recent call last): ...", null);
+        return new AttemptOutcome.Failed(FailureKind.SCRIPT_ERROR, message, "Traceback (most recent call last): ...",
+                null);
     }
 
-    private static void waitUntil(BooleanSupplier condition) throws InterruptedException {
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
-        while (!condition.getAsBoolean()) {
-            if (System.nanoTime() > deadline) throw new AssertionError("condition not met within 5 s");
-            Thread.sleep(10);
+    private static Job stateIs(JobState s) {
+        return argThat(v -> v != null && v.state() == s);
+    }
+
+    private List<ToWorker.Run> runsOffered(int times) {
+        ArgumentCaptor<ToWorker.Run> runs = ArgumentCaptor.forClass(ToWorker.Run.class);
+        verify(pool, times(times)).tryRun(runs.capture(), any());
+        return runs.getAllValues();
+    }
+
+    /**
+     * Workers for the pool mock: it takes a run while one is free, and records which jobs it was
+     * offered and which it started, in order. Touched on the loop only (tryRun is called there).
+     */
+    private static final class Slots {
+        int free;
+        final List<String> offered = Collections.synchronizedList(new ArrayList<>());
+        final List<String> started = Collections.synchronizedList(new ArrayList<>());
+
+        List<String> started() {
+            return List.copyOf(started);
         }
     }
 
-    private static JobView stateIs(JobState s) {
-        return argThat(v -> v != null && v.state() == s);
+    private Slots slots(int free) {
+        Slots s = new Slots();
+        s.free = free;
+        when(pool.tryRun(any(), any())).thenAnswer(inv -> {
+            ToWorker.Run run = inv.getArgument(0);
+            s.offered.add(run.jobId());
+            if (s.free == 0) return false;
+            s.free--;
+            s.started.add(run.jobId());
+            return true;
+        });
+        return s;
+    }
+
+    /** A worker became free (its job finished elsewhere): the pool says so, as in production. */
+    private void freeWorker(JobManager m, Slots s) throws Exception {
+        onLoop(() -> {
+            s.free++;
+            m.workerAvailable();
+        });
     }
 
     // ------------------------------------------------------------------ submit and dispatch
 
     @Test
     void submitQueuesThenRunsOnAnIdleWorker() throws Exception {
-        when(pool.tryRun(any())).thenReturn(true);
+        when(pool.tryRun(any(), any())).thenReturn(true);
         when(pool.pidOf(anyString())).thenReturn(4242L);
-        JobView v = submit(spec("first", 0, 1));
+        String id = JobManager.newJobId();
+        assertTrue(id.matches("job-[0-9a-f]{12}"), id);
+        Job v = await(manager.submit(id, request(spec("first", 0, 1))));
 
+        assertEquals(id, v.jobId());
         assertEquals(JobState.ACTIVE, v.state());
         assertEquals(1, v.attempt());
         assertEquals("first", v.name());
-        assertEquals("<scriptText>", v.script());
+        assertNull(v.spec().script(), "a scriptText job has no script path");
+        assertEquals("<scriptText>", v.spec().scriptLabel());
         assertEquals(4242L, v.workerPid());
         assertTrue(v.startedAt() > 0);
-        assertTrue(v.id().matches("job-[0-9a-f]{12}"), v.id());
-        assertEquals(files.dirOf(v.id()), v.directory());
-        assertEquals("print('hi')", Files.readString(files.dirOf(v.id()).resolve("script.py")));
+        assertTrue(Files.isDirectory(files.dirOf(id)));
+        assertEquals("print('hi')", Files.readString(files.scriptOf(id)));
+        assertEquals(new JsonObject(), JsonParser.parseString(Files.readString(files.passedDataOf(id))));
 
-        ArgumentCaptor<RunRequest> request = ArgumentCaptor.forClass(RunRequest.class);
-        verify(pool).tryRun(request.capture());
-        RunRequest r = request.getValue();
-        assertEquals(v.id(), r.jobId());
+        ArgumentCaptor<ToWorker.Run> request = ArgumentCaptor.forClass(ToWorker.Run.class);
+        ArgumentCaptor<JobLog> log = ArgumentCaptor.forClass(JobLog.class);
+        verify(pool).tryRun(request.capture(), log.capture());
+        ToWorker.Run r = request.getValue();
+        assertEquals(id, r.jobId());
         assertEquals(1, r.attempt());
-        assertNull(r.scriptPath());
-        assertEquals("print('hi')", r.scriptSource());
-        assertEquals(files.workDirOf(v.id()), r.workDir());
-        assertEquals(files.resultDirOf(v.id()), r.resultDir());
-        assertFalse(r.freshProcess());
+        assertEquals(v.spec(), r.spec(), "the worker is given the job's own spec");
+        assertFalse(r.spec().freshProcess());
+        assertEquals(files.scriptOf(id).toString(), r.files().script());
+        assertEquals(files.passedDataOf(id).toString(), r.files().passedData());
+        assertEquals(files.workDirOf(id).toString(), r.files().workDir());
+        assertEquals(files.resultDirOf(id).toString(), r.files().resultDir());
+        assertNull(r.files().library());
+        assertNull(r.files().blendFile());
+        assertSame(logOf(id), log.getValue(), "the worker's output goes to the job's log");
 
         InOrder order = inOrder(events);
         order.verify(events).stateChanged(stateIs(JobState.QUEUED), isNull());
         order.verify(events).stateChanged(stateIs(JobState.ACTIVE), eq(JobState.QUEUED));
-        assertEquals(List.of(), await(manager.queuedIds()));
+        assertEquals(List.of(), idsIn(manager, JobState.QUEUED));
     }
 
     @Test
     void successCompletesTheJob() throws Exception {
-        when(pool.tryRun(any())).thenReturn(true);
-        String id = submit(spec()).id();
+        when(pool.tryRun(any(), any())).thenReturn(true);
+        String id = submit(spec()).jobId();
         onLoop(() -> manager.progress(id, 1, 0.4, "almost half", 99L));
         verify(events).progress(id, 0.4, "almost half", 99L);
         assertEquals(0.4, get(id).progress());
 
-        Path data = files.resultDirOf(id).resolve("python_data.json");
-        onLoop(() -> manager.attemptFinished(id, 1, succeeded(data)));
+        onLoop(() -> manager.attemptFinished(id, 1, succeeded()));
 
-        JobView v = get(id);
+        Job v = get(id);
         assertEquals(JobState.COMPLETED, v.state());
         assertEquals(1.0, v.progress());
-        assertEquals(data, v.pythonDataFile());
-        assertEquals(42, v.pythonDataBytes());
-        assertEquals(12, v.timing().get("scriptMs").getAsInt());
-        assertNull(v.failure());
+        assertEquals(result(), v.result(), "the job keeps what the attempt left");
+        assertEquals(42, v.result().pythonDataBytes());
+        assertEquals(12, v.result().timing().get("scriptMs").getAsInt());
+        assertNull(v.error());
         assertTrue(v.finishedAt() >= v.startedAt());
         verify(events).stateChanged(argThat(j -> j.state() == JobState.COMPLETED && j.progress() == 1.0),
                 eq(JobState.ACTIVE));
-        assertEquals(v, await(manager.finished(id)), "finished() gives the completed job's view");
+        assertEquals(v, await(manager.finished(id)), "finished() gives the completed job's snapshot");
     }
 
     @Test
     void eventsForStaleAttemptsOrUnknownJobsAreIgnored() throws Exception {
-        when(pool.tryRun(any())).thenReturn(true);
-        String id = submit(spec()).id();
+        when(pool.tryRun(any(), any())).thenReturn(true);
+        String id = submit(spec()).jobId();
         onLoop(() -> {
             manager.progress(id, 2, 0.9, "wrong attempt", 1L);
             manager.progress("job-unknown", 1, 0.9, null, 1L);
-            manager.attemptFinished(id, 2, succeeded(Path.of("x")));
-            manager.attemptFinished("job-unknown", 1, succeeded(Path.of("x")));
+            manager.attemptFinished(id, 2, succeeded());
+            manager.attemptFinished("job-unknown", 1, succeeded());
         });
-        JobView v = get(id);
+        Job v = get(id);
         assertEquals(JobState.ACTIVE, v.state());
         assertEquals(0.0, v.progress());
         verify(events, never()).progress(anyString(), anyDouble(), any(), anyLong());
@@ -213,171 +294,302 @@ class JobManagerTest {
 
     @Test
     void failedAttemptIsRetriedUntilMaxAttempts() throws Exception {
-        when(pool.tryRun(any())).thenReturn(true);
-        String id = submit(spec(null, 0, 2)).id();
+        when(pool.tryRun(any(), any())).thenReturn(true);
+        String id = submit(spec(null, 0, 2)).jobId();
 
         onLoop(() -> manager.attemptFinished(id, 1, scriptError("first boom")));
         // It went back to QUEUED with the failure, and was dispatched again at once.
-        ArgumentCaptor<JobView> retried = ArgumentCaptor.forClass(JobView.class);
+        ArgumentCaptor<Job> retried = ArgumentCaptor.forClass(Job.class);
         verify(events).stateChanged(retried.capture(), eq(JobState.ACTIVE));
         assertEquals(JobState.QUEUED, retried.getValue().state());
-        assertEquals(1, retried.getValue().earlierFailures().size());
-        assertEquals("first boom", retried.getValue().earlierFailures().get(0).message());
-        assertEquals(FailureKind.SCRIPT_ERROR, retried.getValue().failure().kind());
+        assertEquals(1, retried.getValue().earlierErrors().size());
+        assertEquals("first boom", retried.getValue().earlierErrors().get(0).message());
+        assertEquals(FailureKind.SCRIPT_ERROR, retried.getValue().error().kind());
 
-        ArgumentCaptor<RunRequest> requests = ArgumentCaptor.forClass(RunRequest.class);
-        verify(pool, times(2)).tryRun(requests.capture());
-        assertEquals(List.of(1, 2), requests.getAllValues().stream().map(RunRequest::attempt).toList());
+        assertEquals(List.of(1, 2), runsOffered(2).stream().map(ToWorker.Run::attempt).toList());
 
-        JobView second = get(id);
+        Job second = get(id);
         assertEquals(JobState.ACTIVE, second.state());
         assertEquals(2, second.attempt());
-        assertEquals(1, second.earlierFailures().size());
+        assertEquals(1, second.earlierErrors().size());
+        assertNull(second.error(), "a running job shows no error; the retried attempt's is in earlierErrors");
 
         // A late event of attempt 1 does not touch attempt 2.
-        onLoop(() -> manager.attemptFinished(id, 1, succeeded(Path.of("stale"))));
+        onLoop(() -> manager.attemptFinished(id, 1, succeeded()));
         assertEquals(JobState.ACTIVE, get(id).state());
 
         onLoop(() -> manager.attemptFinished(id, 2, scriptError("second boom")));
-        JobView failed = get(id);
+        Job failed = get(id);
         assertEquals(JobState.FAILED, failed.state());
-        assertEquals(FailureKind.SCRIPT_ERROR, failed.failure().kind());
-        assertEquals("second boom", failed.failure().message());
-        assertEquals(2, failed.failure().attempt());
-        assertEquals("Traceback (most recent call last): ...", failed.failure().traceback());
-        assertEquals(1, failed.earlierFailures().size());
-        assertTrue(failed.log().tail().contains("=== blender-jobs: attempt 2 of 2 ==="), failed.log().tail().toString());
+        assertEquals(FailureKind.SCRIPT_ERROR, failed.error().kind());
+        assertEquals("second boom", failed.error().message());
+        assertEquals(2, failed.error().attempt());
+        assertEquals("Traceback (most recent call last): ...", failed.error().traceback());
+        assertEquals(1, failed.earlierErrors().size());
+        List<String> tail = logOf(id).tail();
+        assertTrue(tail.contains("=== blender-jobs: attempt 2 of 2 ==="), tail.toString());
         verify(events).stateChanged(stateIs(JobState.FAILED), eq(JobState.ACTIVE));
-        verify(pool, times(2)).tryRun(any());
+        verify(pool, times(2)).tryRun(any(), any());
     }
 
     @Test
-    void failureTailAndUnknownKind() throws Exception {
-        when(pool.tryRun(any())).thenReturn(true);
-        JobView v = submit(spec());
-        v.log().note("printed by the script");
-        onLoop(() -> manager.attemptFinished(v.id(), 1,
-                new AttemptOutcome.Failed("SOMETHING_NEW", "odd", null, null)));
-        JobView failed = get(v.id());
-        assertEquals(FailureKind.WORKER_ERROR, failed.failure().kind());
-        assertEquals(List.of("printed by the script"), failed.failure().logTail());
+    void failureCarriesItsKindAndTheLogTailAndAnUnknownKindCannotArise() throws Exception {
+        when(pool.tryRun(any(), any())).thenReturn(true);
+        String id = submit(spec()).jobId();
+        logOf(id).note("printed by the script");
+        onLoop(() -> manager.attemptFinished(id, 1,
+                new AttemptOutcome.Failed(FailureKind.WORKER_ERROR, "odd", "Traceback (runtime)", null)));
+        Job failed = get(id);
+        assertEquals(FailureKind.WORKER_ERROR, failed.error().kind());
+        assertEquals("Traceback (runtime)", failed.error().traceback());
+        assertEquals(List.of("printed by the script"), failed.error().logTail());
+        // Outcomes carry a FailureKind, not a string: a kind the server does not know cannot
+        // reach a job (the channel codec refuses it as a protocol violation), and nothing maps
+        // an unknown name to some other kind.
+        assertTrue(FailureKind.named("SOMETHING_NEW").isEmpty());
+        assertEquals(FailureKind.SCRIPT_ERROR, FailureKind.named("SCRIPT_ERROR").orElseThrow());
     }
 
     @Test
     void jobStaysQueuedWhenNoWorkerIsFreeAndFifoOrderIsKept() throws Exception {
-        when(pool.tryRun(any())).thenReturn(false);
-        String a = submit(spec("a", 0, 1)).id();
-        String b = submit(spec("b", 0, 1)).id();
-        String c = submit(spec("c", 0, 1)).id();
+        Slots slots = slots(0);
+        String a = submit(spec("a", 0, 1)).jobId();
+        String b = submit(spec("b", 0, 1)).jobId();
+        String c = submit(spec("c", 0, 1)).jobId();
         assertEquals(JobState.QUEUED, get(a).state());
         assertEquals(0, get(a).attempt(), "a refused dispatch is not an attempt");
-        assertEquals(List.of(a, b, c), await(manager.queuedIds()));
+        assertEquals(List.of(a, b, c), idsIn(manager, JobState.QUEUED));
         // Only the head of the queue is offered to the pool.
-        verify(pool, never()).tryRun(argThat(r -> !r.jobId().equals(a)));
+        assertEquals(Set.of(a), Set.copyOf(slots.offered));
 
-        when(pool.tryRun(any())).thenReturn(true, false);
-        onLoop(manager::workerAvailable);
+        freeWorker(manager, slots);
         assertEquals(JobState.ACTIVE, get(a).state());
         assertEquals(1, get(a).attempt());
-        assertEquals(List.of(b, c), await(manager.queuedIds()));
+        assertEquals(List.of(b, c), idsIn(manager, JobState.QUEUED));
+        assertEquals(b, slots.offered.get(slots.offered.size() - 1), "b is the head now");
 
-        when(pool.tryRun(any())).thenReturn(true);
-        onLoop(manager::workerAvailable);
-        assertEquals(List.of(), await(manager.queuedIds()));
+        onLoop(() -> {
+            slots.free += 2;
+            manager.workerAvailable();
+        });
+        assertEquals(List.of(), idsIn(manager, JobState.QUEUED));
         assertEquals(JobState.ACTIVE, get(b).state());
         assertEquals(JobState.ACTIVE, get(c).state());
-
-        ArgumentCaptor<RunRequest> requests = ArgumentCaptor.forClass(RunRequest.class);
-        verify(pool, atLeastOnce()).tryRun(requests.capture());
-        List<String> accepted = requests.getAllValues().stream().map(RunRequest::jobId).distinct().toList();
-        assertEquals(List.of(a, b, c), accepted, "offered in FIFO order");
+        assertEquals(List.of(a, b, c), slots.started(), "started in FIFO order");
+        assertEquals(List.of(a, b, c), slots.offered.stream().distinct().toList(), "offered in FIFO order");
     }
 
     @Test
-    void retryGoesToTheHeadOfTheQueue() throws Exception {
-        when(pool.tryRun(any())).thenReturn(true);
-        String first = submit(spec("first", 0, 2)).id();
-        when(pool.tryRun(any())).thenReturn(false);
-        String waiting = submit(spec("waiting", 0, 1)).id();
+    void aRetryKeepsItsPlaceAheadOfEveryJobAddedAfterIt() throws Exception {
+        Slots slots = slots(1);
+        String first = submit(spec("first", 0, 2)).jobId();
+        String waiting = submit(spec("waiting", 0, 1)).jobId();
+        assertEquals(List.of(first), slots.started());
         onLoop(() -> manager.attemptFinished(first, 1, scriptError("boom")));
-        assertEquals(List.of(first, waiting), await(manager.queuedIds()));
         assertEquals(JobState.QUEUED, get(first).state());
+        assertEquals(List.of(first, waiting), idsIn(manager, JobState.QUEUED));
+        assertEquals(first, slots.offered.get(slots.offered.size() - 1), "the retry is the head, not the waiting job");
+
+        freeWorker(manager, slots);
+        assertEquals(List.of(first, first), slots.started());
+        assertEquals(2, get(first).attempt());
+        assertEquals(JobState.QUEUED, get(waiting).state());
+        freeWorker(manager, slots);
+        assertEquals(List.of(first, first, waiting), slots.started());
     }
+
+    @Test
+    void aRetryRejoinsAtItsOwnPlaceNotTheAbsoluteHead() throws Exception {
+        Slots slots = slots(2);
+        String x = submit(spec("x", 0, 2)).jobId();
+        String y = submit(spec("y", 0, 2)).jobId();
+        String z = submit(spec("z", 0, 1)).jobId();
+        assertEquals(List.of(x, y), slots.started());
+        // x fails first, then y: y, added after x, rejoins behind it (a retry placed at the
+        // absolute head would run y first).
+        onLoop(() -> manager.attemptFinished(x, 1, scriptError("x boom")));
+        onLoop(() -> manager.attemptFinished(y, 1, scriptError("y boom")));
+        assertEquals(List.of(x, y, z), idsIn(manager, JobState.QUEUED));
+        for (int i = 0; i < 3; i++) freeWorker(manager, slots);
+        assertEquals(List.of(x, y, x, y, z), slots.started());
+    }
+
+    // ------------------------------------------------------------------ priority
+
+    @Test
+    void aWaitingHigherPriorityJobStartsBeforeLowerOnes() throws Exception {
+        Slots slots = slots(0);
+        String low1 = submit(spec("low1", 0, 1, 0)).jobId();
+        String low2 = submit(spec("low2", 0, 1, 0)).jobId();
+        String high = submit(spec("high", 0, 1, 5)).jobId();
+        String negative = submit(spec("negative", 0, 1, -3)).jobId();
+        assertEquals(5, get(high).spec().priority(), "the snapshot shows the job's priority");
+        assertEquals(high, slots.offered.get(slots.offered.size() - 1), "only the head is offered: the highest");
+        assertFalse(slots.offered.contains(negative) || slots.offered.contains(low2));
+
+        for (int i = 0; i < 4; i++) freeWorker(manager, slots);
+        assertEquals(List.of(high, low1, low2, negative), slots.started());
+    }
+
+    @Test
+    void jobsOfOnePriorityStartInTheOrderTheyWereAdded() throws Exception {
+        Slots slots = slots(0);
+        List<String> added = new ArrayList<>();
+        for (int priority : new int[]{2, -1, 2, 7, -1, 2, 7}) {
+            added.add(submit(spec("p" + priority, 0, 1, priority)).jobId());
+        }
+        for (int i = 0; i < added.size(); i++) freeWorker(manager, slots);
+        assertEquals(List.of(added.get(3), added.get(6), added.get(0), added.get(2), added.get(5), added.get(1),
+                added.get(4)), slots.started(), "highest priority first, FIFO within one priority");
+    }
+
+    @Test
+    void aRetryOfALowPriorityJobDoesNotOvertakeAWaitingHigherPriorityOne() throws Exception {
+        Slots slots = slots(1);
+        String low = submit(spec("low", 0, 2, 0)).jobId();
+        String high = submit(spec("high", 0, 1, 1)).jobId();
+        assertEquals(JobState.QUEUED, get(high).state());
+        // low's attempt fails and its worker is free again at once.
+        onLoop(() -> {
+            slots.free++;
+            manager.attemptFinished(low, 1, scriptError("boom"));
+        });
+        assertEquals(List.of(low, high), slots.started());
+        assertEquals(JobState.ACTIVE, get(high).state());
+        assertEquals(JobState.QUEUED, get(low).state());
+        freeWorker(manager, slots);
+        assertEquals(List.of(low, high, low), slots.started());
+        assertEquals(2, get(low).attempt());
+    }
+
+    @Test
+    void resumedJobsJoinAtTheEndOfTheirPriority() throws Exception {
+        long t = System.currentTimeMillis() - 10_000;
+        // Left by an earlier server, so added long before the jobs below.
+        String resumedLow = leftBehind("job-0000000000d1", JobState.ACTIVE, t, 0, 0);
+        String resumedHigh = leftBehind("job-0000000000d2", JobState.QUEUED, t + 1, 0, 5);
+        JobManager m = reopened(JobManager.Retention.UNLIMITED, false);
+        Slots slots = slots(0);
+        String newLow = submit(m, spec("new-low", 0, 1, 0)).jobId();
+        String newHigh = submit(m, spec("new-high", 0, 1, 5)).jobId();
+        assertEquals(List.of(resumedLow, resumedHigh), await(m.resumeAll()));
+
+        for (int i = 0; i < 4; i++) freeWorker(m, slots);
+        assertEquals(List.of(newHigh, resumedHigh, newLow, resumedLow), slots.started());
+    }
+
+    // ------------------------------------------------------------------ timeouts
 
     @Test
     void timeoutAbortsAndFailsWithTimedOut() throws Exception {
-        when(pool.tryRun(any())).thenReturn(true);
-        String id = submit(spec(null, 0.2, 1)).id();
+        when(pool.tryRun(any(), any())).thenReturn(true);
+        String id = submit(spec(null, 0.2, 1)).jobId();
         verify(events, timeout(3000)).stateChanged(stateIs(JobState.FAILED), eq(JobState.ACTIVE));
         verify(pool).abort(id);
-        JobView v = get(id);
+        Job v = get(id);
         assertEquals(JobState.FAILED, v.state());
-        assertEquals(FailureKind.TIMED_OUT, v.failure().kind());
-        assertTrue(v.failure().message().contains("0.2 s"), v.failure().message());
+        assertEquals(FailureKind.TIMED_OUT, v.error().kind());
+        assertTrue(v.error().message().contains("0.2 s"), v.error().message());
         assertTrue(v.finishedAt() - v.startedAt() >= 150, "not before its timeout");
         // The pool then reports the killed attempt: it is ignored.
-        onLoop(() -> manager.attemptFinished(id, 1, new AttemptOutcome.Failed("BLENDER_CRASHED", "killed", null, null)));
-        assertEquals(FailureKind.TIMED_OUT, get(id).failure().kind());
+        onLoop(() -> manager.attemptFinished(id, 1,
+                new AttemptOutcome.Failed(FailureKind.BLENDER_CRASHED, "killed", null, null)));
+        assertEquals(FailureKind.TIMED_OUT, get(id).error().kind());
     }
 
     @Test
     void timeoutWithRetriesLeftRequeues() throws Exception {
-        when(pool.tryRun(any())).thenReturn(true);
-        String id = submit(spec(null, 0.2, 2)).id();
+        when(pool.tryRun(any(), any())).thenReturn(true);
+        String id = submit(spec(null, 0.2, 2)).jobId();
         verify(events, timeout(3000)).stateChanged(stateIs(JobState.QUEUED), eq(JobState.ACTIVE));
         verify(pool).abort(id);
         verify(events, timeout(3000)).stateChanged(stateIs(JobState.FAILED), eq(JobState.ACTIVE));
-        JobView v = get(id);
+        Job v = get(id);
         assertEquals(2, v.attempt());
-        assertEquals(FailureKind.TIMED_OUT, v.earlierFailures().get(0).kind());
-        assertEquals(FailureKind.TIMED_OUT, v.failure().kind());
+        assertEquals(FailureKind.TIMED_OUT, v.earlierErrors().get(0).kind());
+        assertEquals(FailureKind.TIMED_OUT, v.error().kind());
     }
 
     @Test
     void successCancelsTheTimeout() throws Exception {
-        when(pool.tryRun(any())).thenReturn(true);
-        // 1 s: room for the finish to reach the loop first even on a stalled machine.
-        String id = submit(spec(null, 1.0, 1)).id();
-        onLoop(() -> manager.attemptFinished(id, 1, succeeded(Path.of("d.json"))));
-        verify(pool, after(1500).never()).abort(anyString());
-        assertEquals(JobState.COMPLETED, get(id).state());
+        // The loop's timers are watched: the attempt's timeout task is seen to be cancelled,
+        // without waiting for the time it would have fired.
+        EventLoop watched = spy(new EventLoop("watched-loop"));
+        List<ScheduledFuture<?>> timeouts = new CopyOnWriteArrayList<>();
+        long timeoutMs = TimeUnit.HOURS.toMillis(1);
+        doAnswer(inv -> {
+            ScheduledFuture<?> f = (ScheduledFuture<?>) inv.callRealMethod();
+            if (inv.<Long>getArgument(1) == timeoutMs && inv.getArgument(2) == TimeUnit.MILLISECONDS) timeouts.add(f);
+            return f;
+        }).when(watched).schedule(any(), anyLong(), any());
+        try {
+            JobManager m = new JobManager(watched, 20, null, JobManager.Retention.UNLIMITED);
+            m.attach(pool, events);
+            await(m.open(files, List.of(), false));
+            when(pool.tryRun(any(), any())).thenReturn(true);
+            String id = submit(m, spec(null, timeoutMs / 1000.0, 1)).jobId();
+            assertEquals(1, timeouts.size(), "the attempt's timeout is set when it starts");
+            assertFalse(timeouts.get(0).isCancelled());
+
+            await(watched.call(() -> {
+                m.attemptFinished(id, 1, succeeded());
+                return null;
+            }));
+            assertTrue(timeouts.get(0).isCancelled(), "the timeout of the finished attempt is cancelled");
+            assertEquals(JobState.COMPLETED, await(m.get(id)).state());
+            verify(pool, never()).abort(anyString());
+        } finally {
+            watched.close();
+        }
     }
 
     // ------------------------------------------------------------------ cancel
 
     @Test
     void cancelOfAQueuedJobDoesNotAbort() throws Exception {
-        when(pool.tryRun(any())).thenReturn(false);
-        String id = submit(spec()).id();
-        Map.Entry<JobView, JobState> result = await(manager.cancel(id));
+        when(pool.tryRun(any(), any())).thenReturn(false);
+        String id = submit(spec()).jobId();
+        Map.Entry<Job, JobState> result = await(manager.cancel(id));
         assertEquals(JobState.CANCELED, result.getKey().state());
         assertEquals(JobState.QUEUED, result.getValue());
         assertTrue(result.getKey().finishedAt() > 0);
         verify(pool, never()).abort(anyString());
-        assertEquals(List.of(), await(manager.queuedIds()));
+        assertEquals(List.of(), idsIn(manager, JobState.QUEUED));
         verify(events).stateChanged(stateIs(JobState.CANCELED), eq(JobState.QUEUED));
     }
 
     @Test
+    void aCanceledQueuedJobLeavesTheQueue() throws Exception {
+        // Equivalent of the removed queuedIds() check: the canceled head is never offered again.
+        Slots slots = slots(0);
+        String head = submit(spec()).jobId();
+        String next = submit(spec()).jobId();
+        await(manager.cancel(head));
+        freeWorker(manager, slots);
+        assertEquals(List.of(next), slots.started());
+    }
+
+    @Test
     void cancelOfAnActiveJobAbortsItsWorker() throws Exception {
-        when(pool.tryRun(any())).thenReturn(true);
-        String id = submit(spec(null, 0, 3)).id();
-        Map.Entry<JobView, JobState> result = await(manager.cancel(id));
+        when(pool.tryRun(any(), any())).thenReturn(true);
+        String id = submit(spec(null, 0, 3)).jobId();
+        Map.Entry<Job, JobState> result = await(manager.cancel(id));
         assertEquals(JobState.CANCELED, result.getKey().state());
         assertEquals(JobState.ACTIVE, result.getValue());
         verify(pool).abort(id);
         // The killed attempt's report does not bring it back (retries left or not).
-        onLoop(() -> manager.attemptFinished(id, 1, new AttemptOutcome.Failed("BLENDER_CRASHED", "killed", null, null)));
+        onLoop(() -> manager.attemptFinished(id, 1,
+                new AttemptOutcome.Failed(FailureKind.BLENDER_CRASHED, "killed", null, null)));
         assertEquals(JobState.CANCELED, get(id).state());
-        verify(pool, times(1)).tryRun(any());
+        verify(pool, times(1)).tryRun(any(), any());
     }
 
     @Test
     void cancelOfAFinishedJobChangesNothing() throws Exception {
-        when(pool.tryRun(any())).thenReturn(true);
-        String id = submit(spec()).id();
-        onLoop(() -> manager.attemptFinished(id, 1, succeeded(Path.of("d.json"))));
-        Map.Entry<JobView, JobState> result = await(manager.cancel(id));
+        when(pool.tryRun(any(), any())).thenReturn(true);
+        String id = submit(spec()).jobId();
+        onLoop(() -> manager.attemptFinished(id, 1, succeeded()));
+        Map.Entry<Job, JobState> result = await(manager.cancel(id));
         assertEquals(JobState.COMPLETED, result.getKey().state());
         assertEquals(JobState.COMPLETED, result.getValue());
         verify(pool, never()).abort(anyString());
@@ -385,10 +597,10 @@ class JobManagerTest {
 
     @Test
     void cancelAllCancelsQueuedAndActive() throws Exception {
-        when(pool.tryRun(any())).thenReturn(true);
-        String active = submit(spec()).id();
-        when(pool.tryRun(any())).thenReturn(false);
-        String queued = submit(spec()).id();
+        when(pool.tryRun(any(), any())).thenReturn(true);
+        String active = submit(spec()).jobId();
+        when(pool.tryRun(any(), any())).thenReturn(false);
+        String queued = submit(spec()).jobId();
         assertEquals(2, await(manager.cancelAll()));
         assertEquals(JobState.CANCELED, get(active).state());
         assertEquals(JobState.CANCELED, get(queued).state());
@@ -413,21 +625,22 @@ class JobManagerTest {
 
     @Test
     void finishedOfQueuedOrActiveJobIsNotFinished() throws Exception {
-        when(pool.tryRun(any())).thenReturn(false);
-        String queued = submit(spec()).id();
+        when(pool.tryRun(any(), any())).thenReturn(false);
+        String queued = submit(spec()).jobId();
         JobException e = failure(manager.finished(queued));
         assertEquals(JobException.Reason.JOB_NOT_FINISHED, e.reason());
         assertEquals("QUEUED", ((JsonObject) e.data()).get("state").getAsString());
 
-        when(pool.tryRun(any())).thenReturn(true);
+        when(pool.tryRun(any(), any())).thenReturn(true);
         onLoop(manager::workerAvailable);
+        assertEquals(JobState.ACTIVE, get(queued).state());
         assertEquals(JobException.Reason.JOB_NOT_FINISHED, failure(manager.finished(queued)).reason());
     }
 
     @Test
     void finishedOfFailedJobIsJobFailed() throws Exception {
-        when(pool.tryRun(any())).thenReturn(true);
-        String id = submit(spec()).id();
+        when(pool.tryRun(any(), any())).thenReturn(true);
+        String id = submit(spec()).jobId();
         onLoop(() -> manager.attemptFinished(id, 1, scriptError("boom")));
         JobException e = failure(manager.finished(id));
         assertEquals(JobException.Reason.JOB_FAILED, e.reason());
@@ -439,7 +652,7 @@ class JobManagerTest {
 
     @Test
     void finishedOfCanceledJobIsJobCanceled() throws Exception {
-        String id = submit(spec()).id();
+        String id = submit(spec()).jobId();
         await(manager.cancel(id));
         assertEquals(JobException.Reason.JOB_CANCELED, failure(manager.finished(id)).reason());
     }
@@ -448,8 +661,8 @@ class JobManagerTest {
 
     @Test
     void removeOfAnActiveJobIsRefused() throws Exception {
-        when(pool.tryRun(any())).thenReturn(true);
-        String id = submit(spec()).id();
+        when(pool.tryRun(any(), any())).thenReturn(true);
+        String id = submit(spec()).jobId();
         JobException e = failure(manager.remove(id));
         assertEquals(JobException.Reason.JOB_NOT_REMOVABLE, e.reason());
         assertEquals(JobState.ACTIVE, get(id).state());
@@ -458,26 +671,26 @@ class JobManagerTest {
 
     @Test
     void removeOfAQueuedJobIsRefused() throws Exception {
-        String id = submit(spec()).id();
+        String id = submit(spec()).jobId();
         assertEquals(JobException.Reason.JOB_NOT_REMOVABLE, failure(manager.remove(id)).reason());
     }
 
     @Test
     void removeOfAFinishedJobForgetsItAndHasItsFilesDeleted() throws Exception {
-        when(pool.tryRun(any())).thenReturn(true);
-        JobView v = submit(spec());
-        v.log().note("some output");
-        Path dir = files.dirOf(v.id());
-        onLoop(() -> manager.attemptFinished(v.id(), 1, succeeded(files.resultDirOf(v.id()).resolve("p.json"))));
+        when(pool.tryRun(any(), any())).thenReturn(true);
+        String id = submit(spec()).jobId();
+        logOf(id).note("some output");
+        Path dir = files.dirOf(id);
+        onLoop(() -> manager.attemptFinished(id, 1, succeeded()));
         assertTrue(Files.isDirectory(dir));
-        assertTrue(Files.isRegularFile(files.logOf(v.id())));
+        assertTrue(Files.isRegularFile(files.logOf(id)));
 
-        JobView removed = await(manager.remove(v.id()));
-        assertEquals(v.id(), removed.id());
+        Job removed = await(manager.remove(id));
+        assertEquals(id, removed.jobId());
         assertEquals(JobState.COMPLETED, removed.state());
-        verify(events).removed(v.id(), RemovalReason.REMOVED); // the job store deletes the directory (JobStoreTest)
-        assertEquals(JobException.Reason.JOB_NOT_FOUND, failure(manager.get(v.id())).reason());
-        assertEquals(JobException.Reason.JOB_NOT_FOUND, failure(manager.remove(v.id())).reason());
+        verify(events).removed(id, RemovalReason.REMOVED); // the job store deletes the directory (JobStoreTest)
+        assertEquals(JobException.Reason.JOB_NOT_FOUND, failure(manager.get(id)).reason());
+        assertEquals(JobException.Reason.JOB_NOT_FOUND, failure(manager.remove(id)).reason());
     }
 
     @Test
@@ -489,12 +702,12 @@ class JobManagerTest {
 
     @Test
     void replaceExistingCancelsAndForgetsJobsWithTheSameName() throws Exception {
-        when(pool.tryRun(any())).thenReturn(true);
-        String old = submit(spec("render", 0, 1)).id();
-        String other = submit(spec("other", 0, 1)).id();
-        JobSpec replacing = new JobSpec("render", null, "print(2)", 0, new JsonObject(), null, null, null, 1,
-                false, true, null);
-        String fresh = submit(replacing).id();
+        when(pool.tryRun(any(), any())).thenReturn(true);
+        String old = submit(spec("render", 0, 1)).jobId();
+        String other = submit(spec("other", 0, 1)).jobId();
+        JobRequest replacing = new JobRequest(spec("render", 0, 1), "print(2)", new JsonObject(), null, null, true,
+                null);
+        String fresh = await(manager.submit(JobManager.newJobId(), replacing)).jobId();
         verify(pool).abort(old);
         assertEquals(JobException.Reason.JOB_NOT_FOUND, failure(manager.get(old)).reason());
         assertEquals(JobState.ACTIVE, get(other).state());
@@ -504,33 +717,40 @@ class JobManagerTest {
 
     @Test
     void listFiltersByState() throws Exception {
-        when(pool.tryRun(any())).thenReturn(true);
-        String active = submit(spec()).id();
-        when(pool.tryRun(any())).thenReturn(false);
-        String queued = submit(spec()).id();
-        assertEquals(List.of(active, queued), await(manager.list(Set.of())).stream().map(JobView::id).toList());
-        assertEquals(List.of(queued),
-                await(manager.list(Set.of(JobState.QUEUED))).stream().map(JobView::id).toList());
+        when(pool.tryRun(any(), any())).thenReturn(true);
+        String active = submit(spec()).jobId();
+        when(pool.tryRun(any(), any())).thenReturn(false);
+        String queued = submit(spec()).jobId();
+        assertEquals(List.of(active, queued), idsIn(manager));
+        assertEquals(List.of(queued), idsIn(manager, JobState.QUEUED));
     }
 
     @Test
     void statsCountJobsByState() throws Exception {
-        when(pool.tryRun(any())).thenReturn(true);
+        when(pool.tryRun(any(), any())).thenReturn(true);
         when(pool.size()).thenReturn(2);
-        when(pool.idleWorkers()).thenReturn(0);
+        when(pool.freeWorkers()).thenReturn(0);
         when(pool.busyWorkers()).thenReturn(2);
-        String done = submit(spec()).id();
+        when(pool.executor()).thenReturn("local");
+        List<WorkerPool.SlotView> slotViews = List.of(
+                new WorkerPool.SlotView("w1", WorkerPool.SlotState.BUSY, 11, 1, 1, "job-000000000001"),
+                new WorkerPool.SlotView("w2", WorkerPool.SlotState.BUSY, 12, 1, 1, "job-000000000002"));
+        when(pool.describe()).thenReturn(slotViews);
+        String done = submit(spec()).jobId();
         submit(spec());
-        when(pool.tryRun(any())).thenReturn(false);
+        when(pool.tryRun(any(), any())).thenReturn(false);
         submit(spec());
-        onLoop(() -> manager.attemptFinished(done, 1, succeeded(Path.of("x"))));
+        onLoop(() -> manager.attemptFinished(done, 1, succeeded()));
         JobManager.Stats s = await(manager.stats());
         assertEquals(1, s.queued());
         assertEquals(1, s.active());
         assertEquals(1, s.completed());
         assertEquals(3, s.total());
         assertEquals(2, s.workers());
+        assertEquals(0, s.freeWorkers());
         assertEquals(2, s.busyWorkers());
+        assertEquals("local", s.executor());
+        assertEquals(slotViews, s.workerDetails());
     }
 
     // ------------------------------------------------------------------ failures without workers
@@ -540,7 +760,7 @@ class JobManagerTest {
         JobManager noBlender = new JobManager(loop, 20, "No Blender executable found", JobManager.Retention.UNLIMITED);
         noBlender.attach(null, events);
         openEmpty(noBlender);
-        JobException e = failure(noBlender.submit(spec()));
+        JobException e = failure(noBlender.submit(JobManager.newJobId(), request(spec())));
         assertEquals(JobException.Reason.BLENDER_UNAVAILABLE, e.reason());
         assertTrue(e.getMessage().contains("No Blender executable found"), e.getMessage());
         assertFalse(Files.exists(state.resolve("jobs")), "no job directory was made");
@@ -549,25 +769,25 @@ class JobManagerTest {
 
     @Test
     void workersFailingFailsEveryQueuedJob() throws Exception {
-        when(pool.tryRun(any())).thenReturn(false);
-        String a = submit(spec(null, 0, 3)).id();
-        String b = submit(spec()).id();
+        when(pool.tryRun(any(), any())).thenReturn(false);
+        String a = submit(spec(null, 0, 3)).jobId();
+        String b = submit(spec()).jobId();
         onLoop(() -> manager.workersFailing("blender: error while loading shared libraries"));
         for (String id : List.of(a, b)) {
-            JobView v = get(id);
+            Job v = get(id);
             assertEquals(JobState.FAILED, v.state());
-            assertEquals(FailureKind.WORKER_START_FAILED, v.failure().kind());
-            assertTrue(v.failure().message().contains("error while loading shared libraries"), v.failure().message());
-            assertEquals(1, v.failure().attempt());
+            assertEquals(FailureKind.WORKER_START_FAILED, v.error().kind());
+            assertTrue(v.error().message().contains("error while loading shared libraries"), v.error().message());
+            assertEquals(1, v.error().attempt());
         }
-        assertEquals(List.of(), await(manager.queuedIds()));
+        assertEquals(List.of(), idsIn(manager, JobState.QUEUED));
         verify(events, times(2)).stateChanged(stateIs(JobState.FAILED), eq(JobState.QUEUED));
     }
 
     @Test
     void workersFailingLeavesActiveJobsAlone() throws Exception {
-        when(pool.tryRun(any())).thenReturn(true);
-        String active = submit(spec()).id();
+        when(pool.tryRun(any(), any())).thenReturn(true);
+        String active = submit(spec()).jobId();
         onLoop(() -> manager.workersFailing("no start"));
         assertEquals(JobState.ACTIVE, get(active).state());
     }
@@ -576,54 +796,59 @@ class JobManagerTest {
 
     @Test
     void shutdownInterruptsJobsAndRefusesNewOnes() throws Exception {
-        when(pool.tryRun(any())).thenReturn(true);
-        String active = submit(spec()).id();
-        when(pool.tryRun(any())).thenReturn(false);
-        String queued = submit(spec()).id();
+        when(pool.tryRun(any(), any())).thenReturn(true);
+        String active = submit(spec()).jobId();
+        when(pool.tryRun(any(), any())).thenReturn(false);
+        String queued = submit(spec()).jobId();
         assertEquals(2, await(manager.shutdown("the client sent shutdown")));
         verify(pool).abort(active);
         for (String id : List.of(active, queued)) {
-            JobView v = get(id);
+            Job v = get(id);
             assertEquals(JobState.INTERRUPTED, v.state());
-            assertEquals(FailureKind.INTERRUPTED, v.failure().kind());
-            assertTrue(v.failure().message().contains("the client sent shutdown"), v.failure().message());
+            assertEquals(FailureKind.INTERRUPTED, v.error().kind());
+            assertTrue(v.error().message().contains("the client sent shutdown"), v.error().message());
         }
-        assertTrue(get(active).failure().message().contains("while attempt 1 was running"));
-        assertTrue(get(queued).failure().message().contains("waiting in the queue"));
+        assertTrue(get(active).error().message().contains("while attempt 1 was running"));
+        assertTrue(get(queued).error().message().contains("waiting in the queue"));
         verify(events).stateChanged(stateIs(JobState.INTERRUPTED), eq(JobState.ACTIVE));
         verify(events).stateChanged(stateIs(JobState.INTERRUPTED), eq(JobState.QUEUED));
         assertEquals(JobException.Reason.JOB_INTERRUPTED, failure(manager.finished(active)).reason());
 
-        JobException e = failure(manager.submit(spec()));
+        String refused = JobManager.newJobId();
+        JobException e = failure(manager.submit(refused, request(spec())));
         assertEquals(JobException.Reason.SHUTTING_DOWN, e.reason());
-        // The refused job's directory is cleaned up.
-        waitUntil(() -> {
-            try (var dirs = Files.list(state.resolve("jobs"))) {
-                return dirs.count() == 2;
-            } catch (java.io.IOException ex) {
-                return false;
-            }
-        });
+        // The refused job's directory is cleaned up: by the thread that completed the refusal
+        // (the loop), so once a later loop task has run, it is gone.
+        await(loop.call(() -> null));
+        assertFalse(Files.exists(files.dirOf(refused)));
+        try (var dirs = Files.list(state.resolve("jobs"))) {
+            assertEquals(2, dirs.count());
+        }
     }
 
     // ------------------------------------------------------------------ recovery, resume, retention
 
+    private static final String LEFT_SCRIPT = "python_data = {'size': size}";
+
     /** Writes a job into the state directory as an earlier server would have left it. */
     private String leftBehind(String id, JobState state, long createdAt, long finishedAt) throws Exception {
+        return leftBehind(id, state, createdAt, finishedAt, 0);
+    }
+
+    private String leftBehind(String id, JobState state, long createdAt, long finishedAt, int priority)
+            throws Exception {
         JsonObject passed = new JsonObject();
         passed.addProperty("size", 3);
-        JobSpec spec = new JobSpec("earlier-" + state, null, "python_data = {'size': size}", 0, passed, null, null,
-                null, 2, false, false, null);
-        files.prepare(id, spec, createdAt);
-        JobRecord queued = JobRecord.queued(id, spec, createdAt);
-        Long bytes = null;
+        JobSpec spec = spec("earlier-" + state, 0, 2, priority);
+        Job queued = new Job(id, spec, JobState.QUEUED, 0, null, 0, createdAt, 0, 0, null, List.of(), -1, null);
+        files.prepare(new JobRequest(spec, LEFT_SCRIPT, passed, null, null, false, null), queued);
+        JobResult result = null;
         if (state == JobState.COMPLETED) {
             Files.writeString(files.pythonDataOf(id), "{\"size\":3}");
-            bytes = 10L;
+            result = new JobResult(10, null, null, new JsonObject());
         }
-        files.writeRecord(new JobRecord(JobRecord.FORMAT, id, queued.name(), queued.script(), state, 0.5, null,
-                state == JobState.QUEUED ? 0 : 1, 2, 0, createdAt, createdAt + 1, finishedAt, null, List.of(), bytes,
-                null, null));
+        files.writeRecord(new Job(id, spec, state, 0.5, null, state == JobState.QUEUED ? 0 : 1, createdAt,
+                createdAt + 1, finishedAt, null, List.of(), -1, result));
         return id;
     }
 
@@ -647,20 +872,22 @@ class JobManagerTest {
         JobManager m = reopened(JobManager.Retention.UNLIMITED, false);
 
         assertEquals(new JobManager.Opened(3, 2, 0, 0), lastOpened);
-        assertEquals(List.of(done, running, waiting), await(m.list(Set.of())).stream().map(JobView::id).toList());
-        JobView completed = await(m.finished(done));
-        assertEquals(files.pythonDataOf(done), completed.pythonDataFile());
-        JobView interrupted = await(m.get(running));
+        assertEquals(List.of(done, running, waiting), idsIn(m));
+        Job completed = await(m.finished(done));
+        assertEquals(new JobResult(10, null, null, new JsonObject()), completed.result(),
+                "a completed job keeps its result across a restart");
+        assertTrue(Files.isRegularFile(files.pythonDataOf(done)));
+        Job interrupted = await(m.get(running));
         assertEquals(JobState.INTERRUPTED, interrupted.state());
-        assertEquals(FailureKind.INTERRUPTED, interrupted.failure().kind());
-        assertTrue(interrupted.failure().message().contains("stopped unexpectedly"), interrupted.failure().message());
-        assertTrue(interrupted.failure().message().contains("while attempt 1 was running"));
+        assertEquals(FailureKind.INTERRUPTED, interrupted.error().kind());
+        assertTrue(interrupted.error().message().contains("stopped unexpectedly"), interrupted.error().message());
+        assertTrue(interrupted.error().message().contains("while attempt 1 was running"));
         assertEquals(JobException.Reason.JOB_INTERRUPTED, failure(m.finished(running)).reason());
-        verify(events).stateChanged(argThat(v -> v.id().equals(running) && v.state() == JobState.INTERRUPTED),
+        verify(events).stateChanged(argThat(v -> v.jobId().equals(running) && v.state() == JobState.INTERRUPTED),
                 eq(JobState.ACTIVE));
-        verify(events).stateChanged(argThat(v -> v.id().equals(waiting) && v.state() == JobState.INTERRUPTED),
+        verify(events).stateChanged(argThat(v -> v.jobId().equals(waiting) && v.state() == JobState.INTERRUPTED),
                 eq(JobState.QUEUED));
-        verify(pool, never()).tryRun(any());
+        verify(pool, never()).tryRun(any(), any());
     }
 
     @Test
@@ -669,19 +896,21 @@ class JobManagerTest {
         String done = leftBehind("job-00000000000a", JobState.COMPLETED, t, t + 5);
         String running = leftBehind("job-00000000000b", JobState.ACTIVE, t + 1, 0);
         JobManager m = reopened(JobManager.Retention.UNLIMITED, false);
-        when(pool.tryRun(any())).thenReturn(true);
+        when(pool.tryRun(any(), any())).thenReturn(true);
 
-        JobView resumed = await(m.resume(running));
+        Job resumed = await(m.resume(running));
         assertEquals(JobState.ACTIVE, resumed.state());
-        ArgumentCaptor<RunRequest> run = ArgumentCaptor.forClass(RunRequest.class);
-        verify(pool).tryRun(run.capture());
+        ArgumentCaptor<ToWorker.Run> run = ArgumentCaptor.forClass(ToWorker.Run.class);
+        verify(pool).tryRun(run.capture(), any());
         assertEquals(running, run.getValue().jobId());
         assertEquals(1, run.getValue().attempt());
-        assertEquals("python_data = {'size': size}", run.getValue().scriptSource());
-        assertEquals(3, run.getValue().passedData().get("size").getAsInt());
-        assertEquals(FailureKind.INTERRUPTED, resumed.earlierFailures().get(0).kind());
-        assertNull(resumed.failure());
-        verify(events).stateChanged(argThat(v -> v.id().equals(running) && v.state() == JobState.QUEUED),
+        assertEquals(LEFT_SCRIPT, Files.readString(Path.of(run.getValue().files().script())));
+        assertEquals(3, JsonParser.parseString(Files.readString(Path.of(run.getValue().files().passedData())))
+                .getAsJsonObject().get("size").getAsInt());
+        assertEquals(2, run.getValue().spec().maxAttempts());
+        assertEquals(FailureKind.INTERRUPTED, resumed.earlierErrors().get(0).kind());
+        assertNull(resumed.error());
+        verify(events).stateChanged(argThat(v -> v.jobId().equals(running) && v.state() == JobState.QUEUED),
                 eq(JobState.INTERRUPTED));
 
         JobException notResumable = failure(m.resume(done));
@@ -694,21 +923,26 @@ class JobManagerTest {
         long t = System.currentTimeMillis();
         String second = leftBehind("job-0000000000b2", JobState.QUEUED, t + 2, 0);
         String first = leftBehind("job-0000000000b1", JobState.ACTIVE, t + 1, 0);
-        when(pool.tryRun(any())).thenReturn(false);
+        Slots slots = slots(0);
         JobManager m = reopened(JobManager.Retention.UNLIMITED, true);
         assertEquals(new JobManager.Opened(2, 2, 2, 0), lastOpened);
-        assertEquals(List.of(first, second), await(m.queuedIds()));
+        assertEquals(Set.of(first, second), Set.copyOf(idsIn(m, JobState.QUEUED)));
+        assertEquals(Set.of(first), Set.copyOf(slots.offered), "the oldest is the head");
+        freeWorker(m, slots);
+        freeWorker(m, slots);
+        assertEquals(List.of(first, second), slots.started());
     }
 
     @Test
     void anInterruptedJobWhoseInputsAreGoneFailsInsteadOfWaitingForever() throws Exception {
         String lost = leftBehind("job-00000000000d", JobState.ACTIVE, System.currentTimeMillis(), 0);
-        Files.delete(files.dirOf(lost).resolve("script.py"));
+        Files.delete(files.scriptOf(lost));
         JobManager m = reopened(JobManager.Retention.UNLIMITED, true);
-        JobView v = await(m.get(lost));
+        Job v = await(m.get(lost));
         assertEquals(JobState.FAILED, v.state());
-        assertTrue(v.failure().message().contains("cannot be resumed"), v.failure().message());
-        verify(events).stateChanged(argThat(x -> x.id().equals(lost) && x.state() == JobState.FAILED), eq(JobState.ACTIVE));
+        assertTrue(v.error().message().contains("cannot be resumed"), v.error().message());
+        verify(events).stateChanged(argThat(x -> x.jobId().equals(lost) && x.state() == JobState.FAILED),
+                eq(JobState.ACTIVE));
     }
 
     @Test
@@ -716,16 +950,15 @@ class JobManagerTest {
         JobManager m = new JobManager(loop, 20, null, new JobManager.Retention(2, java.time.Duration.ZERO));
         m.attach(pool, events);
         openEmpty(m);
-        when(pool.tryRun(any())).thenReturn(true);
-        String running = await(m.submit(spec())).id();
-        List<String> finished = new java.util.ArrayList<>();
+        when(pool.tryRun(any(), any())).thenReturn(true);
+        String running = submit(m, spec()).jobId();
+        List<String> finished = new ArrayList<>();
         for (int i = 0; i < 4; i++) {
-            String id = await(m.submit(spec())).id();
-            onLoop(() -> m.attemptFinished(id, 1, succeeded(Path.of("x"))));
+            String id = submit(m, spec()).jobId();
+            onLoop(() -> m.attemptFinished(id, 1, succeeded()));
             finished.add(id);
         }
-        assertEquals(List.of(running, finished.get(2), finished.get(3)),
-                await(m.list(Set.of())).stream().map(JobView::id).toList());
+        assertEquals(List.of(running, finished.get(2), finished.get(3)), idsIn(m));
         verify(events).removed(finished.get(0), RemovalReason.RETENTION);
         verify(events).removed(finished.get(1), RemovalReason.RETENTION);
         verify(events, never()).removed(eq(running), any());
@@ -736,14 +969,14 @@ class JobManagerTest {
         JobManager m = new JobManager(loop, 20, null, new JobManager.Retention(2, java.time.Duration.ZERO));
         m.attach(pool, events);
         openEmpty(m);
-        when(pool.tryRun(any())).thenReturn(true);
-        String longRunning = await(m.submit(spec())).id();
-        String quickA = await(m.submit(spec())).id();
-        String quickB = await(m.submit(spec())).id();
-        onLoop(() -> m.attemptFinished(quickA, 1, succeeded(Path.of("x"))));
-        onLoop(() -> m.attemptFinished(quickB, 1, succeeded(Path.of("x"))));
-        onLoop(() -> m.attemptFinished(longRunning, 1, succeeded(Path.of("x"))));
-        assertEquals(List.of(longRunning, quickB), await(m.list(Set.of())).stream().map(JobView::id).toList(),
+        when(pool.tryRun(any(), any())).thenReturn(true);
+        String longRunning = submit(m, spec()).jobId();
+        String quickA = submit(m, spec()).jobId();
+        String quickB = submit(m, spec()).jobId();
+        onLoop(() -> m.attemptFinished(quickA, 1, succeeded()));
+        onLoop(() -> m.attemptFinished(quickB, 1, succeeded()));
+        onLoop(() -> m.attemptFinished(longRunning, 1, succeeded()));
+        assertEquals(List.of(longRunning, quickB), idsIn(m),
                 "the job that just finished is kept; the one that finished first goes");
         verify(events).removed(quickA, RemovalReason.RETENTION);
     }
@@ -756,7 +989,7 @@ class JobManagerTest {
         String recent = leftBehind("job-0000000000e2", JobState.COMPLETED, now - 1000, now - 500);
         JobManager m = reopened(new JobManager.Retention(0, java.time.Duration.ofDays(30)), false);
         assertEquals(1, lastOpened.pruned());
-        assertEquals(List.of(recent), await(m.list(Set.of())).stream().map(JobView::id).toList());
+        assertEquals(List.of(recent), idsIn(m));
         verify(events).removed(old, RemovalReason.RETENTION);
     }
 
@@ -764,7 +997,7 @@ class JobManagerTest {
     void removeAcceptsAnInterruptedJob() throws Exception {
         String running = leftBehind("job-00000000000f", JobState.ACTIVE, System.currentTimeMillis(), 0);
         JobManager m = reopened(JobManager.Retention.UNLIMITED, false);
-        assertEquals(running, await(m.remove(running)).id());
+        assertEquals(running, await(m.remove(running)).jobId());
         verify(events).removed(running, RemovalReason.REMOVED);
     }
 

@@ -1,21 +1,27 @@
 package dev.blenderjobs.store;
 
 import com.google.gson.JsonObject;
+import com.google.gson.JsonParser;
+import dev.blenderjobs.io.PrivateFiles;
 import dev.blenderjobs.jobs.JobEvents;
 import dev.blenderjobs.jobs.JobFiles;
 import dev.blenderjobs.jobs.JobManager;
-import dev.blenderjobs.jobs.JobRecord;
-import dev.blenderjobs.jobs.JobSpec;
-import dev.blenderjobs.jobs.JobState;
-import dev.blenderjobs.jobs.JobView;
-import dev.blenderjobs.jobs.RemovalReason;
-import dev.blenderjobs.workers.JobLog;
+import dev.blenderjobs.model.FailureKind;
+import dev.blenderjobs.model.Job;
+import dev.blenderjobs.model.JobFailure;
+import dev.blenderjobs.model.JobRequest;
+import dev.blenderjobs.model.JobResult;
+import dev.blenderjobs.model.JobSpec;
+import dev.blenderjobs.model.JobState;
+import dev.blenderjobs.model.RemovalReason;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
+import org.mockito.ArgumentCaptor;
 import org.mockito.InOrder;
 
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -23,22 +29,20 @@ import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.mockito.ArgumentMatchers.any;
 import static org.mockito.ArgumentMatchers.anyDouble;
 import static org.mockito.ArgumentMatchers.anyLong;
+import static org.mockito.ArgumentMatchers.argThat;
 import static org.mockito.ArgumentMatchers.eq;
 import static org.mockito.ArgumentMatchers.isNull;
 import static org.mockito.Mockito.doAnswer;
 import static org.mockito.Mockito.inOrder;
 import static org.mockito.Mockito.mock;
-import static org.mockito.Mockito.verify;
-import org.mockito.ArgumentCaptor;
-import static org.mockito.ArgumentMatchers.argThat;
-import static org.mockito.Mockito.timeout;
 import static org.mockito.Mockito.never;
+import static org.mockito.Mockito.timeout;
+import static org.mockito.Mockito.verify;
 
 @Timeout(20)
 class JobStoreTest {
@@ -58,18 +62,30 @@ class JobStoreTest {
     }
 
     private static JobSpec spec() {
-        return new JobSpec("label", null, "python_data = {}", 0, new JsonObject(), null, null, null, 1, false, false,
-                null);
+        return new JobSpec("label", null, 0, 1, JobSpec.Isolation.WORKER, 0, null, null);
     }
 
     private String prepared(String id) throws Exception {
-        files.prepare(id, spec(), 1000);
+        return prepared(id, spec());
+    }
+
+    private String prepared(String id, JobSpec spec) throws Exception {
+        Job first = new Job(id, spec, JobState.QUEUED, 0, null, 0, 1000, 0, 0, null, List.of(), -1, null);
+        files.prepare(new JobRequest(spec, "python_data = {}", new JsonObject(), null, null, false, null), first);
         return id;
     }
 
-    private JobView view(String id, JobState state) {
-        return new JobView(id, "label", "<scriptText>", state, 0.25, "halfway", 1, 1, 0, 1000, 1001, 0, null, List.of(),
-                -1, null, 0, null, null, files.dirOf(id), new JobLog(files.logOf(id), 10), null);
+    private static Job job(String id, JobState state) {
+        return job(id, spec(), state);
+    }
+
+    private static Job job(String id, JobSpec spec, JobState state) {
+        return new Job(id, spec, state, 0.25, "halfway", 1, 1000, 1001, 0, null, List.of(), -1, null);
+    }
+
+    /** The record on disk, as the next server would read it. */
+    private Job record(String id) throws Exception {
+        return JobFiles.jobOf(id, files.readRecordJson(id));
     }
 
     @Test
@@ -77,12 +93,12 @@ class JobStoreTest {
         String id = prepared("job-000000000001");
         List<JobState> onDiskWhenTold = new ArrayList<>();
         doAnswer(inv -> {
-            onDiskWhenTold.add(files.readRecord(id).state());
+            onDiskWhenTold.add(record(id).state());
             return null;
         }).when(downstream).stateChanged(any(), any());
 
-        store.stateChanged(view(id, JobState.ACTIVE), JobState.QUEUED);
-        store.stateChanged(view(id, JobState.COMPLETED), JobState.ACTIVE);
+        store.stateChanged(job(id, JobState.ACTIVE), JobState.QUEUED);
+        store.stateChanged(job(id, JobState.COMPLETED), JobState.ACTIVE);
         store.close();
 
         // Each was told only once a record at least as new was on disk (the two may share a
@@ -91,18 +107,41 @@ class JobStoreTest {
         assertTrue(onDiskWhenTold.get(0) == JobState.ACTIVE || onDiskWhenTold.get(0) == JobState.COMPLETED,
                 onDiskWhenTold.toString());
         assertEquals(JobState.COMPLETED, onDiskWhenTold.get(1));
-        JobRecord r = files.readRecord(id);
+        Job r = record(id);
         assertEquals("halfway", r.progressMessage());
         assertEquals(1001, r.startedAt());
         assertFalse(Files.exists(files.dirOf(id).resolve("job.json.tmp")));
     }
 
     @Test
+    void aRecordIsTheWholeJobInFormat2AndReadsBackEqual() throws Exception {
+        JobSpec spec = new JobSpec("render \"shot\" <1>", "/home/u/render.py", 2.5, 3, JobSpec.Isolation.PROCESS, 7,
+                new JobSpec.PassedDataBlocks("/home/u/lib.blend",
+                        JsonParser.parseString("{\"objects\": [\"Cube\"]}").getAsJsonObject()), "/home/u/scene.blend");
+        String id = prepared("job-000000000007", spec);
+        JsonObject timing = new JsonObject();
+        timing.addProperty("scriptMs", 12);
+        Job done = new Job(id, spec, JobState.COMPLETED, 1.0, "done", 2, 1000, 1001, 2000, null,
+                List.of(new JobFailure(FailureKind.SCRIPT_ERROR, "first try", 1, "Traceback...", null, List.of("x"))),
+                4242, new JobResult(10, "ab".repeat(32), JsonParser.parseString("{\"objects\": [\"Cube\"]}")
+                .getAsJsonObject(), timing));
+        store.stateChanged(done, JobState.ACTIVE);
+        store.close();
+
+        JsonObject raw = files.readRecordJson(id);
+        assertEquals(JobFiles.FORMAT, raw.get("format").getAsInt());
+        assertEquals(2, JobFiles.FORMAT);
+        assertTrue(raw.get("job").isJsonObject(), raw.toString());
+        assertEquals(done, record(id), "every field survives a restart, the priority among them");
+        assertEquals(7, record(id).spec().priority());
+    }
+
+    @Test
     void progressKeepsItsPlaceBetweenStateChanges() throws Exception {
         String id = prepared("job-000000000002");
-        store.stateChanged(view(id, JobState.ACTIVE), JobState.QUEUED);
+        store.stateChanged(job(id, JobState.ACTIVE), JobState.QUEUED);
         store.progress(id, 0.5, null, 1);
-        store.stateChanged(view(id, JobState.COMPLETED), JobState.ACTIVE);
+        store.stateChanged(job(id, JobState.COMPLETED), JobState.ACTIVE);
         store.close();
         InOrder order = inOrder(downstream);
         order.verify(downstream).stateChanged(any(), eq(JobState.QUEUED));
@@ -117,13 +156,13 @@ class JobStoreTest {
         quiet.bind(files);
         List<JobState> onDiskWhenTold = new ArrayList<>();
         doAnswer(inv -> {
-            onDiskWhenTold.add(files.readRecord(id).state());
+            onDiskWhenTold.add(record(id).state());
             return null;
         }).when(downstream).stateChanged(any(), any());
 
-        quiet.commit(List.of(new JobStore.StateChanged(view(id, JobState.ACTIVE), JobState.QUEUED),
+        quiet.commit(List.of(new JobStore.StateChanged(job(id, JobState.ACTIVE), JobState.QUEUED),
                 new JobStore.Progress(id, 0.5, null, 1),
-                new JobStore.StateChanged(view(id, JobState.COMPLETED), JobState.ACTIVE)));
+                new JobStore.StateChanged(job(id, JobState.COMPLETED), JobState.ACTIVE)));
         quiet.close();
 
         // Both were told after the COMPLETED record was on disk: never a word before its record.
@@ -139,7 +178,7 @@ class JobStoreTest {
         String id = prepared("job-000000000006");
         Path record = files.dirOf(id).resolve("job.json");
         Files.setLastModifiedTime(record, java.nio.file.attribute.FileTime.fromMillis(1000));
-        store.stateChanged(view(id, JobState.QUEUED), null);
+        store.stateChanged(job(id, JobState.QUEUED), null);
         store.close();
         assertEquals(1000, Files.getLastModifiedTime(record).toMillis(), "not written again");
         verify(downstream).stateChanged(any(), isNull());
@@ -148,7 +187,7 @@ class JobStoreTest {
     @Test
     void removedDeletesTheDirectoryAfterTheWritesBeforeIt() throws Exception {
         String id = prepared("job-000000000003");
-        store.stateChanged(view(id, JobState.COMPLETED), JobState.ACTIVE);
+        store.stateChanged(job(id, JobState.COMPLETED), JobState.ACTIVE);
         store.removed(id, RemovalReason.REMOVED);
         store.close();
         assertFalse(Files.exists(files.dirOf(id)), "a record written after the delete would revive the job");
@@ -158,8 +197,8 @@ class JobStoreTest {
     @Test
     void aFailedWriteIsLoggedAndTheClientIsStillTold() throws Exception {
         String id = prepared("job-000000000004");
-        JobFiles.deleteRecursively(files.dirOf(id));
-        store.stateChanged(view(id, JobState.COMPLETED), JobState.ACTIVE);
+        PrivateFiles.deleteRecursively(files.dirOf(id));
+        store.stateChanged(job(id, JobState.COMPLETED), JobState.ACTIVE);
         store.close();
         verify(downstream).stateChanged(any(), eq(JobState.ACTIVE));
         assertFalse(Files.exists(files.dirOf(id)), "a write never recreates a removed job's directory");
@@ -172,51 +211,180 @@ class JobStoreTest {
         // A directory where the record's temporary file goes: every write of a's record fails.
         Path blocker = files.dirOf(a).resolve("job.json.tmp");
         Files.createDirectories(blocker.resolve("occupied"));
-        store.stateChanged(view(a, JobState.ACTIVE), JobState.QUEUED);
-        store.stateChanged(view(a, JobState.COMPLETED), JobState.ACTIVE);
+        store.stateChanged(job(a, JobState.ACTIVE), JobState.QUEUED);
+        store.stateChanged(job(a, JobState.COMPLETED), JobState.ACTIVE);
         verify(downstream, timeout(5000)).stateChanged(argThat(v -> v.state() == JobState.COMPLETED), eq(JobState.ACTIVE));
         ArgumentCaptor<String> said = ArgumentCaptor.forClass(String.class);
         verify(downstream).recordsNotSaved(said.capture());
         assertTrue(said.getValue().contains(a) && said.getValue().contains("writable and its disk is not full"),
                 said.getValue());
         // A later batch (b's record is written, a's retry fails again): no second message, no recovery.
-        store.stateChanged(view(b, JobState.ACTIVE), JobState.QUEUED);
-        verify(downstream, timeout(5000)).stateChanged(argThat(v -> v.id().equals(b)), eq(JobState.QUEUED));
+        store.stateChanged(job(b, JobState.ACTIVE), JobState.QUEUED);
+        verify(downstream, timeout(5000)).stateChanged(argThat(v -> v.jobId().equals(b)), eq(JobState.QUEUED));
         verify(downstream, never()).recordsSavedAgain(any());
-        assertEquals(JobState.QUEUED, files.readRecord(a).state(), "a's COMPLETED is not on disk yet");
+        assertEquals(JobState.QUEUED, record(a).state(), "a's COMPLETED is not on disk yet");
 
         // The disk is free again: the next retry (at most RETRY_SECONDS later) writes a's
         // latest record, and the client hears that everything is saved.
-        JobFiles.deleteRecursively(blocker);
+        PrivateFiles.deleteRecursively(blocker);
         verify(downstream, timeout((JobStore.RETRY_SECONDS + 5) * 1000L)).recordsSavedAgain(any());
-        assertEquals(JobState.COMPLETED, files.readRecord(a).state());
+        assertEquals(JobState.COMPLETED, record(a).state());
         verify(downstream).recordsNotSaved(any());
     }
 
     @Test
     void loadListsReadableJobsAndSaysWhyItSkipsTheOthers() throws Exception {
         String finished = prepared("job-0000000000a1");
-        files.writeRecord(JobRecord.of(view(finished, JobState.COMPLETED)));
+        files.writeRecord(job(finished, JobState.COMPLETED));
+        // A finished job needs no inputs: it is listed without them.
+        Files.delete(files.scriptOf(finished));
+        Files.delete(files.passedDataOf(finished));
         String interrupted = prepared("job-0000000000a2");
         Files.writeString(files.dirOf(interrupted).resolve("job.json.tmp"), "{\"half");
+        String inputsGone = prepared("job-0000000000a5");
+        files.writeRecord(job(inputsGone, JobState.ACTIVE));
+        Files.delete(files.passedDataOf(inputsGone));
         String garbled = prepared("job-0000000000a3");
-        Files.writeString(files.dirOf(garbled).resolve("job.json"), "{\"format\": 1, \"id\": \"job-0000");
-        String neverAnswered = "job-0000000000a4";
-        files.prepare(neverAnswered, spec(), 1000);
+        Files.writeString(files.dirOf(garbled).resolve("job.json"), "{\"format\": 2, \"job\": {\"jobId\": \"job-0000");
+        String future = prepared("job-0000000000a6");
+        Files.writeString(files.dirOf(future).resolve("job.json"), "{\"format\": 3, \"job\": {}}");
+        String neverAnswered = prepared("job-0000000000a4");
         Files.delete(files.dirOf(neverAnswered).resolve("job.json")); // died before the record
         Files.createDirectories(state.resolve("jobs/not-a-job"));
 
         List<JobManager.Recovered> found = store.load(files);
 
-        assertEquals(List.of(finished, interrupted), found.stream().map(r -> r.record().id()).sorted().toList());
-        JobManager.Recovered f = found.stream().filter(r -> r.record().id().equals(finished)).findFirst().orElseThrow();
-        assertNull(f.spec(), "a finished job needs no inputs");
-        JobManager.Recovered i = found.stream().filter(r -> r.record().id().equals(interrupted)).findFirst().orElseThrow();
-        assertNotNull(i.spec());
-        assertEquals("python_data = {}", i.spec().scriptSource());
+        assertEquals(List.of(finished, interrupted, inputsGone),
+                found.stream().map(r -> r.job().jobId()).sorted().toList());
+        JobManager.Recovered f = found(found, finished);
+        assertEquals(JobState.COMPLETED, f.job().state());
+        assertTrue(f.resumable(), "a finished job is never failed for its missing inputs");
+        JobManager.Recovered i = found(found, interrupted);
+        assertEquals(JobState.QUEUED, i.job().state());
+        assertEquals(spec(), i.job().spec());
+        assertTrue(i.resumable(), "its inputs are all there");
+        assertEquals("python_data = {}", Files.readString(files.scriptOf(interrupted)));
+        assertFalse(found(found, inputsGone).resumable(), "input/passed_data.json is gone");
         assertFalse(Files.exists(files.dirOf(interrupted).resolve("job.json.tmp")));
         assertTrue(Files.exists(files.dirOf(garbled)), "an unreadable job is left for a person to look at");
+        assertTrue(Files.exists(files.dirOf(future)), "a record of an unknown format is left as it is");
+        assertEquals("{\"format\": 3, \"job\": {}}", Files.readString(files.dirOf(future).resolve("job.json")));
         assertFalse(Files.exists(files.dirOf(neverAnswered)), "an addJob that never answered leaves nothing");
         assertTrue(Files.isDirectory(state.resolve("jobs/not-a-job")), "only job directories are touched");
+    }
+
+    private static JobManager.Recovered found(List<JobManager.Recovered> found, String id) {
+        return found.stream().filter(r -> r.job().jobId().equals(id)).findFirst().orElseThrow();
+    }
+
+    // ------------------------------------------------------------------ records of blender-jobs 0.1.0 (format 1)
+
+    /** A job directory as blender-jobs 0.1.0 left it: script.py, spec.json, job.json (flat), input/, result/. */
+    private Path legacyDir(String id, String script, String specJson, String jobJson) throws Exception {
+        Path dir = files.dirOf(id);
+        Files.createDirectories(dir.resolve("input"));
+        Files.createDirectories(dir.resolve("work"));
+        Files.createDirectories(dir.resolve("result"));
+        Files.writeString(dir.resolve("script.py"), script, StandardCharsets.UTF_8);
+        Files.writeString(dir.resolve("spec.json"), specJson, StandardCharsets.UTF_8);
+        Files.writeString(dir.resolve("job.json"), jobJson, StandardCharsets.UTF_8);
+        return dir;
+    }
+
+    @Test
+    void aCompletedFormat1RecordIsConvertedWithItsResultAndHistory() throws Exception {
+        String id = "job-0000000000c1";
+        Path dataBlocks = files.dataBlocksOf(id);
+        // Written as 0.1.0's Gson wrote them: nulls left out.
+        Path dir = legacyDir(id, "import bpy\n",
+                "{\"format\":1,\"name\":\"old render\",\"scriptPath\":\"/home/u/render.py\",\"timeoutSeconds\":60.0,"
+                        + "\"passedData\":{\"frame\":7},\"passedNames\":{\"objects\":[\"Cube\"]},\"maxAttempts\":3,"
+                        + "\"freshProcess\":true}",
+                "{\"format\":1,\"id\":\"" + id + "\",\"name\":\"old render\",\"script\":\"/home/u/render.py\","
+                        + "\"state\":\"COMPLETED\",\"progress\":1.0,\"progressMessage\":\"done\",\"attempt\":2,"
+                        + "\"maxAttempts\":3,\"timeoutSeconds\":60.0,\"createdAt\":1000,\"startedAt\":1001,"
+                        + "\"finishedAt\":1500,\"earlierFailures\":[{\"kind\":\"SCRIPT_ERROR\",\"message\":\"first try\","
+                        + "\"attempt\":1,\"traceback\":\"Traceback (most recent call last): ...\",\"logTail\":[\"x\"]}],"
+                        + "\"pythonDataBytes\":10,\"dataBlocks\":{\"library\":\"" + dataBlocks
+                        + "\",\"blocks\":{\"objects\":[\"Cube\"]}},\"timing\":{\"scriptMs\":12}}");
+        Files.write(dir.resolve("input/passed.blend"), "BLENDER-v300".getBytes(StandardCharsets.US_ASCII));
+        Files.writeString(files.pythonDataOf(id), "{\"size\":3}");
+
+        List<JobManager.Recovered> found = store.load(files);
+
+        assertEquals(1, found.size());
+        assertTrue(found.get(0).resumable());
+        Job job = found.get(0).job();
+        assertEquals(id, job.jobId());
+        assertEquals(JobState.COMPLETED, job.state());
+        assertEquals(1.0, job.progress());
+        assertEquals("done", job.progressMessage());
+        assertEquals(2, job.attempt());
+        assertEquals(1000, job.createdAt());
+        assertEquals(1001, job.startedAt());
+        assertEquals(1500, job.finishedAt());
+        assertNull(job.error());
+        assertEquals(List.of(new JobFailure(FailureKind.SCRIPT_ERROR, "first try", 1,
+                "Traceback (most recent call last): ...", null, List.of("x"))), job.earlierErrors());
+        JobSpec spec = job.spec();
+        assertEquals("old render", spec.name());
+        assertEquals("/home/u/render.py", spec.script());
+        assertEquals(60.0, spec.timeout());
+        assertEquals(3, spec.maxAttempts());
+        assertEquals(JobSpec.Isolation.PROCESS, spec.isolation());
+        assertEquals(0, spec.priority(), "0.1.0 had no priorities: the default");
+        assertEquals(JsonParser.parseString("{\"objects\":[\"Cube\"]}"), spec.passedDataBlocks().names());
+        assertNull(spec.blendFile());
+        JobResult result = job.result();
+        assertEquals(10, result.pythonDataBytes());
+        assertNull(result.pythonDataSha256(), "0.1.0 kept no checksum");
+        assertEquals(JsonParser.parseString("{\"objects\":[\"Cube\"]}"), result.dataBlocks());
+        assertEquals(12, result.timing().get("scriptMs").getAsInt());
+
+        // Rewritten in place as format 2; spec.json is gone, and the next start reads the new record.
+        JsonObject raw = files.readRecordJson(id);
+        assertEquals(JobFiles.FORMAT, raw.get("format").getAsInt());
+        assertEquals(job, JobFiles.jobOf(id, raw));
+        assertFalse(Files.exists(dir.resolve("spec.json")));
+        assertEquals(List.of(job), store.load(files).stream().map(JobManager.Recovered::job).toList());
+    }
+
+    @Test
+    void anInterruptedFormat1RecordIsConvertedAndCanBeResumed() throws Exception {
+        String id = "job-0000000000c2";
+        Path dir = legacyDir(id, "python_data = {'size': size}",
+                "{\"format\":1,\"timeoutSeconds\":0.0,\"passedData\":{\"size\":3},\"maxAttempts\":2,"
+                        + "\"freshProcess\":false}",
+                "{\"format\":1,\"id\":\"" + id + "\",\"script\":\"<scriptText>\",\"state\":\"INTERRUPTED\","
+                        + "\"progress\":0.5,\"attempt\":1,\"maxAttempts\":2,\"timeoutSeconds\":0.0,\"createdAt\":1000,"
+                        + "\"startedAt\":1001,\"finishedAt\":1200,\"failure\":{\"kind\":\"INTERRUPTED\","
+                        + "\"message\":\"The job was interrupted while attempt 1 was running: the client sent shutdown.\","
+                        + "\"attempt\":1,\"logTail\":[]},\"earlierFailures\":[]}");
+        assertFalse(Files.exists(files.passedDataOf(id)), "0.1.0 kept passedData in spec.json");
+
+        List<JobManager.Recovered> found = store.load(files);
+
+        assertEquals(1, found.size());
+        JobManager.Recovered r = found.get(0);
+        assertTrue(r.resumable(), "its inputs are all there after the conversion");
+        Job job = r.job();
+        assertEquals(JobState.INTERRUPTED, job.state());
+        assertEquals(FailureKind.INTERRUPTED, job.error().kind());
+        assertTrue(job.error().message().contains("the client sent shutdown"), job.error().message());
+        assertEquals(1, job.attempt());
+        assertNull(job.name());
+        assertNull(job.spec().script(), "a scriptText job has no script path");
+        assertEquals(0.0, job.spec().timeout());
+        assertEquals(2, job.spec().maxAttempts());
+        assertEquals(JobSpec.Isolation.WORKER, job.spec().isolation());
+        assertNull(job.spec().passedDataBlocks());
+        assertNull(job.result());
+
+        assertEquals(JsonParser.parseString("{\"size\":3}"),
+                JsonParser.parseString(Files.readString(files.passedDataOf(id))), "passedData moved to its own file");
+        assertEquals(JobFiles.FORMAT, files.readRecordJson(id).get("format").getAsInt());
+        assertEquals(job, record(id));
+        assertFalse(Files.exists(dir.resolve("spec.json")));
+        assertTrue(files.hasInputs(job));
     }
 }

@@ -80,9 +80,9 @@ class StateDirectoryTest {
     @Test
     void theDataHomeFollowsEachPlatformsConvention() {
         Path home = Path.of("/home/ana");
-        assertEquals(Path.of("/xdg"), StateDirectory.defaultDataHome(Map.of("XDG_DATA_HOME", "/xdg"), "Linux", home));
+        assertEquals(Path.of("/xdg"), dev.blenderjobs.config.ServerConfig.defaultDataHome(Map.of("XDG_DATA_HOME", "/xdg"), "Linux", home));
         assertEquals(home.resolve(".local/share"),
-                StateDirectory.defaultDataHome(Map.of("XDG_DATA_HOME", "relative"), "Linux", home));
-        assertEquals(home.resolve("Library/Application Support"), StateDirectory.defaultDataHome(Map.of(), "Mac OS X", home));
+                dev.blenderjobs.config.ServerConfig.defaultDataHome(Map.of("XDG_DATA_HOME", "relative"), "Linux", home));
+        assertEquals(home.resolve("Library/Application Support"), dev.blenderjobs.config.ServerConfig.defaultDataHome(Map.of(), "Mac OS X", home));
     }
 }

@@ -1,9 +1,10 @@
 package dev.blenderjobs.wire;
 
-import com.google.gson.JsonArray;
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
-import dev.blenderjobs.jobs.JobSpec;
+import dev.blenderjobs.model.Fields;
+import dev.blenderjobs.model.JobRequest;
+import dev.blenderjobs.model.JobSpec;
 import org.eclipse.lsp4j.jsonrpc.ResponseErrorException;
 import org.eclipse.lsp4j.jsonrpc.messages.ResponseError;
 import org.junit.jupiter.api.Test;
@@ -15,12 +16,15 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+/**
+ * The intake's file checks of addJob, and how a rejected field reaches the client. The checks
+ * that need no file (types, ranges, unknown fields) are the model's: JobRequestTest, JobSpecTest.
+ */
 class AddJobRequestTest {
 
     @TempDir
@@ -36,14 +40,21 @@ class AddJobRequestTest {
         return o;
     }
 
-    /** Parses and expects -32602 with data.field == field; returns the error for further checks. */
+    /**
+     * Parses and expects the client to get -32602 with data.field == field, as the endpoint
+     * answers it; returns the error for further checks.
+     */
     private static ResponseError rejects(JsonObject params, String field) {
-        ResponseErrorException e = assertThrows(ResponseErrorException.class, () -> AddJobRequest.parse(params));
+        Fields.InvalidFieldException invalid = assertThrows(Fields.InvalidFieldException.class,
+                () -> AddJobRequest.parse(params));
+        assertEquals(field, invalid.field(), invalid.getMessage());
+        ResponseErrorException e = assertInstanceOf(ResponseErrorException.class, JobServerEndpoint.translate(invalid));
         ResponseError error = e.getResponseError();
         assertEquals(-32602, error.getCode(), error.getMessage());
         JsonObject data = assertInstanceOf(JsonObject.class, error.getData());
         assertEquals(field, data.get("field").getAsString(), error.getMessage());
         assertTrue(data.has("reason"), "data has a reason");
+        assertEquals(invalid.reason(), data.get("reason").getAsString());
         return error;
     }
 
@@ -64,19 +75,14 @@ class AddJobRequestTest {
     // ------------------------------------------------------------------ valid requests
 
     @Test
-    void validScriptTextUsesDefaults() {
-        JobSpec spec = AddJobRequest.parse(withText());
-        assertEquals("print('hi')", spec.scriptSource());
-        assertNull(spec.scriptPath());
-        assertNull(spec.name());
-        assertEquals(0.0, spec.timeoutSeconds());
-        assertEquals(new JsonObject(), spec.passedData());
-        assertNull(spec.passedLibrary());
-        assertNull(spec.passedNames());
-        assertNull(spec.blendFile());
-        assertEquals(1, spec.maxAttempts());
-        assertFalse(spec.freshProcess());
-        assertFalse(spec.replaceExisting());
+    void scriptTextNeedsNoFileAndGivesTheModelsRequest() {
+        JobRequest request = AddJobRequest.parse(withText());
+        assertEquals("print('hi')", request.scriptSource());
+        assertNull(request.spec().script());
+        assertEquals(JobSpec.defaults(null), request.spec());
+        assertNull(request.libraryToCopy());
+        assertNull(request.blendToCopy());
+        assertEquals(JobRequest.parse(Fields.of("addJob", withText()), false), request);
     }
 
     @Test
@@ -84,50 +90,27 @@ class AddJobRequestTest {
         String source = "import bpy\nprint('h\u00e9llo \u2713')\n";
         Path script = file("job.py", source.getBytes(StandardCharsets.UTF_8));
         JsonObject o = new JsonObject();
-        o.addProperty("script", script.toString());
+        // Not normalized as given: the spec keeps the absolute, normalized path.
+        o.addProperty("script", tmp.resolve("sub/../job.py").toString());
         o.addProperty("name", "my job");
         o.addProperty("timeout", 2.5);
         o.add("passedData", json("{\"count\": 3, \"items\": [1, 2]}"));
         o.addProperty("maxAttempts", 3);
         o.addProperty("isolation", "process");
+        o.addProperty("priority", 4);
         o.addProperty("replaceExisting", true);
 
-        JobSpec spec = AddJobRequest.parse(o);
-        assertEquals(source, spec.scriptSource());
-        assertEquals(script.toAbsolutePath().normalize(), spec.scriptPath());
+        JobRequest request = AddJobRequest.parse(o);
+        JobSpec spec = request.spec();
+        assertEquals(source, request.scriptSource());
+        assertEquals(script.toAbsolutePath().normalize().toString(), spec.script());
         assertEquals("my job", spec.name());
-        assertEquals(2.5, spec.timeoutSeconds());
-        assertEquals(3, spec.passedData().get("count").getAsInt());
+        assertEquals(2.5, spec.timeout());
+        assertEquals(3, request.passedData().get("count").getAsInt());
         assertEquals(3, spec.maxAttempts());
         assertTrue(spec.freshProcess());
-        assertTrue(spec.replaceExisting());
-    }
-
-    @Test
-    void nullFieldsCountAsAbsent() {
-        JsonObject o = withText();
-        o.add("script", com.google.gson.JsonNull.INSTANCE);
-        o.add("timeout", com.google.gson.JsonNull.INSTANCE);
-        JobSpec spec = AddJobRequest.parse(o);
-        assertEquals("print('hi')", spec.scriptSource());
-        assertEquals(0.0, spec.timeoutSeconds());
-    }
-
-    // ------------------------------------------------------------------ script fields
-
-    @Test
-    void bothScriptFieldsAreRejected() throws IOException {
-        Path script = file("a.py", "pass\n".getBytes(StandardCharsets.UTF_8));
-        JsonObject o = withText();
-        o.addProperty("script", script.toString());
-        ResponseError e = rejects(o, "script");
-        assertTrue(reason(e).contains("both"), reason(e));
-    }
-
-    @Test
-    void neitherScriptFieldIsRejected() {
-        ResponseError e = rejects(new JsonObject(), "script");
-        assertTrue(reason(e).contains("scriptText"), reason(e));
+        assertEquals(4, spec.priority());
+        assertTrue(request.replaceExisting());
     }
 
     @Test
@@ -136,19 +119,15 @@ class AddJobRequestTest {
     }
 
     @Test
-    void blankScriptTextIsRejected() {
-        JsonObject o = new JsonObject();
-        o.addProperty("scriptText", "   \n");
-        rejects(o, "scriptText");
+    void anInvalidFieldTheModelFindsIsAnswered32602Too() {
+        JsonObject o = withText();
+        o.addProperty("timeout", -1);
+        ResponseError e = rejects(o, "timeout");
+        assertTrue(reason(e).contains("between 0 and"), reason(e));
+        assertTrue(e.getMessage().contains("addJob") && e.getMessage().contains("timeout"), e.getMessage());
     }
 
-    @Test
-    void scriptTextMustBeAString() {
-        JsonObject o = new JsonObject();
-        o.addProperty("scriptText", 42);
-        ResponseError e = rejects(o, "scriptText");
-        assertTrue(reason(e).contains("must be a string"), reason(e));
-    }
+    // ------------------------------------------------------------------ script file
 
     @Test
     void missingScriptFileIsRejectedNamingThePath() {
@@ -186,114 +165,6 @@ class AddJobRequestTest {
         assertTrue(reason(e).contains("UTF-8"), reason(e));
     }
 
-    // ------------------------------------------------------------------ timeout
-
-    @Test
-    void negativeTimeoutIsRejected() {
-        JsonObject o = withText();
-        o.addProperty("timeout", -1);
-        ResponseError e = rejects(o, "timeout");
-        assertTrue(reason(e).contains("between 0 and"), reason(e));
-    }
-
-    @Test
-    void nanTimeoutIsRejected() {
-        JsonObject o = withText();
-        o.addProperty("timeout", Double.NaN);
-        rejects(o, "timeout");
-    }
-
-    @Test
-    void stringTimeoutIsRejected() {
-        JsonObject o = withText();
-        o.addProperty("timeout", "10");
-        ResponseError e = rejects(o, "timeout");
-        assertTrue(reason(e).contains("must be a number"), reason(e));
-    }
-
-    @Test
-    void timeoutAboveOneYearIsRejected() {
-        JsonObject o = withText();
-        o.addProperty("timeout", 31_536_001);
-        rejects(o, "timeout");
-    }
-
-    // ------------------------------------------------------------------ passedData
-
-    @Test
-    void passedDataMustBeAnObject() {
-        JsonObject o = withText();
-        o.add("passedData", new JsonArray());
-        ResponseError e = rejects(o, "passedData");
-        assertTrue(reason(e).contains("JSON object"), reason(e));
-    }
-
-    @Test
-    void passedDataWithReservedKeyIsRejected() {
-        JsonObject o = withText();
-        o.add("passedData", json("{\"ok\": 1, \"python_data\": {}}"));
-        ResponseError e = rejects(o, "passedData");
-        assertTrue(reason(e).contains("python_data"), reason(e));
-    }
-
-    // ------------------------------------------------------------------ unknown fields, simple fields
-
-    @Test
-    void unknownFieldIsRejectedNamingIt() {
-        JsonObject o = withText();
-        o.addProperty("timout", 5);
-        ResponseError e = rejects(o, "timout");
-        assertTrue(e.getMessage().contains("timout"), e.getMessage());
-        assertTrue(reason(e).contains("timeout"), "lists the known parameters: " + reason(e));
-    }
-
-    @Test
-    void maxAttemptsZeroIsRejected() {
-        JsonObject o = withText();
-        o.addProperty("maxAttempts", 0);
-        ResponseError e = rejects(o, "maxAttempts");
-        assertTrue(reason(e).contains("between 1 and 100"), reason(e));
-    }
-
-    @Test
-    void fractionalMaxAttemptsIsRejected() {
-        JsonObject o = withText();
-        o.addProperty("maxAttempts", 1.5);
-        ResponseError e = rejects(o, "maxAttempts");
-        assertTrue(reason(e).contains("whole number"), reason(e));
-    }
-
-    @Test
-    void invalidIsolationIsRejected() {
-        JsonObject o = withText();
-        o.addProperty("isolation", "thread");
-        ResponseError e = rejects(o, "isolation");
-        assertTrue(reason(e).contains("process") && reason(e).contains("worker"), reason(e));
-    }
-
-    @Test
-    void tooLongNameIsRejected() {
-        JsonObject o = withText();
-        o.addProperty("name", "x".repeat(AddJobRequest.MAX_NAME_CHARS + 1));
-        rejects(o, "name");
-    }
-
-    @Test
-    void replaceExistingWithoutNameIsRejected() {
-        JsonObject o = withText();
-        o.addProperty("replaceExisting", true);
-        rejects(o, "replaceExisting");
-    }
-
-    @Test
-    void replaceExistingMustBeBoolean() {
-        JsonObject o = withText();
-        o.addProperty("name", "n");
-        o.addProperty("replaceExisting", "yes");
-        ResponseError e = rejects(o, "replaceExisting");
-        assertTrue(reason(e).contains("true or false"), reason(e));
-    }
-
     // ------------------------------------------------------------------ blendFile
 
     @Test
@@ -321,12 +192,19 @@ class AddJobRequestTest {
         assertTrue(reason(e).contains("does not exist"), reason(e));
     }
 
+    /** The spec keeps the client's path (normalized), the request the file to copy. */
+    private static void assertBlendFile(Path blend, JobRequest request) {
+        Path normalized = blend.toAbsolutePath().normalize();
+        assertEquals(normalized.toString(), request.spec().blendFile());
+        assertEquals(normalized, request.blendToCopy());
+    }
+
     @Test
     void plainBlendFileIsAccepted() throws IOException {
         Path blend = plainBlend();
         JsonObject o = withText();
         o.addProperty("blendFile", blend.toString());
-        assertEquals(blend.toAbsolutePath().normalize(), AddJobRequest.parse(o).blendFile());
+        assertBlendFile(blend, AddJobRequest.parse(o));
     }
 
     @Test
@@ -334,7 +212,7 @@ class AddJobRequestTest {
         Path blend = file("gz.blend", new byte[]{0x1f, (byte) 0x8b, 0x08, 0x00});
         JsonObject o = withText();
         o.addProperty("blendFile", blend.toString());
-        assertEquals(blend.toAbsolutePath().normalize(), AddJobRequest.parse(o).blendFile());
+        assertBlendFile(blend, AddJobRequest.parse(o));
     }
 
     @Test
@@ -342,10 +220,10 @@ class AddJobRequestTest {
         Path blend = file("zstd.blend", new byte[]{0x28, (byte) 0xb5, 0x2f, (byte) 0xfd, 0x00});
         JsonObject o = withText();
         o.addProperty("blendFile", blend.toString());
-        assertEquals(blend.toAbsolutePath().normalize(), AddJobRequest.parse(o).blendFile());
+        assertBlendFile(blend, AddJobRequest.parse(o));
     }
 
-    // ------------------------------------------------------------------ passedDataBlocks
+    // ------------------------------------------------------------------ passedDataBlocks library
 
     @Test
     void passedDataBlocksWithLibraryAndNamesIsAccepted() throws IOException {
@@ -355,17 +233,11 @@ class AddJobRequestTest {
         blocks.addProperty("library", lib.toString());
         blocks.add("names", json("{\"objects\": [\"Cube\", \"Sphere\"], \"materials\": []}"));
         o.add("passedDataBlocks", blocks);
-        JobSpec spec = AddJobRequest.parse(o);
-        assertEquals(lib.toAbsolutePath().normalize(), spec.passedLibrary());
-        assertEquals(2, spec.passedNames().getAsJsonArray("objects").size());
-    }
-
-    @Test
-    void passedDataBlocksWithoutLibraryIsRejected() {
-        JsonObject o = withText();
-        o.add("passedDataBlocks", json("{\"names\": {\"objects\": [\"Cube\"]}}"));
-        ResponseError e = rejects(o, "passedDataBlocks");
-        assertTrue(reason(e).contains("library"), reason(e));
+        JobRequest request = AddJobRequest.parse(o);
+        Path normalized = lib.toAbsolutePath().normalize();
+        assertEquals(normalized, request.libraryToCopy());
+        assertEquals(normalized.toString(), request.spec().passedDataBlocks().library());
+        assertEquals(2, request.spec().passedDataBlocks().names().getAsJsonArray("objects").size());
     }
 
     @Test
@@ -380,45 +252,12 @@ class AddJobRequestTest {
     }
 
     @Test
-    void passedDataBlocksUnknownKeyIsRejected() throws IOException {
-        Path lib = plainBlend();
+    void passedDataBlocksLibraryThatDoesNotExistIsRejected() {
         JsonObject o = withText();
         JsonObject blocks = new JsonObject();
-        blocks.addProperty("library", lib.toString());
-        blocks.addProperty("nmes", "x");
+        blocks.addProperty("library", tmp.resolve("gone.blend").toString());
         o.add("passedDataBlocks", blocks);
         ResponseError e = rejects(o, "passedDataBlocks");
-        assertTrue(reason(e).contains("nmes"), reason(e));
-    }
-
-    @Test
-    void passedDataBlocksNamesThatAreNotArraysAreRejected() throws IOException {
-        Path lib = plainBlend();
-        JsonObject o = withText();
-        JsonObject blocks = new JsonObject();
-        blocks.addProperty("library", lib.toString());
-        blocks.add("names", json("{\"objects\": \"Cube\"}"));
-        o.add("passedDataBlocks", blocks);
-        ResponseError e = rejects(o, "passedDataBlocks");
-        assertTrue(reason(e).contains("names.objects"), reason(e));
-    }
-
-    @Test
-    void passedDataBlocksNamesWithNonStringsAreRejected() throws IOException {
-        Path lib = plainBlend();
-        JsonObject o = withText();
-        JsonObject blocks = new JsonObject();
-        blocks.addProperty("library", lib.toString());
-        blocks.add("names", json("{\"meshes\": [\"Cube\", 3]}"));
-        o.add("passedDataBlocks", blocks);
-        ResponseError e = rejects(o, "passedDataBlocks");
-        assertTrue(reason(e).contains("names.meshes"), reason(e));
-    }
-
-    @Test
-    void passedDataBlocksMustBeAnObject() {
-        JsonObject o = withText();
-        o.addProperty("passedDataBlocks", "lib.blend");
-        rejects(o, "passedDataBlocks");
+        assertTrue(reason(e).contains("library") && reason(e).contains("does not exist"), reason(e));
     }
 }

@@ -1,61 +1,74 @@
 package dev.blenderjobs.wire;
 
-import dev.blenderjobs.jobs.FailureKind;
-import dev.blenderjobs.jobs.JobFailure;
-import dev.blenderjobs.jobs.JobState;
-import dev.blenderjobs.jobs.JobView;
-import dev.blenderjobs.workers.JobLog;
+import com.google.gson.JsonPrimitive;
+import dev.blenderjobs.model.FailureKind;
+import dev.blenderjobs.model.Job;
+import dev.blenderjobs.model.JobFailure;
+import dev.blenderjobs.model.JobSpec;
+import dev.blenderjobs.model.JobState;
+import dev.blenderjobs.model.RemovalReason;
 import dev.blenderjobs.wire.messages.Messages.JobProgressParams;
+import dev.blenderjobs.wire.messages.Messages.JobRemovedParams;
 import dev.blenderjobs.wire.messages.Messages.JobStateChangedParams;
 import dev.blenderjobs.wire.messages.Messages.ShowMessageParams;
-import dev.blenderjobs.wire.messages.Messages.JobRemovedParams;
-import dev.blenderjobs.jobs.RemovalReason;
+import dev.blenderjobs.wire.messages.Messages.WorkDoneProgressParams;
+import dev.blenderjobs.wire.messages.Messages.WorkDoneProgressValue;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
-import org.junit.jupiter.api.io.TempDir;
 import org.mockito.ArgumentCaptor;
 import org.mockito.InOrder;
 
-import java.nio.file.Path;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Comparator;
 import java.util.List;
+import java.util.PriorityQueue;
+import java.util.concurrent.AbstractExecutorService;
+import java.util.concurrent.Callable;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.Delayed;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.ScheduledFuture;
+import java.util.concurrent.TimeUnit;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.mockito.ArgumentMatchers.any;
 import static org.mockito.ArgumentMatchers.argThat;
-import static org.mockito.Mockito.after;
 import static org.mockito.Mockito.atLeast;
+import static org.mockito.Mockito.doAnswer;
 import static org.mockito.Mockito.doThrow;
 import static org.mockito.Mockito.inOrder;
 import static org.mockito.Mockito.mock;
 import static org.mockito.Mockito.never;
 import static org.mockito.Mockito.timeout;
+import static org.mockito.Mockito.times;
 import static org.mockito.Mockito.verify;
 
+/**
+ * The notifier runs on a {@link ManualScheduler}: its tasks run on the test's thread as they are
+ * submitted, and time moves only when the test says so, so "at once", "after the interval" and
+ * "never" are exact rather than guessed with sleeps.
+ */
 @Timeout(5)
 class ClientNotifierTest {
     private static final Duration INTERVAL = Duration.ofMillis(50);
-    /**
-     * For tests that need a report to stay pending: long enough to tell "at once" from "after
-     * the interval", short enough that close() (which waits for the pending timers) stays quick.
-     */
-    /** Long enough that a stalled test machine never sees a coalescing timer fire early. */
-    private static final Duration SLOW = Duration.ofMillis(2000);
 
-    @TempDir
-    Path tmp;
-
+    private ManualScheduler scheduler;
     private JobClient client;
     private ClientNotifier notifier;
 
     @BeforeEach
     void setUp() {
+        scheduler = new ManualScheduler();
         client = mock(JobClient.class);
-        notifier = new ClientNotifier(INTERVAL);
+        notifier = notifier(INTERVAL, new WorkDoneTokens());
         notifier.connect(client);
     }
 
@@ -64,9 +77,13 @@ class ClientNotifierTest {
         notifier.close();
     }
 
-    private JobView view(String id, JobState state, JobFailure failure) {
-        return new JobView(id, "name-" + id, "<scriptText>", state, 0, null, 1, 1, 0, 1L, 0, 0, failure,
-                List.of(), -1, null, 0, null, null, tmp.resolve(id), new JobLog(tmp.resolve(id).resolve("log.txt"), 10), null);
+    private ClientNotifier notifier(Duration interval, WorkDoneTokens tokens) {
+        return new ClientNotifier(interval, tokens, scheduler, scheduler::nanoTime);
+    }
+
+    private static Job job(String id, JobState state, JobFailure error) {
+        JobSpec spec = new JobSpec("name-" + id, null, 0, 1, JobSpec.Isolation.WORKER, 0, null, null);
+        return new Job(id, spec, state, 0, null, 1, 1L, 0, 0, error, List.of(), -1, null);
     }
 
     private static JobProgressParams progressOf(String jobId, double value) {
@@ -75,114 +92,106 @@ class ClientNotifierTest {
 
     @Test
     void firstProgressOfAJobIsSentAtOnce() {
-        ClientNotifier slow = new ClientNotifier(SLOW);
-        JobClient other = mock(JobClient.class);
-        slow.connect(other);
-        try {
-            slow.progress("job-a", 0.25, "a quarter", 1234L);
-            // Less than the interval: it did not wait for a coalescing timer.
-            verify(other, timeout(1500)).progress(new JobProgressParams("job-a", 0.25, "a quarter", 1234L));
-        } finally {
-            slow.close();
-        }
+        notifier.progress("job-a", 0.25, "a quarter", 1234L);
+        // No time has passed: it did not wait for a coalescing timer.
+        verify(client).progress(new JobProgressParams("job-a", 0.25, "a quarter", 1234L));
+        assertEquals(0, scheduler.timers(), "nothing was left for a timer");
     }
 
     @Test
-    void burstIsCoalescedAndTheLastValueIsDelivered() throws InterruptedException {
+    void burstIsCoalescedAndTheLastValueIsDelivered() {
+        List<Long> sentAt = new ArrayList<>();
+        doAnswer(inv -> sentAt.add(scheduler.nanoTime())).when(client).progress(any());
+        // 1,000 reports over 200 ms (one every 0.2 ms): 4 intervals.
         for (int i = 1; i <= 1000; i++) {
             notifier.progress("job-a", i / 1000.0, "step " + i, i);
+            scheduler.advance(Duration.ofNanos(200_000));
         }
-        verify(client, timeout(1000)).progress(new JobProgressParams("job-a", 1.0, "step 1000", 1000));
-        Thread.sleep(150); // nothing more may arrive after the last value
-        // (A captor is not combined with after()/timeout(): those re-run the capture on every poll.)
+        scheduler.advance(INTERVAL);
+        verify(client).progress(new JobProgressParams("job-a", 1.0, "step 1000", 1000));
+        scheduler.advance(Duration.ofSeconds(10));
         ArgumentCaptor<JobProgressParams> sent = ArgumentCaptor.forClass(JobProgressParams.class);
         verify(client, atLeast(1)).progress(sent.capture());
         List<JobProgressParams> values = sent.getAllValues();
         assertTrue(values.size() <= 10, "1,000 reports in a burst gave " + values.size() + " notifications");
+        assertTrue(values.size() >= 2, values.toString());
         assertEquals(0.001, values.get(0).progress(), "the first report goes out at once");
         assertEquals(1.0, values.get(values.size() - 1).progress(), "the last report is the last one sent");
         for (int i = 1; i < values.size(); i++) {
             assertTrue(values.get(i).progress() > values.get(i - 1).progress(), "sent in order: " + values);
+            assertTrue(sentAt.get(i) - sentAt.get(i - 1) >= INTERVAL.toNanos(),
+                    "at most one notification per interval: " + sentAt);
         }
     }
 
     @Test
     void closeDeliversTheLastPendingValue() {
-        ClientNotifier slow = new ClientNotifier(SLOW);
-        JobClient other = mock(JobClient.class);
-        slow.connect(other);
-        slow.progress("job-a", 0.1, null, 1);
-        slow.progress("job-a", 0.2, null, 2);
-        slow.progress("job-a", 0.3, null, 3);
-        slow.close();
-        InOrder order = inOrder(other);
-        order.verify(other).progress(progressOf("job-a", 0.1));
-        order.verify(other).progress(progressOf("job-a", 0.3));
-        verify(other, never()).progress(progressOf("job-a", 0.2));
+        notifier.progress("job-a", 0.1, null, 1);
+        notifier.progress("job-a", 0.2, null, 2);
+        notifier.progress("job-a", 0.3, null, 3);
+        notifier.close(); // before the interval has passed
+        InOrder order = inOrder(client);
+        order.verify(client).progress(progressOf("job-a", 0.1));
+        order.verify(client).progress(progressOf("job-a", 0.3));
+        verify(client, never()).progress(progressOf("job-a", 0.2));
+        assertTrue(scheduler.isShutdown());
     }
 
     @Test
     void stateChangeDeliversPendingProgressFirst() {
-        ClientNotifier slow = new ClientNotifier(SLOW);
-        JobClient other = mock(JobClient.class);
-        slow.connect(other);
-        try {
-            slow.progress("job-a", 0.1, null, 1);
-            slow.progress("job-a", 0.9, "almost", 2); // pending: the interval has not passed
-            slow.stateChanged(view("job-a", JobState.COMPLETED, null), JobState.ACTIVE);
+        notifier.progress("job-a", 0.1, null, 1);
+        notifier.progress("job-a", 0.9, "almost", 2); // pending: the interval has not passed
+        verify(client, never()).progress(progressOf("job-a", 0.9));
+        notifier.stateChanged(job("job-a", JobState.COMPLETED, null), JobState.ACTIVE);
 
-            // All three before the 2 s timer would have sent 0.9.
-            InOrder order = inOrder(other);
-            order.verify(other, timeout(1500)).progress(progressOf("job-a", 0.1));
-            order.verify(other, timeout(1500)).progress(progressOf("job-a", 0.9));
-            order.verify(other, timeout(1500)).stateChanged(argThat(p -> p.jobId().equals("job-a")
-                    && p.state().equals("COMPLETED") && p.previousState().equals("ACTIVE")));
-        } finally {
-            slow.close();
-        }
+        // All three, with no time passed: the state change did not wait for the timer.
+        InOrder order = inOrder(client);
+        order.verify(client).progress(progressOf("job-a", 0.1));
+        order.verify(client).progress(progressOf("job-a", 0.9));
+        order.verify(client).stateChanged(argThat(p -> p.jobId().equals("job-a")
+                && p.state().equals("COMPLETED") && p.previousState().equals("ACTIVE")));
+        // The timer that would have sent 0.9 finds nothing left to send.
+        scheduler.advance(INTERVAL);
+        verify(client, times(1)).progress(progressOf("job-a", 0.9));
     }
 
     @Test
-    void stateChangeCarriesViewFields() {
+    void stateChangeCarriesTheJobsFields() {
         JobFailure failure = new JobFailure(FailureKind.SCRIPT_ERROR, "boom", 1, "Traceback...", null, List.of("x"));
-        notifier.stateChanged(view("job-f", JobState.FAILED, failure), JobState.ACTIVE);
+        notifier.stateChanged(job("job-f", JobState.FAILED, failure), JobState.ACTIVE);
         ArgumentCaptor<JobStateChangedParams> sent = ArgumentCaptor.forClass(JobStateChangedParams.class);
-        verify(client, timeout(1000)).stateChanged(sent.capture());
+        verify(client).stateChanged(sent.capture());
         JobStateChangedParams p = sent.getValue();
         assertEquals("job-f", p.jobId());
         assertEquals("name-job-f", p.name());
         assertEquals("FAILED", p.state());
         assertEquals("ACTIVE", p.previousState());
         assertEquals(1, p.attempt());
-        assertEquals("SCRIPT_ERROR", p.error().kind());
+        assertEquals(FailureKind.SCRIPT_ERROR, p.error().kind());
         assertEquals("boom", p.error().message());
     }
 
     @Test
     void firstStateChangeHasNoPreviousStateAndNoError() {
-        notifier.stateChanged(view("job-q", JobState.QUEUED, null), null);
+        notifier.stateChanged(job("job-q", JobState.QUEUED, null), null);
         ArgumentCaptor<JobStateChangedParams> sent = ArgumentCaptor.forClass(JobStateChangedParams.class);
-        verify(client, timeout(1000)).stateChanged(sent.capture());
+        verify(client).stateChanged(sent.capture());
         assertNull(sent.getValue().previousState());
         assertNull(sent.getValue().error());
     }
 
     @Test
     void jobsAreCoalescedIndependently() {
-        ClientNotifier slow = new ClientNotifier(SLOW);
-        JobClient other = mock(JobClient.class);
-        slow.connect(other);
-        try {
-            slow.progress("job-a", 0.1, null, 1);
-            slow.progress("job-a", 0.2, null, 2); // pending for job-a
-            slow.progress("job-b", 0.5, null, 3); // job-b's first report is not held back by job-a
-            verify(other, timeout(1500)).progress(progressOf("job-a", 0.1));
-            verify(other, timeout(1500)).progress(progressOf("job-b", 0.5));
-            verify(other, after(500).never()).progress(progressOf("job-a", 0.2));
-        } finally {
-            slow.close();
-        }
-        verify(other).progress(progressOf("job-a", 0.2));
+        notifier.progress("job-a", 0.1, null, 1);
+        notifier.progress("job-a", 0.2, null, 2); // pending for job-a
+        notifier.progress("job-b", 0.5, null, 3); // job-b's first report is not held back by job-a
+        verify(client).progress(progressOf("job-a", 0.1));
+        verify(client).progress(progressOf("job-b", 0.5));
+        verify(client, never()).progress(progressOf("job-a", 0.2));
+        scheduler.advance(INTERVAL.minusNanos(1));
+        verify(client, never()).progress(progressOf("job-a", 0.2));
+        scheduler.advance(Duration.ofNanos(1));
+        verify(client).progress(progressOf("job-a", 0.2));
     }
 
     @Test
@@ -191,24 +200,26 @@ class ClientNotifierTest {
             notifier.progress("job-a", i / 500.0, null, i);
             notifier.progress("job-b", i / 1000.0, null, i);
         }
-        verify(client, timeout(1000)).progress(progressOf("job-a", 1.0));
-        verify(client, timeout(1000)).progress(progressOf("job-b", 0.5));
-        verify(client, atLeast(1)).progress(progressOf("job-a", 1 / 500.0));
-        verify(client, atLeast(1)).progress(progressOf("job-b", 1 / 1000.0));
+        scheduler.advance(INTERVAL);
+        verify(client).progress(progressOf("job-a", 1.0));
+        verify(client).progress(progressOf("job-b", 0.5));
+        verify(client).progress(progressOf("job-a", 1 / 500.0));
+        verify(client).progress(progressOf("job-b", 1 / 1000.0));
+        verify(client, times(4)).progress(any());
     }
 
     @Test
-    void progressAfterAQuietIntervalIsSentAtOnce() throws InterruptedException {
-        ClientNotifier n = new ClientNotifier(Duration.ofMillis(1000));
+    void progressAfterAQuietIntervalIsSentAtOnce() {
+        ClientNotifier n = notifier(Duration.ofMillis(1000), new WorkDoneTokens());
         JobClient other = mock(JobClient.class);
         n.connect(other);
         try {
             n.progress("job-a", 0.1, null, 1);
-            verify(other, timeout(1000)).progress(progressOf("job-a", 0.1));
-            Thread.sleep(1050);
+            verify(other).progress(progressOf("job-a", 0.1));
+            scheduler.advance(Duration.ofMillis(1000));
             n.progress("job-a", 0.2, null, 2);
             // Sent without waiting another 1 s interval.
-            verify(other, timeout(800)).progress(progressOf("job-a", 0.2));
+            verify(other).progress(progressOf("job-a", 0.2));
         } finally {
             n.close();
         }
@@ -216,11 +227,11 @@ class ClientNotifierTest {
 
     @Test
     void aRemovedJobIsAnnouncedWithItsReasonAfterItsLastState() {
-        notifier.stateChanged(view("job-r", JobState.COMPLETED, null), JobState.ACTIVE);
+        notifier.stateChanged(job("job-r", JobState.COMPLETED, null), JobState.ACTIVE);
         notifier.removed("job-r", RemovalReason.RETENTION);
         InOrder order = inOrder(client);
-        order.verify(client, timeout(1000)).stateChanged(argThat(p -> p.jobId().equals("job-r")));
-        order.verify(client, timeout(1000)).jobRemoved(new JobRemovedParams("job-r", "RETENTION"));
+        order.verify(client).stateChanged(argThat(p -> p.jobId().equals("job-r")));
+        order.verify(client).jobRemoved(new JobRemovedParams("job-r", "RETENTION"));
     }
 
     @Test
@@ -228,9 +239,9 @@ class ClientNotifierTest {
         notifier.recordsNotSaved("Could not save the state of job job-a");
         notifier.recordsSavedAgain("saved again");
         InOrder order = inOrder(client);
-        order.verify(client, timeout(1000)).showMessage(new ShowMessageParams(ShowMessageParams.WARNING,
+        order.verify(client).showMessage(new ShowMessageParams(ShowMessageParams.WARNING,
                 "Could not save the state of job job-a", "RECORDS_NOT_SAVED"));
-        order.verify(client, timeout(1000)).showMessage(new ShowMessageParams(ShowMessageParams.INFO,
+        order.verify(client).showMessage(new ShowMessageParams(ShowMessageParams.INFO,
                 "saved again", "RECORDS_SAVED_AGAIN"));
     }
 
@@ -238,19 +249,255 @@ class ClientNotifierTest {
     void aFailingClientDoesNotStopLaterNotifications() {
         doThrow(new RuntimeException("connection lost")).when(client).progress(progressOf("job-a", 0.1));
         notifier.progress("job-a", 0.1, null, 1);
-        notifier.stateChanged(view("job-a", JobState.CANCELED, null), JobState.ACTIVE);
-        verify(client, timeout(1000)).stateChanged(any());
+        notifier.stateChanged(job("job-a", JobState.CANCELED, null), JobState.ACTIVE);
+        verify(client).stateChanged(any());
     }
 
     @Test
     void nothingIsSentBeforeAClientConnects() {
-        ClientNotifier unconnected = new ClientNotifier(INTERVAL);
+        ClientNotifier unconnected = notifier(INTERVAL, new WorkDoneTokens());
         unconnected.progress("job-a", 0.5, null, 1);
-        unconnected.stateChanged(view("job-a", JobState.QUEUED, null), null);
+        unconnected.stateChanged(job("job-a", JobState.QUEUED, null), null);
         unconnected.close(); // must not throw
         JobClient late = mock(JobClient.class);
         unconnected.connect(late);
         verify(late, never()).progress(any());
         verify(late, never()).stateChanged(any());
+    }
+
+    @Test
+    void heldNotificationsWaitForOpenAndKeepTheirOrder() {
+        ClientNotifier n = notifier(INTERVAL, new WorkDoneTokens());
+        JobClient other = mock(JobClient.class);
+        n.connect(other);
+        n.hold();
+        n.stateChanged(job("job-h", JobState.QUEUED, null), null);
+        n.progress("job-h", 0.5, null, 1);
+        verify(other, never()).stateChanged(any());
+        verify(other, never()).progress(any());
+        n.open();
+        InOrder order = inOrder(other);
+        order.verify(other).stateChanged(argThat(p -> p.jobId().equals("job-h")));
+        order.verify(other).progress(progressOf("job-h", 0.5));
+        n.close();
+    }
+
+    @Test
+    void aBoundWorkDoneTokenGetsBeginReportAndEndAndIsReleased() {
+        WorkDoneTokens tokens = new WorkDoneTokens();
+        ClientNotifier n = notifier(INTERVAL, tokens);
+        JobClient other = mock(JobClient.class);
+        n.connect(other);
+        JsonPrimitive token = new JsonPrimitive("tok-1");
+        assertTrue(tokens.bind(token, "job-w"));
+
+        n.stateChanged(job("job-w", JobState.QUEUED, null), null);
+        n.stateChanged(job("job-w", JobState.ACTIVE, null), JobState.QUEUED);
+        n.progress("job-w", 0.42, "rendering", 1);
+        JobFailure failure = new JobFailure(FailureKind.SCRIPT_ERROR, "boom", 1, null, null, List.of());
+        n.stateChanged(job("job-w", JobState.FAILED, failure), JobState.ACTIVE);
+
+        ArgumentCaptor<WorkDoneProgressParams> sent = ArgumentCaptor.forClass(WorkDoneProgressParams.class);
+        verify(other, times(3)).workDoneProgress(sent.capture());
+        List<WorkDoneProgressValue> values = sent.getAllValues().stream().map(WorkDoneProgressParams::value).toList();
+        assertTrue(sent.getAllValues().stream().allMatch(p -> p.token().equals(token)), sent.getAllValues().toString());
+        assertEquals(new WorkDoneProgressValue("begin", "Blender job name-job-w", true, "queued", 0), values.get(0));
+        assertEquals(new WorkDoneProgressValue("report", null, null, "rendering", 42), values.get(1));
+        assertEquals(new WorkDoneProgressValue("end", null, null, "failed: boom", null), values.get(2));
+        assertNull(tokens.tokenOf("job-w"), "a resting job's token is free again");
+        assertNull(tokens.jobOf(token));
+        n.close();
+    }
+
+    @Test
+    void theProductionSenderIsAThreadOfItsOwn() throws Exception {
+        // The public constructor's own thread: notifications leave the caller's thread, in order.
+        ClientNotifier threaded = new ClientNotifier(INTERVAL);
+        JobClient other = mock(JobClient.class);
+        CompletableFuture<Thread> sentOn = new CompletableFuture<>();
+        doAnswer(inv -> sentOn.complete(Thread.currentThread())).when(other).stateChanged(any());
+        threaded.connect(other);
+        try {
+            threaded.progress("job-t", 0.1, null, 1);
+            threaded.stateChanged(job("job-t", JobState.COMPLETED, null), JobState.ACTIVE);
+            Thread sender = sentOn.get(4, TimeUnit.SECONDS);
+            assertNotEquals(Thread.currentThread(), sender);
+            assertEquals("client-notifier", sender.getName());
+            InOrder order = inOrder(other);
+            order.verify(other, timeout(1000)).progress(progressOf("job-t", 0.1));
+            order.verify(other, timeout(1000)).stateChanged(any());
+        } finally {
+            threaded.close();
+        }
+    }
+
+    /**
+     * A {@link ScheduledExecutorService} for tests, driven by hand: submitted tasks run on the
+     * caller's thread, one at a time and in order (as on a single sender thread); timers run
+     * when {@link #advance} moves the clock past them. Not thread-safe: one test thread only.
+     */
+    static final class ManualScheduler extends AbstractExecutorService implements ScheduledExecutorService {
+        private long now = 1_000_000_000L; // not 0: a clock value of 0 means nothing special
+        private long sequence;
+        private final java.util.ArrayDeque<Runnable> ready = new java.util.ArrayDeque<>();
+        private final PriorityQueue<Timer> timers = new PriorityQueue<>(
+                Comparator.comparingLong((Timer t) -> t.due).thenComparingLong(t -> t.sequence));
+        private boolean running;
+        private boolean shutdown;
+
+        long nanoTime() {
+            return now;
+        }
+
+        /** Timers still waiting (cancelled ones excluded). */
+        int timers() {
+            return (int) timers.stream().filter(t -> !t.isCancelled()).count();
+        }
+
+        /** Moves the clock forward, running every timer that falls due, in order. */
+        void advance(Duration d) {
+            long until = now + d.toNanos();
+            while (!timers.isEmpty() && timers.peek().due <= until) {
+                Timer t = timers.poll();
+                now = Math.max(now, t.due);
+                if (!t.isCancelled()) {
+                    ready.add(t::fire);
+                    runReady();
+                }
+            }
+            now = until;
+        }
+
+        @Override
+        public void execute(Runnable command) {
+            if (shutdown) throw new RejectedExecutionException("shut down");
+            ready.add(command);
+            runReady();
+        }
+
+        private void runReady() {
+            if (running) return; // a task that submits another: it runs after this one, as on one thread
+            running = true;
+            try {
+                Runnable next;
+                while ((next = ready.poll()) != null) next.run();
+            } finally {
+                running = false;
+            }
+        }
+
+        @Override
+        public ScheduledFuture<?> schedule(Runnable command, long delay, TimeUnit unit) {
+            return schedule(() -> {
+                command.run();
+                return null;
+            }, delay, unit);
+        }
+
+        @Override
+        public <V> ScheduledFuture<V> schedule(Callable<V> callable, long delay, TimeUnit unit) {
+            if (shutdown) throw new RejectedExecutionException("shut down");
+            Timer t = new Timer(now + Math.max(0, unit.toNanos(delay)), sequence++, callable);
+            timers.add(t);
+            @SuppressWarnings("unchecked")
+            ScheduledFuture<V> f = (ScheduledFuture<V>) t;
+            return f;
+        }
+
+        @Override
+        public ScheduledFuture<?> scheduleAtFixedRate(Runnable command, long initialDelay, long period, TimeUnit unit) {
+            throw new UnsupportedOperationException("not used by the notifier");
+        }
+
+        @Override
+        public ScheduledFuture<?> scheduleWithFixedDelay(Runnable command, long initialDelay, long delay,
+                                                         TimeUnit unit) {
+            throw new UnsupportedOperationException("not used by the notifier");
+        }
+
+        @Override
+        public void shutdown() {
+            // As a ScheduledThreadPoolExecutor: no new tasks; the timers already set are kept.
+            shutdown = true;
+        }
+
+        @Override
+        public List<Runnable> shutdownNow() {
+            shutdown = true;
+            timers.clear();
+            return List.of();
+        }
+
+        @Override
+        public boolean isShutdown() {
+            return shutdown;
+        }
+
+        @Override
+        public boolean isTerminated() {
+            return shutdown && timers() == 0;
+        }
+
+        @Override
+        public boolean awaitTermination(long timeout, TimeUnit unit) {
+            return isTerminated(); // nothing runs by itself: waiting would change nothing
+        }
+
+        private final class Timer implements ScheduledFuture<Object> {
+            final long due;
+            final long sequence;
+            final CompletableFuture<Object> result = new CompletableFuture<>();
+            final Callable<?> task;
+
+            Timer(long due, long sequence, Callable<?> task) {
+                this.due = due;
+                this.sequence = sequence;
+                this.task = task;
+            }
+
+            void fire() {
+                try {
+                    result.complete(task.call());
+                } catch (Exception e) {
+                    result.completeExceptionally(e);
+                }
+            }
+
+            @Override
+            public long getDelay(TimeUnit unit) {
+                return unit.convert(due - now, TimeUnit.NANOSECONDS);
+            }
+
+            @Override
+            public int compareTo(Delayed o) {
+                return Long.compare(getDelay(TimeUnit.NANOSECONDS), o.getDelay(TimeUnit.NANOSECONDS));
+            }
+
+            @Override
+            public boolean cancel(boolean mayInterruptIfRunning) {
+                return result.cancel(mayInterruptIfRunning);
+            }
+
+            @Override
+            public boolean isCancelled() {
+                return result.isCancelled();
+            }
+
+            @Override
+            public boolean isDone() {
+                return result.isDone();
+            }
+
+            @Override
+            public Object get() throws InterruptedException, ExecutionException {
+                return result.get();
+            }
+
+            @Override
+            public Object get(long timeout, TimeUnit unit) throws InterruptedException, ExecutionException,
+                    java.util.concurrent.TimeoutException {
+                return result.get(timeout, unit);
+            }
+        }
     }
 }

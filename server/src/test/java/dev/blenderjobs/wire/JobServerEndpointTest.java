@@ -26,7 +26,7 @@ class JobServerEndpointTest {
     private final JobManager jobs = mock(JobManager.class);
     private final JobServerEndpoint.Host host = mock(JobServerEndpoint.Host.class);
     private final JobServerEndpoint endpoint = new JobServerEndpoint(jobs, Executors.newSingleThreadExecutor(), host,
-            1 << 20);
+            new ClientNotifier(java.time.Duration.ofMillis(20)), 1 << 20);
 
     private static JsonObject obj(String json) {
         return JsonParser.parseString(json.replace('\'', '"')).getAsJsonObject();
@@ -60,8 +60,8 @@ class JobServerEndpointTest {
                 error(endpoint.getStats(new JsonObject())).getResponseError().getCode());
         opening.complete(mock(InitializeResult.class));
         init.get(5, TimeUnit.SECONDS);
-        when(jobs.stats()).thenReturn(CompletableFuture.completedFuture(new JobManager.Stats(0, 0, 0, 0, 0, 0, 0, 0, 0,
-                0, java.util.List.of())));
+        when(jobs.stats()).thenReturn(CompletableFuture.completedFuture(new JobManager.Stats(0, 0, 0, 0, 0, 0, 0, "local", 0,
+                0, 0, java.util.List.of())));
         assertEquals(0, endpoint.getStats(new JsonObject()).get(5, TimeUnit.SECONDS).total());
     }
 

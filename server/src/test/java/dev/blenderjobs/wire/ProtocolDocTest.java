@@ -1,23 +1,32 @@
 package dev.blenderjobs.wire;
 
+import dev.blenderjobs.model.FailureKind;
+import dev.blenderjobs.model.JobState;
+import dev.blenderjobs.workers.WorkerPool;
 import org.eclipse.lsp4j.jsonrpc.services.JsonNotification;
 import org.eclipse.lsp4j.jsonrpc.services.JsonRequest;
 import org.junit.jupiter.api.Test;
 
+import java.io.IOException;
 import java.lang.reflect.Method;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.List;
 import java.util.Set;
 import java.util.TreeSet;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * protocol.md is the single reference of the wire: every method the server registers (requests
  * and notifications it receives, notifications it sends) has a "### `name`" heading there, and
- * every method heading there exists in the code.
+ * every method heading there exists in the code. The enumerations a client switches on (job
+ * states, failure kinds, worker slot states) are the same in the code, in protocol.md and in
+ * the clients' types.
  */
 class ProtocolDocTest {
     private static final Pattern HEADING = Pattern.compile("^###[^`\\n]*`([^`]+)`", Pattern.MULTILINE);
@@ -40,6 +49,93 @@ class ProtocolDocTest {
         collect(JobClient.class, sent);
         assertEquals(sent, new TreeSet<>(JobServerEndpoint.NOTIFICATIONS),
                 "the initialize capability 'notifications' must list every notification the server sends");
+    }
+
+    private static final Path ROOT = Path.of("..");
+    private static final Path PYTHON_CLIENT = ROOT.resolve("client-examples/python/blender_jobs_client.py");
+    private static final Path NODE_TYPES = ROOT.resolve("client-examples/node/src/protocol.ts");
+
+    private static Set<String> names(Enum<?>[] values) {
+        return new TreeSet<>(Arrays.stream(values).map(Enum::name).toList());
+    }
+
+    private static String read(Path p) throws IOException {
+        return Files.readString(p);
+    }
+
+    /** The text of protocol.md from the heading that starts with {@code heading} to the next of its level. */
+    private static String section(String doc, String heading) {
+        int start = doc.indexOf("\n" + heading);
+        if (start < 0) throw new AssertionError("protocol.md has no heading " + heading);
+        int level = heading.indexOf(' ');
+        String marker = "\n" + "#".repeat(level) + " ";
+        int end = doc.indexOf(marker, start + heading.length() + 1);
+        return doc.substring(start, end < 0 ? doc.length() : end);
+    }
+
+    /** The first-column names of a table: rows starting with "| `NAME` |". */
+    private static Set<String> tableNames(String text) {
+        Set<String> out = new TreeSet<>();
+        Matcher m = Pattern.compile("^\\| `([A-Z_]+)` \\|", Pattern.MULTILINE).matcher(text);
+        while (m.find()) out.add(m.group(1));
+        return out;
+    }
+
+    /** The quoted upper-case words of a Python tuple or TypeScript list/union named {@code name}. */
+    private static Set<String> quotedList(String source, String name) {
+        Matcher decl = Pattern.compile(name + "\\s*(?::[^=]*)?=\\s*([\\[(]?)").matcher(source);
+        if (!decl.find()) throw new AssertionError("no " + name + " in the client");
+        int end = source.indexOf(decl.group(1).equals("(") ? ")" : decl.group(1).equals("[") ? "]" : ";", decl.end());
+        Set<String> out = new TreeSet<>();
+        Matcher m = Pattern.compile("['\"]([A-Z_]+)['\"]").matcher(source.substring(decl.end(), end));
+        while (m.find()) out.add(m.group(1));
+        return out;
+    }
+
+    @Test
+    void jobStatesAgreeEverywhere() throws Exception {
+        Set<String> code = names(JobState.values());
+        String doc = read(ROOT.resolve("protocol.md"));
+        assertEquals(code, tableNames(section(doc, "### States")), "protocol.md §2 States");
+        assertEquals(code, quotedList(read(PYTHON_CLIENT), "JOB_STATES"), "Python JOB_STATES");
+        assertEquals(code, quotedList(read(NODE_TYPES), "export type JobState"), "Node JobState");
+        assertEquals(code, quotedList(read(NODE_TYPES), "export const JOB_STATES"), "Node JOB_STATES");
+    }
+
+    @Test
+    void failureKindsAgreeEverywhere() throws Exception {
+        Set<String> code = names(FailureKind.values());
+        String doc = read(ROOT.resolve("protocol.md"));
+        assertEquals(code, tableNames(section(doc, "### Failure kinds")), "protocol.md §5 Failure kinds");
+        assertEquals(code, quotedList(read(PYTHON_CLIENT), "FAILURE_KINDS"), "Python FAILURE_KINDS");
+        assertEquals(code, quotedList(read(NODE_TYPES), "export type FailureKind"), "Node FailureKind");
+        assertEquals(code, quotedList(read(NODE_TYPES), "export const FAILURE_KINDS"), "Node FAILURE_KINDS");
+    }
+
+    @Test
+    void workerSlotStatesAgreeEverywhere() throws Exception {
+        Set<String> code = names(WorkerPool.SlotState.values());
+        String stats = section(read(ROOT.resolve("protocol.md")), "### `getStats`");
+        Matcher m = Pattern.compile("`state` \\(([^)]*)\\)").matcher(stats);
+        if (!m.find()) throw new AssertionError("protocol.md getStats does not list the slot states");
+        Set<String> documented = new TreeSet<>();
+        Matcher w = Pattern.compile("`([A-Z_]+)`").matcher(m.group(1));
+        while (w.find()) documented.add(w.group(1));
+        assertEquals(code, documented, "protocol.md getStats workerDetails.state");
+        assertEquals(code, quotedList(read(NODE_TYPES), "export type WorkerState"), "Node WorkerState");
+        assertEquals(code, quotedList(read(PYTHON_CLIENT), "WORKER_STATES"), "Python WORKER_STATES");
+    }
+
+    @Test
+    void notificationNamesAgreeWithTheClients() throws Exception {
+        String node = read(NODE_TYPES);
+        for (String n : JobServerEndpoint.NOTIFICATIONS) {
+            assertTrue(node.contains("'" + n + "'"), "the Node client's types know notification " + n);
+        }
+        String python = read(PYTHON_CLIENT);
+        for (String n : List.of("job/progress", "job/stateChanged", "job/removed")) {
+            assertTrue(python.contains("\"" + n + "\""), "the Python client handles notification " + n);
+        }
     }
 
     private static void collect(Class<?> type, Set<String> names) {

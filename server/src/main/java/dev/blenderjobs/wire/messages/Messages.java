@@ -1,6 +1,8 @@
 package dev.blenderjobs.wire.messages;
 
 import com.google.gson.JsonObject;
+import dev.blenderjobs.model.JobFailure;
+import dev.blenderjobs.workers.WorkerPool;
 
 import java.util.List;
 
@@ -45,26 +47,11 @@ public final class Messages {
                                  long elapsedMs) {
     }
 
-    public record ErrorInfo(String kind, String message, int attempt, String traceback, String crashReport,
-                            List<String> logTail) {
-    }
-
     public record DataBlocksResult(String jobId, String library, JsonObject blocks, int count) {
     }
 
-    public record JobDetail(String jobId, String name, String script, String state, double progress,
-                            String progressMessage, int attempt, int maxAttempts, double timeout,
-                            long createdAt, Long startedAt, Long finishedAt, long elapsedMs, ErrorInfo error,
-                            List<ErrorInfo> earlierErrors, Long workerPid, Long pythonDataBytes,
-                            DataBlocksResult dataBlocks, JsonObject timing, String directory, String logFile,
-                            List<String> logTail) {
-    }
-
-    public record JobSummary(String jobId, String name, String state, double progress, int attempt,
-                             long createdAt, Long finishedAt, String errorKind) {
-    }
-
-    public record ListJobsResult(List<JobSummary> jobs, int count) {
+    /** jobs: one summary per job (see JobViews.summary). */
+    public record ListJobsResult(List<JsonObject> jobs, int count) {
     }
 
     public record CancelJobResult(String jobId, String state, String previousState, boolean canceled) {
@@ -82,9 +69,10 @@ public final class Messages {
     public record ResumeAllResult(int resumed, List<String> jobIds) {
     }
 
+    /** executor: where workers run ("local"); null when no Blender is available. */
     public record StatsResult(int queued, int active, int completed, int failed, int canceled, int interrupted,
-                              int total,
-                              int workers, int freeWorkers, int busyWorkers, List<JsonObject> workerDetails) {
+                              int total, String executor, int workers, int freeWorkers, int busyWorkers,
+                              List<WorkerPool.SlotView> workerDetails) {
     }
 
     /** Notification job/progress. reportedAt: epoch ms at which the script reported it. */
@@ -118,6 +106,6 @@ public final class Messages {
      * QUEUED for a retry.
      */
     public record JobStateChangedParams(String jobId, String name, String state, String previousState, int attempt,
-                                        ErrorInfo error) {
+                                        JobFailure error) {
     }
 }

@@ -1,10 +1,8 @@
-package dev.blenderjobs.wire;
+package dev.blenderjobs.model;
 
 import com.google.gson.JsonElement;
 import com.google.gson.JsonObject;
 import com.google.gson.JsonPrimitive;
-import org.eclipse.lsp4j.jsonrpc.ResponseErrorException;
-import org.eclipse.lsp4j.jsonrpc.messages.ResponseError;
 
 import java.util.Collection;
 import java.util.Map;
@@ -12,26 +10,32 @@ import java.util.Set;
 import java.util.TreeSet;
 
 /**
- * Reads a request's params object field by field, failing with JSON-RPC -32602 and a message
- * that names the field and says what was expected. Error data: {"field", "reason"}.
+ * Reads a request's params object field by field, failing with an {@link InvalidFieldException}
+ * that names the field and says what was expected (the wire answers it with -32602 and
+ * {@code data: {"field", "reason"}}).
  */
-public final class Params {
+public final class Fields {
     private final String method;
     private final JsonObject object;
 
-    private Params(String method, JsonObject object) {
+    private Fields(String method, JsonObject object) {
         this.method = method;
         this.object = object;
     }
 
-    public static Params of(String method, JsonObject params) {
-        return new Params(method, params == null ? new JsonObject() : params);
+    public static Fields of(String method, JsonObject params) {
+        return new Fields(method, params == null ? new JsonObject() : params);
+    }
+
+    public String method() {
+        return method;
     }
 
     public JsonObject raw() {
         return object;
     }
 
+    /** Present and not null: a field sent as null counts as absent. */
     public boolean has(String field) {
         JsonElement e = object.get(field);
         return e != null && !e.isJsonNull();
@@ -114,15 +118,11 @@ public final class Params {
         return v;
     }
 
-    public ResponseErrorException invalid(String field, String reason) {
-        JsonObject data = new JsonObject();
-        data.addProperty("field", field);
-        data.addProperty("reason", reason);
-        return new ResponseErrorException(new ResponseError(ErrorCodes.INVALID_PARAMS,
-                "Invalid params for " + method + ": \"" + field + "\" " + reason, data));
+    public InvalidFieldException invalid(String field, String reason) {
+        return new InvalidFieldException(method, field, reason);
     }
 
-    static String describe(JsonElement e) {
+    public static String describe(JsonElement e) {
         if (e == null || e.isJsonNull()) return "null";
         if (e.isJsonObject()) return "an object";
         if (e.isJsonArray()) return "an array";
@@ -135,5 +135,25 @@ public final class Params {
 
     private static String fmt(double d) {
         return d == Math.rint(d) ? Long.toString((long) d) : Double.toString(d);
+    }
+
+    /** A request field that is missing, of the wrong type or out of range. */
+    public static final class InvalidFieldException extends RuntimeException {
+        private final String field;
+        private final String reason;
+
+        public InvalidFieldException(String method, String field, String reason) {
+            super("Invalid params for " + method + ": \"" + field + "\" " + reason);
+            this.field = field;
+            this.reason = reason;
+        }
+
+        public String field() {
+            return field;
+        }
+
+        public String reason() {
+            return reason;
+        }
     }
 }

@@ -1,6 +1,11 @@
-package dev.blenderjobs.jobs;
+package dev.blenderjobs.model;
 
-/** Why an attempt failed, machine-readable. Documented in protocol.md. */
+import java.util.Optional;
+
+/**
+ * Why an attempt failed, machine-readable. Documented in protocol.md ("Failure kinds"); the
+ * worker runtime reports the kinds it can see itself (a closed set, checked by the channel codec).
+ */
 public enum FailureKind {
     /** The script raised an exception (the failure carries its Python traceback). */
     SCRIPT_ERROR,
@@ -22,14 +27,20 @@ public enum FailureKind {
     WORKER_START_FAILED,
     /** The worker runtime itself failed; a bug in blender-jobs. */
     WORKER_ERROR,
+    /**
+     * The worker broke the channel protocol while running the job: a message of the wrong type or
+     * shape, a result for another job, or results that are not what the runtime says it wrote.
+     * The job's own script can do this (it runs in the worker's process); the worker is replaced.
+     */
+    PROTOCOL_VIOLATION,
     /** The server stopped or died while the job was queued or running; not the script's fault. */
     INTERRUPTED;
 
-    public static FailureKind parse(String name) {
-        try {
-            return name == null ? WORKER_ERROR : valueOf(name);
-        } catch (IllegalArgumentException e) {
-            return WORKER_ERROR;
+    /** The kind named {@code name}, or empty when there is none: callers decide what that means. */
+    public static Optional<FailureKind> named(String name) {
+        for (FailureKind k : values()) {
+            if (k.name().equals(name)) return Optional.of(k);
         }
+        return Optional.empty();
     }
 }

@@ -1,4 +1,4 @@
-package dev.blenderjobs.jobs;
+package dev.blenderjobs.model;
 
 /**
  * The life of a job. COMPLETED, FAILED and CANCELED are final. INTERRUPTED is a resting state:

@@ -1,5 +1,6 @@
-package dev.blenderjobs.workers;
+package dev.blenderjobs.workers.local;
 
+import dev.blenderjobs.workers.JobLog;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
@@ -15,6 +16,7 @@ import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
@@ -25,6 +27,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 @Timeout(10)
 class OutputDrainerTest {
     private static final String MARKER = "n0nce42";
+    /** JobLog.MAX_LINE_CHARS (package-private in workers): the longest line a log's tail keeps. */
+    private static final int TAIL_LINE_CHARS = 2000;
 
     @TempDir
     Path tmp;
@@ -147,7 +151,10 @@ class OutputDrainerTest {
         PipedInputStream reader = new PipedInputStream(writer, 64 * 1024);
         JobLog tail = log("worker");
         JobLog a = log("a");
-        OutputDrainer d = new OutputDrainer(reader, "w1.1", MARKER, tail);
+        // A permit each time a caller of awaitEnd starts to wait: the test knows when one is
+        // waiting instead of sleeping and hoping it is.
+        Semaphore waits = new Semaphore(0);
+        OutputDrainer d = new OutputDrainer(reader, "w1.1", MARKER, tail, waits::release);
         d.expect("job-a", a);
         Thread t = new Thread(d, "drainer");
         t.setDaemon(true);
@@ -156,16 +163,19 @@ class OutputDrainerTest {
         writer.write(utf8(begin("job-a") + "working\n"));
         writer.flush();
         assertFalse(d.awaitEnd("job-a", 100), "no end marker yet");
+        assertTrue(waits.drainPermits() >= 1, "it waited for the marker rather than answering at once");
 
         long start = System.nanoTime();
         CompletableFuture<Boolean> waiting = CompletableFuture.supplyAsync(() -> {
             try {
-                return d.awaitEnd("job-a", 5000);
+                return d.awaitEnd("job-a", 30_000);
             } catch (InterruptedException e) {
                 throw new RuntimeException(e);
             }
         });
-        Thread.sleep(100);
+        // The hook runs with the drainer's lock held, just before wait(): the end marker
+        // written next cannot be handled before the wait has begun.
+        assertTrue(waits.tryAcquire(5, TimeUnit.SECONDS), "awaitEnd began to wait");
         assertFalse(waiting.isDone(), "still waiting for the marker");
         writer.write(utf8(end("job-a")));
         writer.flush();
@@ -183,15 +193,22 @@ class OutputDrainerTest {
         writer.close();
         t.join(5000);
         assertFalse(t.isAlive(), "drainer ends at end of stream");
+        waits.drainPermits();
         assertFalse(d.awaitEnd("job-unknown", 5000), "at end of stream an unknown job is not waited for");
+        assertEquals(0, waits.availablePermits(), "not even briefly");
     }
 
     @Test
     void awaitEndReturnsFalseAtEndOfStreamWithoutTheMarker() throws InterruptedException {
         JobLog a = log("a");
-        OutputDrainer d = drain(utf8(begin("job-a") + "killed mid-job"), log("worker"), "job-a", a);
+        Semaphore waits = new Semaphore(0);
+        OutputDrainer d = new OutputDrainer(new ByteArrayInputStream(utf8(begin("job-a") + "killed mid-job")), "w1.1",
+                MARKER, log("worker"), waits::release);
+        d.expect("job-a", a);
+        d.run();
         long start = System.nanoTime();
         assertFalse(d.awaitEnd("job-a", 5000));
+        assertEquals(0, waits.availablePermits(), "does not wait once the stream ended");
         assertTrue((System.nanoTime() - start) / 1_000_000 < 1000, "does not wait once the stream ended");
         assertEquals(List.of("killed mid-job"), a.tail());
     }
@@ -211,7 +228,7 @@ class OutputDrainerTest {
         assertEquals(200 * 1024 + 1, a.bytes());
         List<String> t = a.tail();
         assertEquals(1, t.size());
-        assertEquals(JobLog.MAX_LINE_CHARS, t.get(0).length());
+        assertEquals(TAIL_LINE_CHARS, t.get(0).length());
         a.close();
         assertEquals(200 * 1024 + 1, Files.size(a.file()), "the file keeps the whole line");
         assertEquals(List.of("after"), tail.tail(), "markers after the long line are still recognised");

@@ -1,4 +1,4 @@
-package dev.blenderjobs.jobs;
+package dev.blenderjobs.model;
 
 /** Why a job left the server's table (and its directory was deleted). */
 public enum RemovalReason {

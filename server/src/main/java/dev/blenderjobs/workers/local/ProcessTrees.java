@@ -1,4 +1,4 @@
-package dev.blenderjobs.workers;
+package dev.blenderjobs.workers.local;
 
 import java.io.IOException;
 import java.nio.file.Files;

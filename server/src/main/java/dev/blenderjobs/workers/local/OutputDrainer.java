@@ -1,4 +1,6 @@
-package dev.blenderjobs.workers;
+package dev.blenderjobs.workers.local;
+
+import dev.blenderjobs.workers.JobLog;
 
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
@@ -30,12 +32,24 @@ public final class OutputDrainer implements Runnable {
     private final JobLog workerTail;
     private JobLog current;
     private boolean eof;
+    /** Runs (holding this drainer's lock) each time {@link #awaitEnd} is about to wait. */
+    private final Runnable beforeWait;
 
     public OutputDrainer(InputStream input, String workerId, String marker, JobLog workerTail) {
+        this(input, workerId, marker, workerTail, () -> { });
+    }
+
+    /**
+     * With a hook run just before {@link #awaitEnd} waits (with the lock held, so the marker
+     * that ends the wait cannot be handled before the wait has begun): tests learn that a
+     * caller is waiting from it instead of sleeping.
+     */
+    OutputDrainer(InputStream input, String workerId, String marker, JobLog workerTail, Runnable beforeWait) {
         this.input = input;
         this.workerId = workerId;
         this.markerPrefix = ("\u001e" + marker + ":").getBytes(StandardCharsets.UTF_8);
         this.workerTail = workerTail;
+        this.beforeWait = beforeWait;
     }
 
     /** Registers where the output of a job goes, before the job is sent to the worker. */
@@ -49,6 +63,7 @@ public final class OutputDrainer implements Runnable {
         while (!ended.contains(jobId) && !eof) {
             long left = deadline - System.currentTimeMillis();
             if (left <= 0) return false;
+            beforeWait.run();
             wait(left);
         }
         return ended.contains(jobId);

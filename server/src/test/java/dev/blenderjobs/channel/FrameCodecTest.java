@@ -1,4 +1,4 @@
-package dev.blenderjobs.workers;
+package dev.blenderjobs.channel;
 
 import com.google.gson.JsonArray;
 import com.google.gson.JsonObject;
@@ -27,6 +27,13 @@ class FrameCodecTest {
     private static byte[] header(int length) throws IOException {
         ByteArrayOutputStream out = new ByteArrayOutputStream();
         new DataOutputStream(out).writeInt(length);
+        return out.toByteArray();
+    }
+
+    private static byte[] frameOf(byte[] body) throws IOException {
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        out.write(header(body.length));
+        out.write(body);
         return out.toByteArray();
     }
 
@@ -92,17 +99,74 @@ class FrameCodecTest {
     }
 
     @Test
+    void theLimitIsEightMebibytes() {
+        assertEquals(8 * 1024 * 1024, FrameCodec.MAX_FRAME_BYTES);
+    }
+
+    @Test
     void oversizedLengthThrows() throws IOException {
-        IOException e = assertThrows(IOException.class,
+        ProtocolViolation e = assertThrows(ProtocolViolation.class,
                 () -> FrameCodec.read(in(header(FrameCodec.MAX_FRAME_BYTES + 1))));
         assertTrue(e.getMessage().contains(String.valueOf(FrameCodec.MAX_FRAME_BYTES + 1)), e.getMessage());
+        assertTrue(e.getMessage().contains("the limit is " + FrameCodec.MAX_FRAME_BYTES), e.getMessage());
+    }
+
+    @Test
+    void aFrameOfExactlyTheLimitIsRead() throws IOException {
+        JsonObject m = new JsonObject();
+        // {"t":"xxx..."} is 8 bytes plus the text.
+        m.addProperty("t", "x".repeat(FrameCodec.MAX_FRAME_BYTES - 8));
+        byte[] frame = FrameCodec.encode(m);
+        assertEquals(4 + FrameCodec.MAX_FRAME_BYTES, frame.length);
+        assertEquals(m, FrameCodec.read(in(frame)));
+    }
+
+    @Test
+    void aSmallerLimitIsRefusedBeforeTheBodyIsRead() throws IOException {
+        // As for a hello: a peer that has not proven itself gets a small frame, no more.
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        out.write(header(1025));
+        out.write(new byte[1025]);
+        DataInputStream in = in(out.toByteArray());
+        ProtocolViolation e = assertThrows(ProtocolViolation.class, () -> FrameCodec.read(in, 1024));
+        assertTrue(e.getMessage().contains("1025") && e.getMessage().contains("the limit is 1024"), e.getMessage());
+        assertEquals(1025, in.available(), "the body was not read");
     }
 
     @Test
     void negativeLengthThrows() throws IOException {
-        IOException e = assertThrows(IOException.class, () -> FrameCodec.read(in(header(-1))));
-        assertTrue(e.getMessage().contains("-1"), e.getMessage());
-        assertThrows(IOException.class, () -> FrameCodec.read(in(header(Integer.MIN_VALUE))));
+        // The length is read as unsigned: -1 is a frame of 4294967295 bytes, refused as too long.
+        ProtocolViolation e = assertThrows(ProtocolViolation.class, () -> FrameCodec.read(in(header(-1))));
+        assertTrue(e.getMessage().contains("4294967295"), e.getMessage());
+        assertThrows(ProtocolViolation.class, () -> FrameCodec.read(in(header(Integer.MIN_VALUE))));
+    }
+
+    @Test
+    void invalidUtf8IsAProtocolViolation() throws IOException {
+        byte[] body = {'{', '"', 'k', '"', ':', '"', (byte) 0xC3, '"', '}'}; // a truncated 2-byte sequence
+        ProtocolViolation e = assertThrows(ProtocolViolation.class, () -> FrameCodec.read(in(frameOf(body))));
+        assertTrue(e.getMessage().startsWith("the worker sent") && e.getMessage().contains("UTF-8"), e.getMessage());
+    }
+
+    @Test
+    void textThatIsNotJsonIsAProtocolViolation() throws IOException {
+        ProtocolViolation e = assertThrows(ProtocolViolation.class,
+                () -> FrameCodec.read(in(frameOf("{\"k\": ".getBytes(StandardCharsets.UTF_8)))));
+        assertTrue(e.getMessage().contains("not JSON"), e.getMessage());
+    }
+
+    @Test
+    void jsonThatIsNotAnObjectIsAProtocolViolation() throws IOException {
+        for (String notAnObject : new String[]{"[1, 2]", "\"hello\"", "42", "null"}) {
+            ProtocolViolation e = assertThrows(ProtocolViolation.class,
+                    () -> FrameCodec.read(in(frameOf(notAnObject.getBytes(StandardCharsets.UTF_8)))), notAnObject);
+            assertTrue(e.getMessage().contains("not a JSON object"), notAnObject + ": " + e.getMessage());
+        }
+    }
+
+    @Test
+    void anEmptyFrameIsAProtocolViolation() throws IOException {
+        assertThrows(ProtocolViolation.class, () -> FrameCodec.read(in(header(0))));
     }
 
     @Test

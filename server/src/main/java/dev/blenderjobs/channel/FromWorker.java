@@ -1,0 +1,57 @@
+package dev.blenderjobs.channel;
+
+import com.google.gson.JsonObject;
+import dev.blenderjobs.model.FailureKind;
+
+import java.util.EnumSet;
+import java.util.Set;
+
+/**
+ * Messages a worker runtime sends: the closed set of the channel protocol. {@link ChannelCodec}
+ * builds them only from frames whose every field has the right type and range, so code that
+ * receives one can trust its shape (not its honesty: a script can forge any of them).
+ */
+public sealed interface FromWorker {
+
+    /** The kinds of failure a runtime may report; the others are decided by the server. */
+    Set<FailureKind> REPORTABLE = EnumSet.of(FailureKind.SCRIPT_ERROR, FailureKind.SCRIPT_EXITED,
+            FailureKind.RESULT_NOT_SERIALIZABLE, FailureKind.RESULT_WRITE_FAILED, FailureKind.SETUP_FAILED,
+            FailureKind.WORKER_ERROR);
+
+    /** Every message after the handshake is about one job. */
+    String jobId();
+
+    /**
+     * The answer to {@link ToWorker.Challenge}.
+     *
+     * @param protocol       the channel protocol version the runtime speaks ({@link ChannelCodec#PROTOCOL})
+     * @param runtimeVersion the blender-jobs version the runtime comes from
+     * @param worker         the worker id it was started as
+     * @param proof          HMAC-SHA256 (hex) of "nonce:worker" keyed with the worker's secret
+     */
+    record Hello(int protocol, String runtimeVersion, String worker, long pid, String blenderVersion,
+                 String pythonVersion, String proof) implements FromWorker {
+        @Override
+        public String jobId() {
+            return null;
+        }
+    }
+
+    /** update_job_progress, coalesced by the runtime. */
+    record Progress(String jobId, double progress, String message, long reportedAt) implements FromWorker {
+    }
+
+    /**
+     * The attempt finished and its results are in the run's result directory.
+     *
+     * @param dataBlocks {collection: [names]} written to data_blocks.blend, or null when none
+     * @param timing     setupMs, scriptMs, collectMs
+     */
+    record Completed(String jobId, long pythonDataBytes, String pythonDataSha256, JsonObject dataBlocks,
+                     JsonObject timing) implements FromWorker {
+    }
+
+    /** The attempt failed inside the runtime (the script raised, results not serializable...). */
+    record Failed(String jobId, FailureKind kind, String message, String traceback) implements FromWorker {
+    }
+}

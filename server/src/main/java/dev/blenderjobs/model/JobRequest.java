@@ -1,0 +1,104 @@
+package dev.blenderjobs.model;
+
+import com.google.gson.JsonElement;
+import com.google.gson.JsonObject;
+
+import java.nio.file.Path;
+import java.util.HashSet;
+import java.util.Set;
+
+/**
+ * An addJob request: the {@link JobSpec} to keep, plus what exists only at intake. The inputs
+ * (the script's source, passedData, the libraries to copy) are written into the job's private
+ * directory and then dropped from memory: a job in the table holds its spec, never its inputs.
+ *
+ * @param scriptSource    the script's source text (read from {@code spec.script()} at intake, or scriptText)
+ * @param passedData      the client's passedData object (JSON, never pasted into source)
+ * @param libraryToCopy   the passedDataBlocks library to copy, or null
+ * @param blendToCopy     the blendFile to copy, or null
+ * @param replaceExisting cancel and remove jobs with the same name first
+ * @param workDoneToken   the client's LSP work-done progress token (string or integer), or null
+ */
+public record JobRequest(JobSpec spec, String scriptSource, JsonObject passedData, Path libraryToCopy,
+                         Path blendToCopy, boolean replaceExisting, JsonElement workDoneToken) {
+
+    /** The params of addJob that are not options of the spec. */
+    public static final Set<String> INTAKE_FIELDS = Set.of("scriptText", "passedData", "replaceExisting",
+            "workDoneToken");
+    /** Names the script contract defines; passedData keys may not shadow them. */
+    public static final Set<String> RESERVED_KEYS = Set.of("update_job_progress", "passed_data",
+            "passed_data_blocks", "python_data", "data_blocks", "bpy", "__name__", "__file__", "__builtins__");
+
+    public static Set<String> fields() {
+        Set<String> all = new HashSet<>(JobSpec.FIELDS);
+        all.addAll(INTAKE_FIELDS);
+        return all;
+    }
+
+    /**
+     * Checks addJob params that need no file access. The script's source ({@code scriptText}) is
+     * set here; for {@code script}, the intake reads the file and completes the request.
+     *
+     * @param workDoneProgress whether the client declared window.workDoneProgress: only then is
+     *                         a workDoneToken kept
+     */
+    public static JobRequest parse(Fields p, boolean workDoneProgress) {
+        p.allowOnly(fields());
+        boolean hasScript = p.has("script");
+        boolean hasText = p.has("scriptText");
+        if (hasScript == hasText) {
+            throw p.invalid("script", hasScript
+                    ? "and \"scriptText\" were both given; give exactly one of them"
+                    : "is missing: give \"script\" (path to a .py file) or \"scriptText\" (the source itself)");
+        }
+        String source = null;
+        if (hasText) {
+            source = p.requiredString("scriptText");
+            if (source.isBlank()) throw p.invalid("scriptText", "is empty; give the script's source");
+        } else {
+            p.requiredString("script");
+        }
+        JobSpec spec = JobSpec.parse(p);
+        JsonObject passedData = p.optionalObject("passedData");
+        if (passedData != null) {
+            for (String key : passedData.keySet()) {
+                if (RESERVED_KEYS.contains(key)) {
+                    throw p.invalid("passedData", "has the key \"" + key + "\", which the script contract "
+                            + "defines itself; rename it");
+                }
+            }
+        } else {
+            passedData = new JsonObject();
+        }
+        boolean replace = p.optionalBoolean("replaceExisting", false);
+        if (replace && spec.name() == null) {
+            throw p.invalid("replaceExisting", "needs a \"name\" to know which jobs to replace");
+        }
+        JsonElement token = null;
+        if (p.has("workDoneToken")) {
+            JsonElement t = p.raw().get("workDoneToken");
+            boolean valid = t.isJsonPrimitive() && (t.getAsJsonPrimitive().isString()
+                    || (t.getAsJsonPrimitive().isNumber() && isInteger(t.getAsString())));
+            if (!valid) {
+                throw p.invalid("workDoneToken", "must be a string or an integer (an LSP ProgressToken), got "
+                        + Fields.describe(t));
+            }
+            if (workDoneProgress) token = t;
+        }
+        return new JobRequest(spec, source, passedData, null, null, replace, token);
+    }
+
+    /** The request once the intake has checked the client's files and read the script. */
+    public JobRequest withInputs(JobSpec resolved, String source, Path library, Path blend) {
+        return new JobRequest(resolved, source, passedData, library, blend, replaceExisting, workDoneToken);
+    }
+
+    private static boolean isInteger(String number) {
+        try {
+            new java.math.BigInteger(number);
+            return true;
+        } catch (NumberFormatException e) {
+            return false;
+        }
+    }
+}
