@@ -25,6 +25,8 @@
 # subnet 10.77.k.0/24, the bridge bj<k>br, the namespaces bj<k>n1/bj<k>n2 and ports 17100+2k
 # (slurmctld) and 17101+2k (slurmd). The first free slot is taken, so a lone cluster is 10.77.0.x.
 set -euo pipefail
+# The daemons live in /usr/sbin, which a non-login root shell's PATH may lack.
+export PATH="$PATH:/usr/sbin:/sbin"
 
 readonly SLOT_ROOT=/run/blender-jobs-slurm
 readonly MAX_SLOTS=8
@@ -142,8 +144,8 @@ ensure_packages() {
         flock -w 600 9 || die "timed out waiting for another cluster.sh's apt-get"
         export DEBIAN_FRONTEND=noninteractive
         apt-get update -qq && apt-get install -y -qq -o DPkg::Lock::Timeout=300 "${missing[@]}"
-    ) 9>"$SLOT_ROOT/apt.lock" >"${UP_DIR:-/tmp}/apt.log" 2>&1 \
-        || die "apt-get install ${missing[*]} failed; see ${UP_DIR:-/tmp}/apt.log: $(tail -3 "${UP_DIR:-/tmp}/apt.log" | tr '\n' ' ')"
+    ) 9>"$SLOT_ROOT/apt.lock" >"${UP_DIR:-/tmp}/apt-get.txt" 2>&1 \
+        || die "apt-get install ${missing[*]} failed; see ${UP_DIR:-/tmp}/apt-get.txt: $(tail -3 "${UP_DIR:-/tmp}/apt-get.txt" | tr '\n' ' ')"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -248,6 +250,9 @@ SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
 MpiDefault=none
 SchedulerType=sched/backfill
+# slurmctld starts batch jobs from its background loop, which ticks about once a second and by
+# default waits batch_sched_delay=3 s between passes; 0 makes a pilot start within about 1 s.
+SchedulerParameters=batch_sched_delay=0
 # A node that comes back registers as usable again (start-node after kill-node).
 ReturnToService=2
 # Fault tests should not wait Slurm's defaults: a dead slurmd is noticed after 10 s and a
@@ -367,6 +372,31 @@ on_up_exit() {
     exit "$rc"
 }
 
+# One trivial job per node, run to completion: proves the whole path (controller, munge
+# credentials, slurmd, slurmstepd in the namespace) and lets slurmctld's scheduler get past its
+# first pass, which comes about 3 s after start; without it the first test's jobs wait for it.
+warm_up() {
+    local dir=$1 secs=$2 n ids=() id deadline st
+    for n in "${NODES[@]}"; do
+        id=$(SLURM_CONF="$dir/slurm.conf" timeout 10 sbatch --parsable -w "$n" -J bj-warm-up -o /dev/null \
+            --chdir "$dir/jobs" --wrap 'hostname') || die "sbatch of the warm-up job on $n failed"
+        ids+=("${id%%;*}")
+    done
+    deadline=$(($(date +%s) + secs))
+    for id in "${ids[@]}"; do
+        while :; do
+            st=$(SLURM_CONF="$dir/slurm.conf" timeout 10 scontrol -o show job "$id" 2>/dev/null | grep -o 'JobState=[A-Z_]*' || true)
+            case $st in
+                JobState=COMPLETED) break ;;
+                JobState=PENDING | JobState=CONFIGURING | JobState=RUNNING | JobState=COMPLETING | '') ;;
+                *) die "warm-up job $id ended $st; see $dir/slurmctld.log and $dir/slurmd-*.log" ;;
+            esac
+            (($(date +%s) < deadline)) || die "warm-up job $id not done within ${secs}s ($st); see $dir/slurmctld.log"
+            sleep 0.1
+        done
+    done
+}
+
 cmd_up() {
     local dir k t0
     t0=$(now_ms)
@@ -395,6 +425,7 @@ cmd_up() {
     local n
     for n in "${NODES[@]}"; do start_slurmd "$dir" "$k" "$n"; done
     wait_nodes_up "$dir" "$UP_TIMEOUT" "${NODES[@]}"
+    warm_up "$dir" "$UP_TIMEOUT"
     trap - EXIT
     say "cluster up in $(($(now_ms) - t0)) ms: slot $k, controller $HOST_ADDR:$CTLD_PORT, node1=$(node_addr "$k" node1) node2=$(node_addr "$k" node2), SLURM_CONF=$dir/slurm.conf"
 }
@@ -453,8 +484,9 @@ cmd_down() {
     local dir k t0
     t0=$(now_ms)
     [[ -n ${1:-} ]] || die "usage: $PROG down DIR"
-    [[ -d $1 ]] || { say "nothing to do: $1 does not exist"; return 0; }
-    dir=$(cd -- "$1" && pwd -P)
+    # DIR may be gone (a temp dir cleaned after a crash) while its daemons still run: the slot
+    # registry and the daemons' command lines still name it.
+    if [[ -d $1 ]]; then dir=$(cd -- "$1" && pwd -P); else dir=$(realpath -m -- "$1"); fi
     k=$(slot_of_dir "$dir")
     teardown "$dir" "$k" || die "could not stop everything of $dir (see above)"
     say "cluster of $dir down in $(($(now_ms) - t0)) ms"

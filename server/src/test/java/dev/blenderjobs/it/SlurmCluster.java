@@ -92,6 +92,7 @@ final class SlurmCluster implements BeforeAllCallback, AfterAllCallback, TestExe
         Result up = script(Map.of("BJ_SLURM_OWNER_PID", Long.toString(ProcessHandle.current().pid())), "up", dir.toString());
         upTime = Duration.ofNanos(System.nanoTime() - t0);
         if (!up.ok()) {
+            testFailed = true; // keep the directory: its logs say what went wrong
             throw new IllegalStateException("could not start the Slurm test cluster (these tests need root with "
                     + "CAP_NET_ADMIN and the Debian packages slurm-wlm and munge, which cluster.sh installs): " + up);
         }

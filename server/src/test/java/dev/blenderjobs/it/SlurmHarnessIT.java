@@ -67,10 +67,12 @@ class SlurmHarnessIT {
      * compatible, like the worker runtime.
      */
     static final String PILOT_PYTHON = String.join("\n",
-            "import json, os, socket, bpy",
+            "import json, os, socket, time, bpy",
+            "python_ms = int(time.time() * 1000)",
             "s = socket.create_connection((os.environ[\"BJ_PILOT_HOST\"], int(os.environ[\"BJ_PILOT_PORT\"])), timeout=30)",
             "hello = {\"host\": socket.gethostname(), \"version\": bpy.app.version_string, \"pid\": os.getpid(),",
-            "         \"job\": os.environ.get(\"SLURM_JOB_ID\", \"\")}",
+            "         \"job\": os.environ.get(\"SLURM_JOB_ID\", \"\"),",
+            "         \"scriptStartMs\": int(os.environ[\"BJ_SCRIPT_START_MS\"]), \"pythonMs\": python_ms}",
             "s.sendall((json.dumps(hello) + \"\\n\").encode())",
             "if os.environ.get(\"BJ_PILOT_HOLD\") == \"1\":",
             "    s.settimeout(600)",
@@ -79,7 +81,7 @@ class SlurmHarnessIT {
 
     @AfterAll
     static void printTimings() {
-        System.err.println("[slurm-harness] upTime " + cluster.upTime().toMillis() + " ms");
+        if (cluster.upTime() != null) System.err.println("[slurm-harness] upTime " + cluster.upTime().toMillis() + " ms");
         timings.forEach(t -> System.err.println("[slurm-harness] " + t));
     }
 
@@ -88,10 +90,10 @@ class SlurmHarnessIT {
     void aPilotOnEachNodeConnectsBackFromTheNodesAddressWithTheNodesHostname() throws Exception {
         try (PilotListener listener = new PilotListener(cluster.hostAddress())) {
             Path script = pilotScript();
-            Map<String, Long> submittedAt = new HashMap<>();
+            Map<String, Long> submittedAtMs = new HashMap<>();
             Map<String, String> jobIds = new HashMap<>();
             for (String node : List.of("node1", "node2")) {
-                submittedAt.put(node, System.nanoTime());
+                submittedAtMs.put(node, System.currentTimeMillis());
                 jobIds.put(node, cluster.sbatch(listener.jobEnv(false), "-w", node, "-J", "bj-probe-" + node,
                         script.toString()));
             }
@@ -108,9 +110,8 @@ class SlurmHarnessIT {
                 assertEquals(cluster.nodeAddress(node), a.remoteAddress(), "the connection of " + node + "'s pilot: " + a);
                 assertEquals(jobIds.get(node), a.hello().get("job").getAsString(), a.toString());
                 assertTrue(a.hello().get("version").getAsString().matches("\\d+\\.\\d+.*"), a.toString());
-                timings.add("pilot start, both nodes at once (sbatch -> connection) " + node + ": "
-                        + ms(a.acceptedAt() - submittedAt.get(node)) + " ms (Blender "
-                        + a.hello().get("version").getAsString() + ")");
+                timings.add("pilot start, both nodes at once, " + node + ": " + startBreakdown(submittedAtMs.get(node), a)
+                        + " (Blender " + a.hello().get("version").getAsString() + ")");
             }
             // Both pilots end by themselves and their jobs leave the queue as COMPLETED.
             for (String id : jobIds.values()) {
@@ -124,10 +125,10 @@ class SlurmHarnessIT {
     @Order(2)
     void scancelStopsARunningPilotsBlender() throws Exception {
         try (PilotListener listener = new PilotListener(cluster.hostAddress())) {
-            long t0 = System.nanoTime();
+            long t0 = System.currentTimeMillis();
             String id = cluster.sbatch(listener.jobEnv(true), "-w", "node1", "-J", "bj-hold", pilotScript().toString());
             Arrival a = listener.next(CONNECT_GUARD);
-            timings.add("pilot start, one node alone (sbatch -> connection) node1: " + ms(a.acceptedAt() - t0) + " ms");
+            timings.add("pilot start, one node alone, node1: " + startBreakdown(t0, a));
             assertEquals(cluster.nodeAddress("node1"), a.remoteAddress());
             ProcessHandle blender = a.process();
             assertTrue(running(blender), "the pilot's Blender runs before scancel: " + a);
@@ -166,13 +167,13 @@ class SlurmHarnessIT {
             cluster.scancel(id);
             awaitLeftQueue(id);
 
-            long t0 = System.nanoTime();
+            long t0 = System.currentTimeMillis();
             String again = cluster.sbatch(listener.jobEnv(false), "-w", "node2", "-J", "bj-probe", pilotScript().toString());
             Arrival b = listener.next(CONNECT_GUARD);
             assertEquals(cluster.nodeAddress("node2"), b.remoteAddress());
             assertEquals("node2", b.hello().get("host").getAsString());
             assertEquals(again, b.hello().get("job").getAsString());
-            timings.add("pilot start on the restarted node2: " + ms(b.acceptedAt() - t0) + " ms");
+            timings.add("pilot start on the restarted node2: " + startBreakdown(t0, b));
             awaitLeftQueue(again);
         }
     }
@@ -215,7 +216,7 @@ class SlurmHarnessIT {
             // The Python source goes in single quotes; it has none of its own.
             if (PILOT_PYTHON.contains("'")) throw new IllegalStateException("pilot source must not contain '");
             Files.writeString(p, "#!/bin/sh\n"
-                    + "exec \"$BJ_BLENDER\" -b --factory-startup --python-exit-code 1 --python-expr '" + PILOT_PYTHON + "'\n");
+                    + "BJ_SCRIPT_START_MS=$(date +%s%3N) exec \"$BJ_BLENDER\" -b --factory-startup --python-exit-code 1 --python-expr '" + PILOT_PYTHON + "'\n");
         }
         return p;
     }
@@ -249,12 +250,20 @@ class SlurmHarnessIT {
         return true;
     }
 
+    /** sbatch -> connection, split at the batch script's start and at Python's start inside Blender (one clock: same machine). */
+    private static String startBreakdown(long submittedAtMs, Arrival a) {
+        long script = a.hello().get("scriptStartMs").getAsLong();
+        long python = a.hello().get("pythonMs").getAsLong();
+        return (a.acceptedAtMs() - submittedAtMs) + " ms (sbatch -> batch script " + (script - submittedAtMs)
+                + " ms, Blender start to Python " + (python - script) + " ms, Python -> connected " + (a.acceptedAtMs() - python) + " ms)";
+    }
+
     private static long ms(long nanos) {
         return TimeUnit.NANOSECONDS.toMillis(nanos);
     }
 
     /** One pilot's connection: where it came from, what it said, when it was accepted. */
-    record Arrival(String remoteAddress, JsonObject hello, long acceptedAt, Socket socket, BufferedReader in) {
+    record Arrival(String remoteAddress, JsonObject hello, long acceptedAtMs, Socket socket, BufferedReader in) {
         ProcessHandle process() {
             long pid = hello.get("pid").getAsLong();
             return ProcessHandle.of(pid).orElseThrow(() -> new AssertionError("pilot pid " + pid + " not found: " + this));
@@ -304,7 +313,7 @@ class SlurmHarnessIT {
             while (!server.isClosed()) {
                 try {
                     Socket s = server.accept();
-                    long at = System.nanoTime();
+                    long atMs = System.currentTimeMillis();
                     synchronized (accepted) {
                         accepted.add(s);
                     }
@@ -317,7 +326,7 @@ class SlurmHarnessIT {
                         continue;
                     }
                     arrivals.add(new Arrival(s.getInetAddress().getHostAddress(), JsonParser.parseString(line).getAsJsonObject(),
-                            at, s, in));
+                            atMs, s, in));
                 } catch (IOException | RuntimeException e) {
                     if (!server.isClosed()) arrivals.add(new AssertionError("pilot listener: " + e, e));
                 }
