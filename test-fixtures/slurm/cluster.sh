@@ -2,11 +2,13 @@
 # A real two-node Slurm cluster on this one machine, for blender-jobs' integration tests.
 #
 # Each node is a slurmd in its own network namespace (own address, own hostname), joined to a
-# bridge in the root namespace; slurmctld and a private munged run in the root namespace. Nothing
-# is installed or started outside DIR except the network objects and the Debian packages.
+# bridge in the root namespace; slurmctld and a private munged run in the root namespace. Outside
+# DIR it touches only the network objects, its slot under /run/blender-jobs-slurm and, when they
+# are missing, the Debian packages.
 # See README.md beside this file for the layout, the requirements and the measured times.
 #
-#   cluster.sh up DIR            install slurm-wlm + munge if missing, start the cluster, wait for idle nodes
+#   cluster.sh up DIR            install slurm-wlm + munge if missing, start the cluster, wait until
+#                                both nodes are idle and have each run one trivial job
 #   cluster.sh down DIR          stop everything of DIR's cluster (idempotent, also after a crash)
 #   cluster.sh status DIR        daemons, nodes, addresses; exit 0 only when fully up
 #   cluster.sh env DIR           `export ...` lines a Slurm client needs (SLURM_CONF, PATH, addresses)
@@ -39,7 +41,7 @@ say() { echo "$PROG: $*" >&2; }
 die() { say "error: $*"; exit 1; }
 
 usage() {
-    sed -n '4,25p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '4,28p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
