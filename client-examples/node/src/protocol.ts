@@ -55,12 +55,15 @@ export type FailureKind =
     /** The worker broke the server's channel while running the job (the script may have caused it). */
     | 'PROTOCOL_VIOLATION'
     /** Not a failure of the job: the kind of an INTERRUPTED job's error. */
-    | 'INTERRUPTED';
+    | 'INTERRUPTED'
+    /** The worker was lost with its cluster node or pilot job (node down, scancel, walltime): retried. */
+    | 'WORKER_LOST';
 
 /** Every failure kind (protocol.md §5), as `initialize.capabilities.failureKinds` lists them. */
 export const FAILURE_KINDS: readonly FailureKind[] = [
     'SCRIPT_ERROR', 'SCRIPT_EXITED', 'TIMED_OUT', 'BLENDER_CRASHED', 'BLENDER_EXITED', 'RESULT_NOT_SERIALIZABLE',
     'RESULT_WRITE_FAILED', 'SETUP_FAILED', 'WORKER_START_FAILED', 'WORKER_ERROR', 'PROTOCOL_VIOLATION', 'INTERRUPTED',
+    'WORKER_LOST',
 ];
 
 export type Isolation = 'worker' | 'process';
@@ -430,6 +433,24 @@ export interface WorkerDetails {
     jobsRun: number;
     processesStarted: number;
     jobId?: string;
+    /** Seconds until the worker's lease ends (a Slurm pilot's walltime); absent for local workers. */
+    timeLeftSeconds?: number;
+    /** True while a worker near the end of its lease takes no more jobs. */
+    draining?: boolean;
+    /** The batch job the worker runs in (a Slurm pilot). */
+    batchJob?: BatchJob;
+}
+
+export interface BatchJob {
+    /** "slurm" */
+    system: string;
+    /** The Slurm job id. */
+    id?: string;
+    /** PENDING, RUNNING, ... as squeue says. */
+    state?: string;
+    /** Why it waits (squeue %r), e.g. "Priority", "PartitionDown". */
+    reason?: string;
+    node?: string;
 }
 
 export interface GetStatsResult {
@@ -440,7 +461,7 @@ export interface GetStatsResult {
     canceled: number;
     interrupted: number;
     total: number;
-    /** Where workers run: "local"; absent when no Blender is available. */
+    /** Where workers run: "local" or "slurm"; absent when no Blender is available. */
     executor?: string;
     workers: number;
     freeWorkers: number;

@@ -20,9 +20,15 @@ import java.util.regex.Pattern;
 public final class ChannelCodec {
     /**
      * The channel protocol version. The runtime states the one it speaks in its hello; a
-     * different one is refused. Version 1 was the untyped channel of blender-jobs 0.1.
+     * different one is refused. Version 1 was the untyped channel of blender-jobs 0.1; version 2
+     * the typed one of 0.2.0 without binary frames; version 3 adds binary frames (file, result
+     * and console chunks) for workers that do not share the server's disk.
      */
-    public static final int PROTOCOL = 2;
+    public static final int PROTOCOL = 3;
+    /** The most data one chunk (file, result, console) may carry; senders use {@link #CHUNK_BYTES}. */
+    public static final int MAX_CHUNK_BYTES = 4 * 1024 * 1024;
+    /** The chunk size both sides send: big enough for speed, small enough to bound memory. */
+    public static final int CHUNK_BYTES = 1024 * 1024;
     static final int MAX_MESSAGE_CHARS = 64 * 1024;
     static final int MAX_TRACEBACK_CHARS = 1024 * 1024;
     static final int MAX_SHORT_CHARS = 200;
@@ -58,6 +64,14 @@ public final class ChannelCodec {
         } else if (message instanceof ToWorker.Shutdown) {
             type = "shutdown";
             o = new JsonObject();
+        } else if (message instanceof ToWorker.FileChunk f) {
+            // The header of a binary frame; the bytes follow it (frame()).
+            type = "file";
+            o = new JsonObject();
+            o.addProperty("jobId", f.jobId());
+            o.addProperty("name", f.name());
+            o.addProperty("offset", f.offset());
+            o.addProperty("last", f.last());
         } else {
             throw new IllegalArgumentException("not a channel message: " + message);
         }
@@ -65,6 +79,48 @@ public final class ChannelCodec {
         typed.addProperty("type", type);
         for (Map.Entry<String, JsonElement> e : o.entrySet()) typed.add(e.getKey(), e.getValue());
         return typed;
+    }
+
+    /** The whole frame of a message: a binary frame for a {@link ToWorker.FileChunk}, JSON for the others. */
+    public static byte[] frame(ToWorker message) {
+        if (message instanceof ToWorker.FileChunk f) {
+            if (f.data().length > MAX_CHUNK_BYTES) throw new IllegalArgumentException("a chunk of " + f.data().length + " bytes");
+            return FrameCodec.encodeBinary(encode(f), f.data(), 0, f.data().length);
+        }
+        return FrameCodec.encode(encode(message));
+    }
+
+    /**
+     * A frame from a worker: console and result chunks come as binary frames, every other
+     * message as JSON; either in the wrong kind of frame is a violation.
+     */
+    public static FromWorker decode(FrameCodec.Frame frame) throws ProtocolViolation {
+        if (frame.data() == null) return decode(frame.message());
+        JsonObject m = frame.message();
+        String type = string(m, "type", MAX_SHORT_CHARS, true);
+        byte[] data = frame.data();
+        if (data.length > MAX_CHUNK_BYTES) {
+            throw new ProtocolViolation("a \"" + clip(type) + "\" chunk of " + data.length + " bytes (at most "
+                    + MAX_CHUNK_BYTES + ")");
+        }
+        return switch (type) {
+            case "console" -> {
+                only(m, type, Set.of("type", "jobId"));
+                yield new FromWorker.Console(m.has("jobId") && !m.get("jobId").isJsonNull() ? jobId(m) : null, data);
+            }
+            case "result" -> {
+                only(m, type, Set.of("type", "jobId", "name", "offset", "last"));
+                String name = string(m, "name", MAX_SHORT_CHARS, true);
+                if (!FromWorker.RESULT_NAMES.contains(name)) {
+                    throw new ProtocolViolation("a result chunk of \"" + clip(name) + "\" (only " + FromWorker.RESULT_NAMES
+                            + ")");
+                }
+                yield new FromWorker.ResultChunk(jobId(m), name, integer(m, "offset", 0, Long.MAX_VALUE - MAX_CHUNK_BYTES),
+                        bool(m, "last"), data);
+            }
+            default -> throw new ProtocolViolation("a binary frame of type \"" + clip(type) + "\" (only console and "
+                    + "result chunks are binary)");
+        };
     }
 
     /** A message from a worker, checked field by field. */
@@ -102,8 +158,18 @@ public final class ChannelCodec {
                 yield new FromWorker.Failed(jobId(m), kind, string(m, "message", MAX_MESSAGE_CHARS, true),
                         string(m, "traceback", MAX_TRACEBACK_CHARS, false));
             }
+            case "console", "result" -> throw new ProtocolViolation("a message of unknown type \"" + type + "\" in a "
+                    + "JSON frame (console and result chunks come only as binary frames)");
             default -> throw new ProtocolViolation("a message of unknown type \"" + clip(type) + "\"");
         };
+    }
+
+    private static boolean bool(JsonObject m, String field) throws ProtocolViolation {
+        JsonElement e = m.get(field);
+        if (e == null || !e.isJsonPrimitive() || !e.getAsJsonPrimitive().isBoolean()) {
+            throw new ProtocolViolation("a \"" + field + "\" that is not true or false");
+        }
+        return e.getAsBoolean();
     }
 
     private static void only(JsonObject m, String type, Set<String> allowed) throws ProtocolViolation {

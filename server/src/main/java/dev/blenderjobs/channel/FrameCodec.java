@@ -16,6 +16,12 @@ import java.nio.charset.StandardCharsets;
 /**
  * Framing of the worker channel: a 4-byte big-endian length, then that many bytes of UTF-8
  * JSON (one object). A channel of its own keeps results out of Blender's console noise.
+ * <p>
+ * A <em>binary</em> frame carries raw bytes with a message (file chunks, console output): its
+ * length word has the top bit set, and its body is a 4-byte big-endian header length, that many
+ * bytes of UTF-8 JSON (the message, with its "type"), then the data. Bytes travel as they are,
+ * not as base64 inside JSON, so a 10 MB result costs one copy, not an encoding on each side.
+ * Binary frames are refused before the handshake (a hello is always JSON).
  */
 public final class FrameCodec {
     /**
@@ -23,6 +29,12 @@ public final class FrameCodec {
      * biggest is a failure with its traceback, which the runtime cuts to well below this.
      */
     public static final int MAX_FRAME_BYTES = 8 * 1024 * 1024;
+    /** The top bit of a length word: the frame is binary (a header and raw data). */
+    static final int BINARY_FLAG = 0x80000000;
+
+    /** One frame: a message, and the raw data of a binary frame (null for a JSON frame). */
+    public record Frame(JsonObject message, byte[] data) {
+    }
 
     private FrameCodec() {
     }
@@ -43,9 +55,59 @@ public final class FrameCodec {
         out.flush();
     }
 
-    /** Reads one frame; returns null at a clean end of stream (between frames). */
+    /**
+     * A binary frame: {@code header} (a message with its "type") and {@code length} bytes of
+     * {@code data} from {@code offset}.
+     */
+    public static byte[] encodeBinary(JsonObject header, byte[] data, int offset, int length) {
+        byte[] head = header.toString().getBytes(StandardCharsets.UTF_8);
+        int body = 4 + head.length + length;
+        if (body > MAX_FRAME_BYTES) throw new IllegalArgumentException("a binary frame of " + body + " bytes");
+        byte[] frame = new byte[4 + body];
+        putInt(frame, 0, body | BINARY_FLAG);
+        putInt(frame, 4, head.length);
+        System.arraycopy(head, 0, frame, 8, head.length);
+        System.arraycopy(data, offset, frame, 8 + head.length, length);
+        return frame;
+    }
+
+    private static void putInt(byte[] b, int at, int v) {
+        b[at] = (byte) (v >>> 24);
+        b[at + 1] = (byte) (v >>> 16);
+        b[at + 2] = (byte) (v >>> 8);
+        b[at + 3] = (byte) v;
+    }
+
+    /** Reads one JSON frame; returns null at a clean end of stream (between frames). */
     public static JsonObject read(DataInputStream in) throws IOException {
         return read(in, MAX_FRAME_BYTES);
+    }
+
+    /**
+     * Reads one frame, JSON or binary, of at most {@link #MAX_FRAME_BYTES}; returns null at a
+     * clean end of stream. A binary frame's header must be a JSON object like any message.
+     */
+    public static Frame readFrame(DataInputStream in) throws IOException {
+        int word;
+        try {
+            word = in.readInt();
+        } catch (EOFException e) {
+            return null;
+        }
+        if ((word & BINARY_FLAG) == 0) return new Frame(body(in, word, MAX_FRAME_BYTES), null);
+        int length = word & ~BINARY_FLAG;
+        if (length < 4 || length > MAX_FRAME_BYTES) {
+            throw new ProtocolViolation("a binary frame of " + length + " bytes (the limit is " + MAX_FRAME_BYTES + ")");
+        }
+        int headLength = in.readInt();
+        if (headLength < 2 || headLength > length - 4) {
+            throw new ProtocolViolation("a binary frame whose header length " + Integer.toUnsignedString(headLength)
+                    + " does not fit its " + length + " bytes");
+        }
+        JsonObject header = body(in, headLength, headLength);
+        byte[] data = new byte[length - 4 - headLength];
+        in.readFully(data);
+        return new Frame(header, data);
     }
 
     /**
@@ -59,6 +121,11 @@ public final class FrameCodec {
         } catch (EOFException e) {
             return null;
         }
+        return body(in, length, maxBytes);
+    }
+
+    /** The JSON object of {@code length} bytes that follow. */
+    private static JsonObject body(DataInputStream in, int length, int maxBytes) throws IOException {
         if (length < 0 || length > maxBytes) {
             throw new ProtocolViolation("a frame of " + Integer.toUnsignedString(length) + " bytes (the limit is "
                     + maxBytes + ")");

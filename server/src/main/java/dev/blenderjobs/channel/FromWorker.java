@@ -54,4 +54,24 @@ public sealed interface FromWorker {
     /** The attempt failed inside the runtime (the script raised, results not serializable...). */
     record Failed(String jobId, FailureKind kind, String message, String traceback) implements FromWorker {
     }
+
+    /**
+     * Console output of a worker whose console is not a pipe to the server (a pilot on a cluster
+     * node): raw bytes, in order, of the job {@code jobId}, or of the worker itself outside any
+     * job when {@code jobId} is null. A job's output all arrives before its Completed or Failed.
+     */
+    record Console(String jobId, byte[] data) implements FromWorker {
+    }
+
+    /**
+     * One chunk of a result file, sent by a worker that has no access to the server's disk before
+     * its Completed; {@code name} is "pythonData" or "dataBlocks" ({@link #RESULT_NAMES}). The
+     * receiver writes the chunks into the job's result folder, and the Completed that follows is
+     * checked against those files as for a local worker.
+     */
+    record ResultChunk(String jobId, String name, long offset, boolean last, byte[] data) implements FromWorker {
+    }
+
+    /** The result files a {@link ResultChunk} may carry. */
+    Set<String> RESULT_NAMES = Set.of("pythonData", "dataBlocks");
 }

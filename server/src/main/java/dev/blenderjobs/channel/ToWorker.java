@@ -29,8 +29,25 @@ public sealed interface ToWorker {
     }
 
     /**
+     * One chunk of an input file of a job, sent before its {@link Run} to a worker that has no
+     * access to the server's disk (a binary frame: the bytes travel raw). The worker writes the
+     * file into a job folder of its own; {@code name} picks the file from a closed set
+     * ({@link #INPUT_NAMES}), so the server never hands a worker a path on its machine.
+     *
+     * @param offset where {@code data} goes in the file: chunks arrive in order, without gaps
+     * @param last   the file is complete after this chunk
+     */
+    record FileChunk(String jobId, String name, long offset, boolean last, byte[] data) implements ToWorker {
+    }
+
+    /** The inputs a {@link FileChunk} may carry: the {@link RunFiles} fields that name files. */
+    java.util.Set<String> INPUT_NAMES = java.util.Set.of("script", "passedData", "library", "blendFile");
+
+    /**
      * Where an attempt's files are, on the worker's machine. Chosen by the server from its own
-     * layout, never by a client or a worker.
+     * layout, never by a client or a worker. For a worker that receives its inputs over the
+     * channel ({@link FileChunk}) the paths are relative ("input/script.py", "work", "result"):
+     * the worker resolves them in a job folder of its own.
      *
      * @param script     the script's source (a private copy)
      * @param passedData the job's passedData as a JSON file

@@ -8,9 +8,13 @@ import javax.crypto.spec.SecretKeySpec;
 import java.io.BufferedInputStream;
 import java.io.DataInputStream;
 import java.io.IOException;
+import java.io.InputStream;
 import java.io.OutputStream;
 import java.net.Socket;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.LinkOption;
+import java.nio.file.Path;
 import java.security.GeneralSecurityException;
 import java.security.MessageDigest;
 import java.security.SecureRandom;
@@ -171,11 +175,27 @@ public final class WorkerChannel implements AutoCloseable {
         outbox.add(message);
     }
 
+    /**
+     * Queues a file to be sent as {@link ToWorker.FileChunk}s of the job's input {@code name};
+     * never blocks. The writer thread reads it chunk by chunk as it sends, so memory stays at one
+     * chunk whatever the file's size. A file that cannot be read is logged and sent without its
+     * last chunk, which the worker treats as missing (the attempt fails with SETUP_FAILED).
+     */
+    public void sendFile(String jobId, String name, Path file) {
+        if (!ToWorker.INPUT_NAMES.contains(name)) throw new IllegalArgumentException("not an input: " + name);
+        if (closed) return;
+        outbox.add(new FileStream(jobId, name, file));
+    }
+
+    /** An input file waiting in the outbox, read only when its turn comes. */
+    private record FileStream(String jobId, String name, Path file) {
+    }
+
     private void readLoop(Listener listener) {
         String why = "the worker closed its channel";
         try {
             while (true) {
-                JsonObject frame = FrameCodec.read(in);
+                FrameCodec.Frame frame = FrameCodec.readFrame(in);
                 if (frame == null) break;
                 listener.message(ChannelCodec.decode(frame));
             }
@@ -200,11 +220,11 @@ public final class WorkerChannel implements AutoCloseable {
             while (true) {
                 Object next = outbox.take();
                 if (next == CLOSE || closed) return;
-                byte[] frame = FrameCodec.encode(ChannelCodec.encode((ToWorker) next));
-                writingSince = System.nanoTime();
-                out.write(frame);
-                out.flush();
-                writingSince = 0;
+                if (next instanceof FileStream f) {
+                    stream(f);
+                } else {
+                    write(ChannelCodec.frame((ToWorker) next));
+                }
             }
         } catch (IOException e) {
             close("the worker's channel broke while the server was writing to it: " + e.getMessage());
@@ -212,6 +232,43 @@ public final class WorkerChannel implements AutoCloseable {
             Thread.currentThread().interrupt();
         } finally {
             watch.cancel(false);
+        }
+    }
+
+    private void write(byte[] frame) throws IOException {
+        writingSince = System.nanoTime();
+        out.write(frame);
+        out.flush();
+        writingSince = 0;
+    }
+
+    /** Sends a file chunk by chunk; a read error is the job's problem, a write error the channel's. */
+    private void stream(FileStream f) throws IOException {
+        byte[] buf = new byte[ChannelCodec.CHUNK_BYTES];
+        long offset = 0;
+        InputStream file;
+        try {
+            file = Files.newInputStream(f.file(), LinkOption.NOFOLLOW_LINKS);
+        } catch (IOException e) {
+            LOG.warning("could not send input " + f.name() + " of job " + f.jobId() + ": " + e);
+            return;
+        }
+        try (file) {
+            while (true) {
+                int n;
+                try {
+                    n = file.readNBytes(buf, 0, buf.length);
+                } catch (IOException e) {
+                    LOG.warning("could not send input " + f.name() + " of job " + f.jobId() + ": " + e);
+                    return;
+                }
+                // A short read is the end; a file of whole chunks ends with an empty last chunk.
+                boolean last = n < buf.length;
+                byte[] data = last ? java.util.Arrays.copyOf(buf, n) : buf;
+                write(ChannelCodec.frame(new ToWorker.FileChunk(f.jobId(), f.name(), offset, last, data)));
+                offset += n;
+                if (last) return;
+            }
         }
     }
 

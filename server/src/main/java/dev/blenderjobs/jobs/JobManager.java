@@ -469,7 +469,17 @@ public final class JobManager implements WorkerEvents {
             Entry job = queue.peek();
             int attempt = job.attempt + 1;
             ToWorker.Run run = new ToWorker.Run(job.id, attempt, job.spec, files.runFiles(job.id, job.spec));
-            if (!pool.tryRun(run, job.log)) return;
+            String never = pool.refusal(run);
+            if (never != null) {
+                // No worker of this pool can ever run it (its timeout outlasts a worker's lease):
+                // it fails now rather than wait forever at the head of the line.
+                queue.poll();
+                job.attempt = Math.max(1, job.attempt);
+                settle(job, JobState.FAILED, JobFailure.of(FailureKind.WORKER_START_FAILED,
+                        "No worker can run this job: " + never + ".", job.attempt), job.state);
+                continue;
+            }
+            if (!pool.tryRun(run, job.log)) break;
             queue.poll();
             job.attempt = attempt;
             if (attempt > 1) job.log.note("=== blender-jobs: attempt " + attempt + " of " + job.spec.maxAttempts() + " ===");
@@ -485,6 +495,8 @@ public final class JobManager implements WorkerEvents {
             }
             events.stateChanged(job.snapshot(), previous);
         }
+        // A pool that grows with demand starts workers for what still waits.
+        pool.waiting(queue.size());
     }
 
     private void onTimeout(Entry job, int attempt) {

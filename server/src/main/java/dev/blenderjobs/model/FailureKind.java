@@ -34,7 +34,13 @@ public enum FailureKind {
      */
     PROTOCOL_VIOLATION,
     /** The server stopped or died while the job was queued or running; not the script's fault. */
-    INTERRUPTED;
+    INTERRUPTED,
+    /**
+     * The worker running the job was lost with the machine or batch job it lived in: a cluster
+     * node went down, its pilot job was cancelled by an administrator or reached its walltime.
+     * Not the script's fault; retried (on another worker) when attempts remain.
+     */
+    WORKER_LOST;
 
     /** The kind named {@code name}, or empty when there is none: callers decide what that means. */
     public static Optional<FailureKind> named(String name) {

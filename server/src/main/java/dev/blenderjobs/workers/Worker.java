@@ -31,6 +31,19 @@ public interface Worker {
     void kill();
 
     /**
+     * When its lease on its machine ends (a pilot's walltime), in epoch milliseconds, as far as
+     * it is known; a conservative (early) estimate is fine. Empty for a worker without one.
+     */
+    default java.util.OptionalLong endsAtMillis() {
+        return OptionalLong.empty();
+    }
+
+    /** The batch-system job it runs in, for getStats; null for a worker that is not one. */
+    default BatchJob batchJob() {
+        return null;
+    }
+
+    /**
      * Waits up to {@code grace} for it to exit (after {@link #stop}), then kills it and everything
      * it started, and waits until they are gone (about a second more at most).
      */

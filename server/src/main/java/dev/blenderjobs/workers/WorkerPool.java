@@ -11,17 +11,23 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.OptionalLong;
 import java.util.concurrent.TimeUnit;
+import java.util.function.LongSupplier;
 import java.util.logging.Level;
 import java.util.logging.Logger;
 
 /**
- * The worker slots: {@code --workers N} workers kept warm, each running one job at a time.
- * Owns every slot's state on the event loop; starts workers through a {@link WorkerLauncher}
- * (which knows where and how they run), recycles and replaces them, and turns their events into
- * attempt outcomes for its owner ({@link WorkerEvents}). Recycling: after
- * {@code maxJobsPerWorker} jobs, past {@code maxWorkerMemoryMb} of resident memory, after a job
- * that needed a fresh process, after a runtime failure or a protocol violation, and always after
- * an aborted or crashed job.
+ * The worker slots: workers kept warm, each running one job at a time. Owns every slot's state
+ * on the event loop; starts workers through a {@link WorkerLauncher} (which knows where and how
+ * they run), recycles and replaces them, and turns their events into attempt outcomes for its
+ * owner ({@link WorkerEvents}). Recycling: after {@code maxJobsPerWorker} jobs, past
+ * {@code maxWorkerMemoryMb} of resident memory, after a job that needed a fresh process, after a
+ * runtime failure or a protocol violation, and always after an aborted or crashed job.
+ * <p>
+ * How many slots there are is the {@link Scaling} policy's: a fixed number started at once (the
+ * local executor, {@code --workers N}), or a dynamic set that grows while jobs wait
+ * ({@link #waiting}), shrinks when workers idle, and retires workers whose lease runs out
+ * ({@link Worker#endsAtMillis}), never giving a job to a worker that has less time left than the
+ * job's timeout.
  */
 public final class WorkerPool {
     private static final Logger LOG = Logger.getLogger(WorkerPool.class.getName());
@@ -35,14 +41,36 @@ public final class WorkerPool {
      * @param restartBackoff the delay before a slot whose worker failed to start tries again; it
      *                       doubles with each failure in a row, up to {@link #MAX_RESTART_DELAY}
      */
-    public record Settings(int workers, int maxJobsPerWorker, long maxWorkerMemoryMb, Duration restartBackoff) {
+    public record Settings(int workers, int maxJobsPerWorker, long maxWorkerMemoryMb, Duration restartBackoff,
+                           Scaling scaling) {
+        public Settings {
+            if (scaling.max() != workers) {
+                throw new IllegalArgumentException("workers " + workers + " but scaling up to " + scaling.max());
+            }
+        }
+
+        /** {@code workers} slots, always (the local executor). */
+        public Settings(int workers, int maxJobsPerWorker, long maxWorkerMemoryMb, Duration restartBackoff) {
+            this(workers, maxJobsPerWorker, maxWorkerMemoryMb, restartBackoff, Scaling.fixed(workers));
+        }
     }
+
+    /** How often a dynamic pool looks at idle times and leases. */
+    static final Duration TICK = Duration.ofSeconds(1);
 
     /** What a slot is doing; shown in getStats (protocol.md lists these names). */
     public enum SlotState { STARTING, IDLE, BUSY, WAITING_TO_RESTART, SHUT_DOWN }
 
-    /** One slot, for getStats. {@code jobId} is null when the slot runs none. */
-    public record SlotView(String worker, SlotState state, long pid, int jobsRun, int processesStarted, String jobId) {
+    /**
+     * One slot, for getStats. {@code jobId} is null when the slot runs none; {@code timeLeftSeconds}
+     * when its worker has no lease; {@code draining} unless it is (it takes no more jobs: its lease
+     * is ending); {@code batchJob} unless its worker is a batch job (a Slurm pilot).
+     */
+    public record SlotView(String worker, SlotState state, long pid, int jobsRun, int processesStarted, String jobId,
+                           Long timeLeftSeconds, Boolean draining, BatchJob batchJob) {
+        public SlotView(String worker, SlotState state, long pid, int jobsRun, int processesStarted, String jobId) {
+            this(worker, state, pid, jobsRun, processesStarted, jobId, null, null, null);
+        }
     }
 
     /** Mutable state of one slot; touched only on the event loop. */
@@ -55,6 +83,10 @@ public final class WorkerPool {
         ToWorker.Run job;
         boolean aborting;
         int failedStarts;
+        /** Its lease ends soon: it takes no more jobs and goes when idle (dynamic pools). */
+        boolean draining;
+        /** When it last became idle (the pool's clock). */
+        long idleSince;
 
         Slot(int index) {
             this.index = index;
@@ -69,22 +101,44 @@ public final class WorkerPool {
     private final WorkerLauncher launcher;
     private final EventLoop loop;
     private final WorkerEvents events;
+    private final Scaling scaling;
+    private final LongSupplier clock;
     private final List<Slot> slots = new ArrayList<>();
     /** Replaced workers still finishing their exit. */
     private final List<Worker> retiring = new ArrayList<>();
+    private int nextIndex = 1;
+    /** Jobs waiting for a worker, as the owner last said ({@link #waiting}). */
+    private int waiting;
     private boolean shuttingDown;
 
     public WorkerPool(Settings settings, WorkerLauncher launcher, EventLoop loop, WorkerEvents events) {
+        this(settings, launcher, loop, events, System::currentTimeMillis);
+    }
+
+    /** With a clock of its own (epoch ms) for idle times and leases: tests move time by hand. */
+    public WorkerPool(Settings settings, WorkerLauncher launcher, EventLoop loop, WorkerEvents events,
+                      LongSupplier clock) {
         this.settings = settings;
+        this.scaling = settings.scaling();
         this.launcher = launcher;
         this.loop = loop;
         this.events = events;
-        for (int i = 1; i <= settings.workers(); i++) slots.add(new Slot(i));
+        this.clock = clock;
+        for (int i = 0; i < scaling.min(); i++) slots.add(new Slot(nextIndex++));
     }
 
-    /** Starts every slot's first worker in the background. */
+    /** Starts every slot's first worker in the background (a dynamic pool: its minimum). */
     public void start() {
-        loop.execute(() -> slots.forEach(this::launch));
+        loop.execute(() -> {
+            slots.forEach(this::launch);
+            if (scaling.dynamic()) loop.schedule(this::tickPeriodically, TICK.toMillis(), TimeUnit.MILLISECONDS);
+        });
+    }
+
+    private void tickPeriodically() {
+        if (shuttingDown) return;
+        tick();
+        loop.schedule(this::tickPeriodically, TICK.toMillis(), TimeUnit.MILLISECONDS);
     }
 
     private void launch(Slot slot) {
@@ -132,22 +186,25 @@ public final class WorkerPool {
     public boolean tryRun(ToWorker.Run run, JobLog log) {
         loop.assertInLoop();
         boolean fresh = run.spec().freshProcess();
+        long now = clock.getAsLong();
         Slot chosen = null;
         for (Slot s : slots) {
-            if (s.state != SlotState.IDLE) continue;
+            if (s.state != SlotState.IDLE || s.draining) continue;
             if (fresh && s.jobsRun > 0) continue;
+            if (!fits(s, run, now)) continue;
             chosen = s;
             break;
         }
         if (chosen == null) {
             if (fresh && !hasFreshSoon()) {
                 for (Slot s : slots) {
-                    if (s.state == SlotState.IDLE) {
+                    if (s.state == SlotState.IDLE && !s.draining) {
                         recycle(s, "a job asked for a fresh process");
                         break;
                     }
                 }
             }
+            if (run.spec().timeout() > 0 && !shuttingDown && !hasTimeSoon(run, now)) makeRoomFor(run, now);
             return false;
         }
         chosen.state = SlotState.BUSY;
@@ -157,11 +214,158 @@ public final class WorkerPool {
         return true;
     }
 
+    /**
+     * Whether the worker has time for the job: at least the job's timeout (and a few seconds for
+     * its result to travel back), or, for a job without a timeout, more than the drain margin.
+     */
+    private boolean fits(Slot s, ToWorker.Run run, long now) {
+        OptionalLong end = s.worker == null ? OptionalLong.empty() : s.worker.endsAtMillis();
+        if (end.isEmpty()) return true;
+        long left = end.getAsLong() - now;
+        if (run.spec().timeout() <= 0) return left > scaling.drainMargin().toMillis();
+        return left >= Math.round(run.spec().timeout() * 1000) + Scaling.RESULT_ALLOWANCE.toMillis();
+    }
+
+    /** A worker starting (full lease ahead) or busy with enough time left will do for the job. */
+    private boolean hasTimeSoon(ToWorker.Run run, long now) {
+        for (Slot s : slots) {
+            if (s.draining) continue;
+            if (s.state == SlotState.STARTING || s.state == SlotState.WAITING_TO_RESTART) return true;
+            if (s.state == SlotState.BUSY && fits(s, run, now)) return true;
+        }
+        return false;
+    }
+
+    /**
+     * No worker has time for the job and none that will is on its way: start one with a whole
+     * lease, or, at the maximum, replace an idle one whose time is too short.
+     */
+    private void makeRoomFor(ToWorker.Run run, long now) {
+        if (!scaling.dynamic()) return;
+        if (active() < scaling.max()) {
+            LOG.fine("no worker has " + run.spec().timeout() + " s left for job " + run.jobId() + "; starting one");
+            addSlot();
+            return;
+        }
+        for (Slot s : slots) {
+            if (s.state == SlotState.IDLE && !s.draining && !fits(s, run, now)) {
+                retire(s, "it has too little time left for job " + run.jobId() + ", which waits for a worker with "
+                        + run.spec().timeout() + " s");
+                addSlot();
+                return;
+            }
+        }
+    }
+
+    /**
+     * Why the job can never run on these workers (its timeout is longer than a whole lease), or
+     * null when it can. The owner fails such a job rather than let it wait forever.
+     */
+    public String refusal(ToWorker.Run run) {
+        if (scaling.lifetime() == null || run.spec().timeout() <= 0) return null;
+        long usable = scaling.lifetime().toMillis() - scaling.drainMargin().toMillis();
+        long needed = Math.round(run.spec().timeout() * 1000) + Scaling.RESULT_ALLOWANCE.toMillis();
+        if (needed <= usable) return null;
+        return "its timeout of " + formatSeconds(run.spec().timeout()) + " is longer than any worker can give it: a "
+                + "worker's lease is " + scaling.lifetime().toSeconds() + " s, of which the last "
+                + scaling.drainMargin().toSeconds() + " s take no new jobs and " + Scaling.RESULT_ALLOWANCE.toSeconds()
+                + " s are kept for the result to travel back (" + usable / 1000 + " s in all). Lower the job's timeout, "
+                + "or start the server with a longer walltime (--slurm-time)";
+    }
+
+    private static String formatSeconds(double s) {
+        return s == Math.rint(s) ? ((long) s) + " s" : s + " s";
+    }
+
     private boolean hasFreshSoon() {
         for (Slot s : slots) {
             if (s.state == SlotState.STARTING || s.state == SlotState.WAITING_TO_RESTART) return true;
         }
         return false;
+    }
+
+    /**
+     * The owner says how many jobs wait for a worker (after each dispatch). A dynamic pool starts
+     * workers for them, up to its maximum, counting those already on their way.
+     */
+    public void waiting(int jobs) {
+        loop.assertInLoop();
+        waiting = jobs;
+        scaleUp();
+    }
+
+    private void scaleUp() {
+        if (!scaling.dynamic() || shuttingDown || waiting <= 0) return;
+        int more = Math.min(scaling.max() - active(), waiting - coming(null));
+        for (int i = 0; i < more; i++) addSlot();
+    }
+
+    /** Slots that count against the maximum: all but those draining. */
+    private int active() {
+        return (int) slots.stream().filter(s -> !s.draining).count();
+    }
+
+    /** Workers on their way (starting, or about to start again), other than {@code except}'s. */
+    private int coming(Slot except) {
+        return (int) slots.stream().filter(s -> s != except && !s.draining
+                && (s.state == SlotState.STARTING || s.state == SlotState.WAITING_TO_RESTART)).count();
+    }
+
+    /** Whether a dynamic pool still wants the slot's worker replaced (or started again). */
+    private boolean stillNeeded(Slot slot) {
+        if (!scaling.dynamic()) return true;
+        int others = (int) slots.stream().filter(s -> s != slot && !s.draining).count();
+        return others < scaling.min() || waiting > coming(slot);
+    }
+
+    private void addSlot() {
+        Slot slot = new Slot(nextIndex++);
+        slots.add(slot);
+        launch(slot);
+    }
+
+    /** Takes the slot out of a dynamic pool; its worker is asked to stop and exits in the background. */
+    private void retire(Slot slot, String reason) {
+        slots.remove(slot);
+        if (slot.worker != null) {
+            LOG.fine("releasing worker " + slot.worker.id() + ": " + reason);
+            retiring.add(slot.worker);
+            slot.worker.stop();
+        }
+    }
+
+    /**
+     * Once a second in a dynamic pool: workers whose lease ends within the drain margin stop
+     * taking jobs (an idle one goes at once, a busy one after its job) and are replaced when
+     * needed; workers idle for longer than the release time go, down to the minimum.
+     */
+    void tick() {
+        loop.assertInLoop();
+        if (shuttingDown) return;
+        long now = clock.getAsLong();
+        for (Slot s : new ArrayList<>(slots)) {
+            if (s.worker == null || s.draining) continue;
+            OptionalLong end = s.worker.endsAtMillis();
+            if (end.isPresent() && end.getAsLong() - now < scaling.drainMargin().toMillis()) {
+                boolean busy = s.state == SlotState.BUSY;
+                boolean needed = busy || stillNeeded(s);
+                s.draining = true;
+                LOG.info("worker " + s.worker.id() + " has " + Math.max(0, (end.getAsLong() - now) / 1000)
+                        + " s left: it takes no more jobs" + (busy ? " after its current one" : "")
+                        + (needed ? "; starting its replacement" : ""));
+                if (!busy) retire(s, "its lease ends");
+                if (needed && active() < scaling.max()) addSlot();
+            }
+        }
+        if (scaling.idleRelease() != null && waiting == 0) {
+            for (Slot s : new ArrayList<>(slots)) {
+                if (active() <= scaling.min()) break;
+                if (s.state == SlotState.IDLE && !s.draining && now - s.idleSince >= scaling.idleRelease().toMillis()) {
+                    retire(s, "idle for " + (now - s.idleSince) / 1000 + " s");
+                }
+            }
+        }
+        scaleUp();
     }
 
     /** Kills the worker running the job; the attempt's outcome is then the caller's to decide. */
@@ -208,9 +412,13 @@ public final class WorkerPool {
     public List<SlotView> describe() {
         loop.assertInLoop();
         List<SlotView> out = new ArrayList<>();
+        long now = clock.getAsLong();
         for (Slot s : slots) {
+            OptionalLong end = s.worker == null ? OptionalLong.empty() : s.worker.endsAtMillis();
+            Long left = end.isPresent() ? Math.max(0, (end.getAsLong() - now) / 1000) : null;
             out.add(new SlotView(s.name(), s.state, s.worker == null ? -1 : s.worker.pid(), s.jobsRun, s.generation,
-                    s.job == null ? null : s.job.jobId()));
+                    s.job == null ? null : s.job.jobId(), left, s.draining ? Boolean.TRUE : null,
+                    s.worker == null ? null : s.worker.batchJob()));
         }
         return out;
     }
@@ -219,12 +427,17 @@ public final class WorkerPool {
 
     private void onConnected(Slot slot, Worker w, FromWorker.Hello hello) {
         if (slot.worker != w) return;
+        if (!slots.contains(slot)) {
+            w.stop(); // released while it was starting
+            return;
+        }
         slot.failedStarts = 0;
         if (shuttingDown) {
             w.stop();
             return;
         }
         slot.state = SlotState.IDLE;
+        slot.idleSince = clock.getAsLong();
         LOG.fine("worker " + w.id() + " ready: pid " + hello.pid() + ", Blender " + hello.blenderVersion()
                 + ", runtime " + hello.runtimeVersion());
         events.workerAvailable();
@@ -257,13 +470,16 @@ public final class WorkerPool {
         slot.job = null;
         slot.jobsRun++;
         String recycleReason = recycleReason(slot, running, outcome);
-        if (recycleReason != null) {
+        if (slot.draining) {
+            retire(slot, "its lease ends");
+        } else if (recycleReason != null) {
             recycle(slot, recycleReason);
         } else {
             slot.state = SlotState.IDLE;
+            slot.idleSince = clock.getAsLong();
         }
         events.attemptFinished(running.jobId(), running.attempt(), outcome);
-        if (slot.state == SlotState.IDLE) events.workerAvailable();
+        if (slot.state == SlotState.IDLE && slots.contains(slot)) events.workerAvailable();
     }
 
     /**
@@ -312,8 +528,15 @@ public final class WorkerPool {
     }
 
     private void onExit(Slot slot, Worker w, WorkerExit exit) {
-        if (slot.worker != w) {
+        if (slot.worker != w || !slots.contains(slot)) {
             retiring.remove(w);
+            // A retired worker's job (a draining one cannot have one; an aborted one is the
+            // owner's) is never lost silently.
+            if (slot.worker == w && slot.job != null && !slot.aborting) {
+                ToWorker.Run lost = slot.job;
+                slot.job = null;
+                events.attemptFinished(lost.jobId(), lost.attempt(), describeDeath(exit));
+            }
             return;
         }
         ToWorker.Run lost = slot.job;
@@ -335,11 +558,21 @@ public final class WorkerPool {
             if (slot.failedStarts >= FAILING_AFTER) events.workersFailing(why);
             delayMs = restartDelay(settings.restartBackoff(), slot.failedStarts).toMillis();
         } else if (lost == null && !aborted) {
-            LOG.warning("worker " + w.id() + " exited unexpectedly while idle (exit code " + exit.exitCode() + ")");
+            LOG.warning("worker " + w.id() + " " + (exit.lost() != null ? "was lost while idle: " + exit.lost()
+                    : "exited unexpectedly while idle (exit code " + exit.exitCode() + ")"));
+        }
+        if (slot.draining || !stillNeeded(slot)) {
+            slots.remove(slot);
+            return;
         }
         slot.state = SlotState.WAITING_TO_RESTART;
         loop.schedule(() -> {
-            if (slot.worker == w) launch(slot);
+            if (slot.worker != w || !slots.contains(slot)) return;
+            if (!shuttingDown && !stillNeeded(slot)) {
+                slots.remove(slot); // nothing waits any more: a dynamic pool lets it go
+                return;
+            }
+            launch(slot);
         }, delayMs, TimeUnit.MILLISECONDS);
     }
 
@@ -360,6 +593,11 @@ public final class WorkerPool {
     }
 
     static AttemptOutcome.Failed describeDeath(WorkerExit exit) {
+        if (exit.lost() != null) {
+            return new AttemptOutcome.Failed(FailureKind.WORKER_LOST, "The worker running the job was lost: "
+                    + exit.lost() + ". The job's script did not cause this; it is retried on another worker when "
+                    + "attempts remain (maxAttempts).", null, null);
+        }
         int code = exit.exitCode();
         boolean signalled = code > 128 && code < 160;
         if (exit.crashReport() != null || signalled) {

@@ -11,8 +11,12 @@
 #
 # The channel protocol (ARCHITECTURE.md, "The worker channel"): frames of a 4-byte big-endian
 # length and that many bytes of UTF-8 JSON, one object each, with a "type":
-#   server -> worker: challenge, welcome, refused, run, shutdown
-#   worker -> server: hello, progress, completed, failed
+#   server -> worker: challenge, welcome, refused, run, shutdown; file (binary)
+#   worker -> server: hello, progress, completed, failed; console, result (binary)
+# A binary frame's length word has the top bit set; its body is a 4-byte header length, the JSON
+# header (the message) and raw bytes. They carry files and console output for a worker that does
+# not share the server's disk (a pilot on a cluster node: BLENDER_JOBS_STAGE_DIR and
+# BLENDER_JOBS_CONSOLE=channel, set by its batch script).
 # encode() and decode() below are this side's one codec; the server's twin is ChannelCodec.java.
 #
 # Console output of each job is attributed to it by marker lines written to the process's
@@ -39,12 +43,21 @@ import traceback
 import bpy
 
 RUNTIME_VERSION = "0.2.0"  # the blender-jobs version this runtime ships with (checked by a unit test)
-PROTOCOL = 2  # the channel protocol version (ChannelCodec.PROTOCOL on the server)
+PROTOCOL = 3  # the channel protocol version (ChannelCodec.PROTOCOL on the server)
 RUNTIME_FILE = os.path.abspath(__file__) if "__file__" in globals() else "worker_runtime.py"
 # Longest texts a failure message may carry; the server refuses longer ones.
 MAX_MESSAGE_CHARS = 64 * 1024
 MAX_TRACEBACK_CHARS = 1024 * 1024
 MAX_FRAME_BYTES = 8 * 1024 * 1024
+BINARY_FLAG = 0x80000000
+CHUNK_BYTES = 1024 * 1024  # file and result chunks (ChannelCodec.CHUNK_BYTES)
+MAX_CHUNK_BYTES = 4 * 1024 * 1024
+JOB_ID_CHARS = frozenset("0123456789abcdef")
+# The inputs a "file" chunk may carry, and the file each is written to in a staged job folder.
+INPUT_FILES = {"script": "script.py", "passedData": "passed_data.json", "library": "passed.blend",
+               "blendFile": "scene.blend"}
+# The results sent back from a staged job folder, by the name the server knows them by.
+RESULT_FILES = (("pythonData", "python_data.json"), ("dataBlocks", "data_blocks.blend"))
 CONTRACT_NAMES = ("update_job_progress", "passed_data", "passed_data_blocks", "python_data", "data_blocks")
 # Data-block collections that describe Blender's UI, never worth appending into a job.
 UI_COLLECTIONS = ("window_managers", "screens", "workspaces")
@@ -83,6 +96,30 @@ def encode(message):
     return struct.pack(">I", len(body)) + body
 
 
+def encode_binary(message, data):
+    """One binary frame: a console or result chunk with its raw bytes."""
+    if message.get("type") not in ("console", "result"):
+        raise ValueError("not a binary worker message: %r" % (message.get("type"),))
+    if len(data) > MAX_CHUNK_BYTES:
+        raise ValueError("a chunk of %d bytes" % len(data))
+    header = json.dumps(message, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+    return struct.pack(">II", BINARY_FLAG | (4 + len(header) + len(data)), len(header)) + header + data
+
+
+def valid_job_id(job_id):
+    return isinstance(job_id, str) and len(job_id) == 16 and job_id.startswith("job-") \
+        and all(c in JOB_ID_CHARS for c in job_id[4:])
+
+
+def decode_binary(header, data):
+    """A server -> worker binary frame: only "file" chunks, checked field by field."""
+    message = decode(header)
+    if message["type"] != "file":
+        raise ProtocolError("the server sent a %r message in a binary frame" % message["type"])
+    message["data"] = data
+    return message
+
+
 def _require(message, field, kind, optional=False):
     value = message.get(field)
     if value is None and optional:
@@ -107,6 +144,14 @@ def decode(body):
         _require(message, "worker", str)
     elif kind == "refused":
         _require(message, "reason", str)
+    elif kind == "file":
+        if not valid_job_id(_require(message, "jobId", str)):
+            raise ProtocolError("the server sent a file chunk for %r" % message["jobId"])
+        if _require(message, "name", str) not in INPUT_FILES:
+            raise ProtocolError("the server sent a file chunk of the unknown input %r" % message["name"])
+        if _require(message, "offset", int) < 0:
+            raise ProtocolError("the server sent a file chunk at offset %r" % message["offset"])
+        _require(message, "last", bool)
     elif kind == "run":
         _require(message, "jobId", str)
         _require(message, "attempt", int)
@@ -131,6 +176,11 @@ class Channel:
         with self.send_lock:
             self.sock.sendall(frame)
 
+    def send_binary(self, message, data):
+        frame = encode_binary(message, data)
+        with self.send_lock:
+            self.sock.sendall(frame)
+
     def _read_exact(self, n):
         chunks = []
         while n > 0:
@@ -147,12 +197,21 @@ class Channel:
         if header is None:
             return None
         (length,) = struct.unpack(">I", header)
+        binary = bool(length & BINARY_FLAG)
+        length &= ~BINARY_FLAG
         if length > MAX_FRAME_BYTES:
             raise ProtocolError("the server sent a frame of %d bytes" % length)
         body = self._read_exact(length)
         if body is None:
             return None
-        return decode(body)
+        if not binary:
+            return decode(body)
+        if length < 4:
+            raise ProtocolError("the server sent a binary frame of %d bytes" % length)
+        (head,) = struct.unpack(">I", body[:4])
+        if head > length - 4:
+            raise ProtocolError("the server sent a binary frame whose header does not fit")
+        return decode_binary(body[4:4 + head], body[4 + head:])
 
 
 def handshake(channel, worker_id, secret):
@@ -254,9 +313,11 @@ def kill_descendants():
             time.sleep(0.005)
 
 
-def start_inbox(channel):
+def start_inbox(channel, staging=None):
     """Read server messages on a thread so that the worker notices the server's death
-    (its channel closing) even while a job is running, and exits by itself."""
+    (its channel closing) even while a job is running, and exits by itself. File chunks are
+    written to disk here as they arrive (never queued), so a large input costs one chunk of
+    memory; the run that follows them is queued after its files are complete."""
     inbox = queue.Queue()
 
     def reader():
@@ -265,6 +326,11 @@ def start_inbox(channel):
                 message = channel.receive()
                 if message is None:
                     break
+                if message["type"] == "file":
+                    if staging is None:
+                        raise ProtocolError("the server sent a file chunk to a worker that shares its disk")
+                    staging.write_chunk(message)
+                    continue
                 inbox.put(message)
         except ProtocolError as exc:
             sys.__stderr__.write("blender-jobs worker: %s; exiting\n" % exc)
@@ -825,6 +891,183 @@ def run_job(message, reporter, output):
     return outcome
 
 
+# --------------------------------------------------------------------------- remote workers
+
+class Staging:
+    """Job folders of a worker that does not share the server's disk (a pilot on a cluster
+    node): the server streams each job's inputs as "file" chunks into <base>/jobs/<jobId>/input,
+    its run names relative paths resolved here, and the results go back as "result" chunks
+    before the outcome. The folder is deleted after the job; nothing is kept on the node."""
+
+    def __init__(self, base):
+        self.base = os.path.abspath(base)
+        self.lock = threading.Lock()
+        self.complete = set()  # (jobId, name) of inputs whose last chunk arrived
+        self.open_files = {}  # (jobId, name) -> (file, bytes written)
+
+    def job_dir(self, job_id):
+        if not valid_job_id(job_id):
+            raise ProtocolError("the server sent a job id %r" % (job_id,))
+        return os.path.join(self.base, "jobs", job_id)
+
+    def write_chunk(self, message):
+        """On the inbox thread: append one chunk; chunks of a file come in order, without gaps."""
+        key = (message["jobId"], message["name"])
+        folder = os.path.join(self.job_dir(message["jobId"]), "input")
+        with self.lock:
+            if message["offset"] == 0:
+                self._close(key)
+                self.complete.discard(key)
+                os.makedirs(folder, exist_ok=True)
+                self.open_files[key] = (open(os.path.join(folder, INPUT_FILES[message["name"]]), "wb"), 0)
+            entry = self.open_files.get(key)
+            if entry is None or entry[1] != message["offset"]:
+                raise ProtocolError("the server sent a chunk of %s at offset %d out of order"
+                                    % (message["name"], message["offset"]))
+            f, written = entry
+            f.write(message["data"])
+            self.open_files[key] = (f, written + len(message["data"]))
+            if message["last"]:
+                self._close(key)
+                self.complete.add(key)
+
+    def _close(self, key):
+        entry = self.open_files.pop(key, None)
+        if entry is not None:
+            entry[0].close()
+
+    def localize(self, message):
+        """The run message with its relative paths resolved in the job's folder. An input whose
+        last chunk never arrived is treated as missing (the job then fails with SETUP_FAILED)."""
+        root = self.job_dir(message["jobId"])
+        files = dict(message["files"])
+        for field, value in list(files.items()):
+            if value is None:
+                continue
+            parts = value.replace("\\", "/").split("/")
+            if os.path.isabs(value) or ".." in parts or not value:
+                raise ProtocolError("the server sent a run whose %s is %r, not a path inside the job's folder"
+                                    % (field, value))
+            files[field] = os.path.join(root, *parts)
+        with self.lock:
+            for name in INPUT_FILES:
+                if files.get(name) and (message["jobId"], name) not in self.complete:
+                    files[name] = files[name] + ".incomplete"
+        for folder in ("workDir", "resultDir"):
+            os.makedirs(files[folder], exist_ok=True)
+        localized = dict(message)
+        localized["files"] = files
+        return localized
+
+    def send_results(self, channel, job_id, result_dir):
+        """Stream the result files to the server in chunks (one chunk of memory at a time)."""
+        for name, filename in RESULT_FILES:
+            path = os.path.join(result_dir, filename)
+            if not os.path.isfile(path) or os.path.islink(path):
+                continue
+            with open(path, "rb") as f:
+                offset = 0
+                while True:
+                    data = f.read(CHUNK_BYTES)
+                    last = len(data) < CHUNK_BYTES
+                    channel.send_binary({"type": "result", "jobId": job_id, "name": name, "offset": offset,
+                                         "last": last}, data)
+                    offset += len(data)
+                    if last:
+                        break
+
+    def cleanup(self, job_id):
+        with self.lock:
+            for key in [k for k in self.open_files if k[0] == job_id]:
+                self._close(key)
+            self.complete = set(k for k in self.complete if k[0] != job_id)
+        import shutil
+        shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
+
+
+class ConsoleForwarder:
+    """The console of a worker whose stdout is not a pipe to the server: file descriptors 1 and
+    2 become a pipe read by this thread, which splits the stream at the job markers (as the
+    server's OutputDrainer does for a local worker) and sends each job's bytes as "console"
+    chunks of that job, and bytes outside any job without one. Blender's own prints and a
+    script's child processes land here too, as they would in a local worker's pipe."""
+
+    MAX_LINE = 64 * 1024
+
+    def __init__(self, channel, marker):
+        self.channel = channel
+        self.prefix = ("\x1e%s:" % marker).encode("utf-8")
+        self.current = None
+        self.ended = set()
+        self.cond = threading.Condition()
+        read_end, write_end = os.pipe()
+        flush_quietly(sys.stdout, sys.stderr)
+        os.dup2(write_end, 1)
+        os.dup2(write_end, 2)
+        os.close(write_end)
+        self.read_end = read_end
+        thread = threading.Thread(target=self._run, name="blender-jobs-console", daemon=True)
+        thread.start()
+
+    def await_end(self, job_id, timeout):
+        """Wait until the job's end marker has been read and its output sent."""
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while job_id not in self.ended:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self.cond.wait(left)
+            self.ended.discard(job_id)
+            return True
+
+    def _send(self, data):
+        if not data:
+            return
+        message = {"type": "console"}
+        if self.current is not None:
+            message["jobId"] = self.current
+        self.channel.send_binary(message, data)
+
+    def _run(self):
+        pending = b""
+        try:
+            while True:
+                chunk = os.read(self.read_end, 65536)
+                if not chunk:
+                    break
+                pending += chunk
+                out = []
+                while True:
+                    newline = pending.find(b"\n")
+                    if newline < 0:
+                        if len(pending) >= self.MAX_LINE:
+                            keep = pending.rfind(b"\x1e", len(pending) - 256)
+                            keep = len(pending) if keep < 0 else keep
+                            out.append(pending[:keep])
+                            pending = pending[keep:]
+                        break
+                    line, pending = pending[:newline + 1], pending[newline + 1:]
+                    at = line.find(self.prefix)
+                    if at < 0:
+                        out.append(line)
+                        continue
+                    out.append(line[:at])
+                    self._send(b"".join(out))
+                    out = []
+                    what = line[at + len(self.prefix):].strip().rstrip(b"\x1e").decode("utf-8", "replace")
+                    if what.startswith("begin:"):
+                        self.current = what[len("begin:"):]
+                    elif what.startswith("end:"):
+                        self.current = None
+                        with self.cond:
+                            self.ended.add(what[len("end:"):])
+                            self.cond.notify_all()
+                self._send(b"".join(out))
+        except Exception:
+            pass  # the channel is gone: the inbox thread ends the worker
+
+
 # --------------------------------------------------------------------------- main loop
 
 def eager_reset():
@@ -837,6 +1080,18 @@ def eager_reset():
         BlenderState.clean = False
 
 
+def enable_keepalive(sock):
+    """A pilot on another machine notices a server that vanished from the network (no FIN ever
+    comes) within about a minute, and exits by itself."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        for name, value in (("TCP_KEEPIDLE", 30), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 3)):
+            if hasattr(socket, name):
+                sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
+    except OSError:
+        pass
+
+
 def main():
     host = os.environ.pop("BLENDER_JOBS_HOST", "127.0.0.1")
     port = int(os.environ.pop("BLENDER_JOBS_PORT"))
@@ -844,10 +1099,15 @@ def main():
     marker = os.environ.pop("BLENDER_JOBS_MARKER")
     worker_id = os.environ.pop("BLENDER_JOBS_WORKER", "?")
     interval = float(os.environ.pop("BLENDER_JOBS_PROGRESS_INTERVAL_MS", "10")) / 1000.0
+    # A pilot on a cluster node: its console goes over the channel, its job files too.
+    console_mode = os.environ.pop("BLENDER_JOBS_CONSOLE", "pipe")
+    stage_dir = os.environ.pop("BLENDER_JOBS_STAGE_DIR", None)
 
     eager_reset()  # before saying hello: Blender starts with the default cube scene
     sock = socket.create_connection((host, port), timeout=30)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if console_mode == "channel":
+        enable_keepalive(sock)
     channel = Channel(sock)
     try:
         handshake(channel, worker_id, secret)
@@ -856,7 +1116,9 @@ def main():
         sys.stderr.flush()
         os._exit(3)
     sock.settimeout(None)
-    inbox = start_inbox(channel)
+    forwarder = ConsoleForwarder(channel, marker) if console_mode == "channel" else None
+    staging = Staging(stage_dir) if stage_dir else None
+    inbox = start_inbox(channel, staging)
     reporter = ProgressReporter(channel, interval)
     output = OutputAttribution(marker)
 
@@ -866,12 +1128,22 @@ def main():
         if kind == "shutdown":
             break
         if kind == "run":
+            job_id = message["jobId"]
             try:
+                if staging is not None:
+                    message = staging.localize(message)
                 outcome = run_job(message, reporter, output)
             except BaseException as exc:  # the runtime itself failed: report, never hang
-                outcome = {"type": "failed", "jobId": message["jobId"], "kind": "WORKER_ERROR",
+                outcome = {"type": "failed", "jobId": job_id, "kind": "WORKER_ERROR",
                            "message": "the worker runtime failed: %s" % _describe(exc),
                            "traceback": traceback.format_exc()}
+            if forwarder is not None:
+                # The job's console output goes out before its outcome, as over a local pipe.
+                forwarder.await_end(job_id, 5.0)
+            if staging is not None:
+                if outcome["type"] == "completed":
+                    staging.send_results(channel, job_id, message["files"]["resultDir"])
+                staging.cleanup(job_id)
             channel.send(outcome)
             eager_reset()
         else:

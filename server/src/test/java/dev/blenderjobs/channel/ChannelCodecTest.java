@@ -76,6 +76,60 @@ class ChannelCodecTest {
                 + SHA + "','dataBlocks':{'objects':[1]}}").contains("not a string"));
     }
 
+    private static FrameCodec.Frame binary(String header, byte[] data) {
+        return new FrameCodec.Frame(json(header), data);
+    }
+
+    private static String binaryViolation(String header, byte[] data) {
+        return assertThrows(ProtocolViolation.class, () -> ChannelCodec.decode(binary(header, data))).getMessage();
+    }
+
+    @Test
+    void consoleAndResultChunksDecodeFromBinaryFramesOnly() throws Exception {
+        byte[] bytes = {(byte) 0xff, 0, '\n'};
+        FromWorker.Console c = assertInstanceOf(FromWorker.Console.class,
+                ChannelCodec.decode(binary("{'type':'console','jobId':'job-0123456789ab'}", bytes)));
+        assertEquals("job-0123456789ab", c.jobId());
+        assertEquals(3, c.data().length);
+        assertNull(assertInstanceOf(FromWorker.Console.class, ChannelCodec.decode(binary("{'type':'console'}", bytes)))
+                .jobId(), "output outside any job");
+        FromWorker.ResultChunk r = assertInstanceOf(FromWorker.ResultChunk.class, ChannelCodec.decode(binary(
+                "{'type':'result','jobId':'job-0123456789ab','name':'pythonData','offset':1048576,'last':true}", bytes)));
+        assertEquals("pythonData", r.name());
+        assertEquals(1048576, r.offset());
+        assertTrue(r.last());
+        // A JSON message decoded through the frame path is the same as before.
+        assertInstanceOf(FromWorker.Progress.class, ChannelCodec.decode(new FrameCodec.Frame(json(
+                "{'type':'progress','jobId':'job-0123456789ab','progress':0.5,'reportedAt':1}"), null)));
+    }
+
+    @Test
+    void chunksAreCheckedFieldByField() {
+        byte[] b = new byte[1];
+        assertTrue(violation("{'type':'console','jobId':'job-0123456789ab'}").contains("only as binary frames"));
+        assertTrue(binaryViolation("{'type':'progress','jobId':'job-0123456789ab','progress':0.5,'reportedAt':1}", b)
+                .contains("binary frame of type \"progress\""));
+        assertTrue(binaryViolation("{'type':'console','jobId':'../x'}", b).contains("not a job id"));
+        assertTrue(binaryViolation("{'type':'console','pid':1}", b).contains("unknown field \"pid\""));
+        assertTrue(binaryViolation("{'type':'result','jobId':'job-0123456789ab','name':'../../etc/passwd','offset':0,"
+                + "'last':true}", b).contains("only"), "a worker never names a file");
+        assertTrue(binaryViolation("{'type':'result','jobId':'job-0123456789ab','name':'pythonData','offset':-1,"
+                + "'last':true}", b).contains("out of range"));
+        assertTrue(binaryViolation("{'type':'result','jobId':'job-0123456789ab','name':'pythonData','offset':0,"
+                + "'last':'yes'}", b).contains("not true or false"));
+        assertTrue(binaryViolation("{'type':'console'}", new byte[ChannelCodec.MAX_CHUNK_BYTES + 1]).contains("at most"));
+    }
+
+    @Test
+    void aFileChunkIsABinaryFrameWithItsHeader() throws Exception {
+        byte[] data = "print('hi')".getBytes(StandardCharsets.UTF_8);
+        byte[] frame = ChannelCodec.frame(new ToWorker.FileChunk("job-0123456789ab", "script", 0, true, data));
+        FrameCodec.Frame read = FrameCodec.readFrame(new DataInputStream(new java.io.ByteArrayInputStream(frame)));
+        assertEquals(json("{'type':'file','jobId':'job-0123456789ab','name':'script','offset':0,'last':true}"),
+                read.message());
+        org.junit.jupiter.api.Assertions.assertArrayEquals(data, read.data());
+    }
+
     @Test
     void aWorkerMayReportOnlyTheKindsItCanSee() {
         for (FailureKind kind : FailureKind.values()) {

@@ -176,4 +176,59 @@ class FrameCodecTest {
         out.write("{\"a\":".getBytes(StandardCharsets.UTF_8));
         assertThrows(EOFException.class, () -> FrameCodec.read(in(out.toByteArray())));
     }
+
+    // ---------------------------------------------------------------- binary frames
+
+    @Test
+    void binaryFramesCarryAHeaderAndRawBytesBesideJsonFrames() throws IOException {
+        JsonObject header = new JsonObject();
+        header.addProperty("type", "console");
+        byte[] data = new byte[300_000];
+        for (int i = 0; i < data.length; i++) data[i] = (byte) i; // every byte value, invalid UTF-8 included
+        JsonObject json = new JsonObject();
+        json.addProperty("type", "progress");
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        out.write(FrameCodec.encodeBinary(header, data, 0, data.length));
+        FrameCodec.write(out, json);
+        out.write(FrameCodec.encodeBinary(header, new byte[0], 0, 0));
+        DataInputStream in = in(out.toByteArray());
+        FrameCodec.Frame first = FrameCodec.readFrame(in);
+        assertEquals(header, first.message());
+        assertArrayEquals(data, first.data());
+        FrameCodec.Frame second = FrameCodec.readFrame(in);
+        assertEquals(json, second.message());
+        assertNull(second.data(), "a JSON frame has no data");
+        assertEquals(0, FrameCodec.readFrame(in).data().length);
+        assertNull(FrameCodec.readFrame(in));
+    }
+
+    @Test
+    void aBinaryFrameIsRefusedWhereOnlyJsonIsAllowed() throws IOException {
+        JsonObject header = new JsonObject();
+        header.addProperty("type", "console");
+        byte[] frame = FrameCodec.encodeBinary(header, new byte[10], 0, 10);
+        ProtocolViolation e = assertThrows(ProtocolViolation.class, () -> FrameCodec.read(in(frame), 16 * 1024));
+        assertTrue(e.getMessage().contains("bytes (the limit is"), e.getMessage());
+    }
+
+    @Test
+    void binaryFramesWithImpossibleLengthsAreViolations() throws IOException {
+        // Longer than the limit.
+        assertThrows(ProtocolViolation.class, () -> FrameCodec.readFrame(in(header(0x80000000 | (FrameCodec.MAX_FRAME_BYTES + 1)))));
+        // A header longer than the frame.
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        out.write(header(0x80000000 | 20));
+        out.write(header(100));
+        out.write(new byte[16]);
+        ProtocolViolation e = assertThrows(ProtocolViolation.class, () -> FrameCodec.readFrame(in(out.toByteArray())));
+        assertTrue(e.getMessage().contains("header length"), e.getMessage());
+        // A header that is not a JSON object.
+        ByteArrayOutputStream bad = new ByteArrayOutputStream();
+        byte[] head = "[1]".getBytes(StandardCharsets.UTF_8);
+        bad.write(header(0x80000000 | (4 + head.length + 2)));
+        bad.write(header(head.length));
+        bad.write(head);
+        bad.write(new byte[2]);
+        assertThrows(ProtocolViolation.class, () -> FrameCodec.readFrame(in(bad.toByteArray())));
+    }
 }
