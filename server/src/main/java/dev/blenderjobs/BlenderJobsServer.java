@@ -6,6 +6,7 @@ import dev.blenderjobs.io.PrivateFiles;
 import dev.blenderjobs.config.BlenderInstallation;
 import dev.blenderjobs.config.BlenderLocator;
 import dev.blenderjobs.config.ServerConfig;
+import dev.blenderjobs.config.SlurmConfig;
 import dev.blenderjobs.jobs.JobFiles;
 import dev.blenderjobs.jobs.JobManager;
 import dev.blenderjobs.runtime.RuntimeScript;
@@ -20,7 +21,9 @@ import dev.blenderjobs.wire.messages.Messages.Capabilities;
 import dev.blenderjobs.wire.messages.Messages.InitializeResult;
 import dev.blenderjobs.wire.messages.Messages.RecoveredJobs;
 import dev.blenderjobs.wire.messages.Messages.ServerInfo;
+import dev.blenderjobs.workers.Scaling;
 import dev.blenderjobs.workers.WorkerPool;
+import dev.blenderjobs.workers.slurm.SlurmLauncher;
 import dev.blenderjobs.workers.local.BlenderCommand;
 import dev.blenderjobs.workers.local.LocalLauncher;
 import org.eclipse.lsp4j.jsonrpc.Launcher;
@@ -52,6 +55,11 @@ public final class BlenderJobsServer implements JobServerEndpoint.Host {
     private static final Logger LOG = Logger.getLogger(BlenderJobsServer.class.getName());
 
     private final ServerConfig config;
+    /** The Slurm executor's settings, or null for local workers. */
+    private final SlurmConfig slurm;
+    private SlurmLauncher slurmLauncher;
+    /** Why the Slurm executor cannot run jobs (no address for the pilots), or null. */
+    private String executorProblem;
     private final AtomicBoolean stopped = new AtomicBoolean();
     /** Open until the first stop() has finished: later callers wait on it before the JVM exits. */
     private final java.util.concurrent.CountDownLatch stopDone = new java.util.concurrent.CountDownLatch(1);
@@ -71,26 +79,42 @@ public final class BlenderJobsServer implements JobServerEndpoint.Host {
     private ExecutorService io;
 
     public BlenderJobsServer(ServerConfig config) {
+        this(config, null);
+    }
+
+    /** With {@code slurm} non-null, workers are Slurm pilot jobs (--executor slurm). */
+    public BlenderJobsServer(ServerConfig config, SlurmConfig slurm) {
         this.config = config;
+        this.slurm = slurm;
     }
 
     /** Serves until the client sends exit or closes stdin; returns the process exit code. */
     public int run(InputStream in, OutputStream out) throws IOException {
         if (config.stateDir().isPresent()) explicitStateDir = StateDirectory.explicit(config.stateDir().get());
         scratchDir = PrivateFiles.createPrivateTempDirectory("blender-jobs-workers-");
-        blender = BlenderLocator.forThisMachine().locate(config.blenderPath());
-        blender.installation().ifPresentOrElse(
-                b -> LOG.info("Blender " + b.version() + " at " + b.executable()),
-                () -> LOG.warning(blender.problem()));
+        if (slurm == null) {
+            blender = BlenderLocator.forThisMachine().locate(config.blenderPath());
+            blender.installation().ifPresentOrElse(
+                    b -> LOG.info("Blender " + b.version() + " at " + b.executable()),
+                    () -> LOG.warning(blender.problem()));
+        }
 
         loop = new EventLoop("job-loop");
-        io = Executors.newFixedThreadPool(Math.max(2, config.workers()), Threads.daemon("request-io"));
+        io = Executors.newFixedThreadPool(Math.max(2, Math.min(8, config.workers())), Threads.daemon("request-io"));
         notifier = new ClientNotifier(config.progressInterval());
         notifier.hold(); // LSP: nothing before the initialize answer; a --resume may start jobs sooner
         store = new JobStore(notifier);
-        jobs = new JobManager(loop, config.logTailLines(), blender.installation().isPresent() ? null : blender.problem(),
+        if (slurm != null) startSlurm();
+        String problem = slurm != null ? executorProblem
+                : blender.installation().isPresent() ? null : blender.problem();
+        jobs = new JobManager(loop, config.logTailLines(), problem,
                 new JobManager.Retention(config.retainJobs(), Duration.ofDays(config.retainDays())));
-        if (blender.installation().isPresent()) {
+        if (slurmLauncher != null) {
+            Scaling scaling = new Scaling(slurm.minPilots(), config.workers(), slurm.idleRelease(), slurm.walltime(),
+                    slurm.effectiveDrainMargin());
+            pool = new WorkerPool(new WorkerPool.Settings(config.workers(), config.maxJobsPerWorker(),
+                    config.maxWorkerMemoryMb(), Duration.ofMillis(500), scaling), slurmLauncher, loop, jobs);
+        } else if (slurm == null && blender.installation().isPresent()) {
             Path runtime = RuntimeScript.install(scratchDir.resolve("runtime"));
             LocalLauncher launcher = new LocalLauncher(new BlenderCommand(blender.installation().get().executable(),
                     runtime, config.progressInterval().dividedBy(2)), scratchDir.resolve("workers"),
@@ -107,8 +131,10 @@ public final class BlenderJobsServer implements JobServerEndpoint.Host {
         notifier.connect(launcher.getRemoteProxy());
         Runtime.getRuntime().addShutdownHook(new Thread(() -> stop("the server received a signal to stop"),
                 "shutdown-hook"));
-        if (pool != null) pool.start();
+        // Pilots carry an id of the state directory, known at initialize: they start then (open()).
+        if (pool != null && slurm == null) pool.start();
         LOG.info(NAME + " " + VERSION + " serving on stdio; " + config.workers() + " workers"
+                + (slurm != null ? " (Slurm pilots, " + slurm.minPilots() + " kept)" : "")
                 + (explicitStateDir != null ? "; state in " + explicitStateDir.path() : ""));
         try {
             launcher.startListening().get();
@@ -143,6 +169,13 @@ public final class BlenderJobsServer implements JobServerEndpoint.Host {
         stateDir = dir;
         JobFiles files = new JobFiles(dir.path());
         store.bind(files);
+        if (slurmLauncher != null) {
+            try {
+                slurmLauncher.open(dir.path());
+            } catch (IOException | RuntimeException e) {
+                LOG.log(Level.WARNING, "could not prepare the state directory for Slurm pilots", e);
+            }
+        }
         List<JobManager.Recovered> recovered;
         try {
             recovered = store.load(files);
@@ -151,13 +184,35 @@ public final class BlenderJobsServer implements JobServerEndpoint.Host {
             recovered = List.of();
         }
         JobManager.Opened opened = jobs.open(files, recovered, config.resume()).join();
+        if (slurmLauncher != null && pool != null) pool.start();
         LOG.info("state in " + dir.path() + (dir.temporary() ? " (temporary)" : "") + "; " + opened.jobs()
                 + " earlier jobs, " + opened.interrupted() + " interrupted, " + opened.resumed() + " resumed, "
                 + opened.pruned() + " pruned");
         return new RecoveredJobs(opened.jobs(), opened.interrupted(), opened.resumed(), opened.pruned());
     }
 
+    /**
+     * Binds the pilots' listening socket (Slurm's sinfo picks the address unless --listen says);
+     * without one, the server still answers and addJob says why it cannot run jobs.
+     */
+    private void startSlurm() {
+        try {
+            Path pilots = scratchDir.resolve("pilots");
+            PrivateFiles.createPrivateDirectories(pilots);
+            slurmLauncher = SlurmLauncher.start(new SlurmLauncher.Options(slurm, config.workerStartTimeout(),
+                    config.progressInterval().dividedBy(2), pilots, Duration.ofSeconds(5), Duration.ofSeconds(10)));
+        } catch (IOException | RuntimeException e) {
+            executorProblem = "the Slurm executor cannot start: " + e.getMessage();
+            LOG.severe(executorProblem);
+        }
+    }
+
     private BlenderInfo blenderInfo() {
+        if (slurm != null) {
+            // Blender runs on the nodes; its version is known once a pilot connects.
+            return executorProblem == null ? new BlenderInfo(true, slurm.blender(), null, null)
+                    : new BlenderInfo(false, null, null, executorProblem);
+        }
         return blender.installation()
                 .map(b -> new BlenderInfo(true, b.executable().toString(), b.version(), null))
                 .orElseGet(() -> new BlenderInfo(false, null, null, blender.problem()));
@@ -201,7 +256,8 @@ public final class BlenderJobsServer implements JobServerEndpoint.Host {
             }
         }
         if (store != null) store.close();
-        if (pool != null) pool.shutdown(Duration.ofSeconds(2));
+        if (pool != null) pool.shutdown(Duration.ofSeconds(slurm != null ? 5 : 2));
+        if (slurmLauncher != null) slurmLauncher.close();
         if (notifier != null) notifier.close();
         if (io != null) io.shutdownNow();
         if (loop != null) loop.close();

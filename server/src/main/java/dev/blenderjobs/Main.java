@@ -71,6 +71,102 @@ public final class Main implements Callable<Integer> {
     @Option(names = "--log-file", paramLabel = "FILE", description = "Also write the log to this file.")
     Path logFile;
 
+    // ------------------------------------------------------------------ executor (protocol.md §1)
+
+    @Option(names = "--executor", paramLabel = "local|slurm", defaultValue = "local",
+            description = "Where workers run: local (Blender child processes of the server) or slurm (pilot jobs "
+                    + "on a Slurm cluster that connect back; SLURM_CONF and PATH come from the environment). "
+                    + "Default: ${DEFAULT-VALUE}.")
+    String executor;
+
+    @Option(names = "--listen", paramLabel = "HOST[:PORT]",
+            description = "slurm: the address of this host pilots connect back to (never a wildcard). Default: the "
+                    + "address of this host on the route to the partition's nodes, on a free port.")
+    String listen;
+
+    @Option(names = "--slurm-partition", paramLabel = "NAME", description = "slurm: the partition of the pilots. "
+            + "Default: the cluster's default partition.")
+    String slurmPartition;
+
+    @Option(names = "--slurm-time", paramLabel = "MINUTES", defaultValue = "60",
+            description = "slurm: walltime of one pilot. Default: ${DEFAULT-VALUE}.")
+    int slurmTime;
+
+    @Option(names = "--slurm-min-pilots", paramLabel = "N", defaultValue = "0",
+            description = "slurm: pilots kept even when no job waits (--workers is the most). Default: ${DEFAULT-VALUE}.")
+    int slurmMinPilots;
+
+    @Option(names = "--slurm-account", paramLabel = "NAME", description = "slurm: the account the pilots are charged to.")
+    String slurmAccount;
+
+    @Option(names = "--slurm-qos", paramLabel = "NAME", description = "slurm: the QOS of the pilots.")
+    String slurmQos;
+
+    @Option(names = "--slurm-cpus-per-pilot", paramLabel = "N", defaultValue = "1",
+            description = "slurm: CPUs of one pilot (--cpus-per-task). Default: ${DEFAULT-VALUE}.")
+    int slurmCpus;
+
+    @Option(names = "--slurm-mem-per-pilot", paramLabel = "MB", description = "slurm: memory of one pilot (--mem). "
+            + "Default: the partition's.")
+    Long slurmMemMb;
+
+    @Option(names = "--slurm-gres", paramLabel = "SPEC", description = "slurm: generic resources of one pilot, e.g. gpu:1.")
+    String slurmGres;
+
+    @Option(names = "--slurm-sbatch-arg", paramLabel = "ARG",
+            description = "slurm: an extra sbatch option for the pilots, as one word (repeatable), e.g. "
+                    + "--slurm-sbatch-arg=--constraint=avx2. Added last, so it may override the others.")
+    java.util.List<String> slurmSbatchArgs = new java.util.ArrayList<>();
+
+    @Option(names = "--slurm-blender", paramLabel = "PATH", defaultValue = "blender",
+            description = "slurm: the Blender executable on the nodes. Default: ${DEFAULT-VALUE} (from the nodes' PATH).")
+    String slurmBlender;
+
+    @Option(names = "--slurm-idle-release", paramLabel = "SECONDS", defaultValue = "300",
+            description = "slurm: a pilot idle this long is released (down to --slurm-min-pilots). Default: ${DEFAULT-VALUE}.")
+    long slurmIdleRelease;
+
+    @Option(names = "--slurm-drain-margin", paramLabel = "SECONDS",
+            description = "slurm: a pilot with less walltime left than this takes no new job; its replacement is "
+                    + "submitted then. Default: 10%% of --slurm-time, between 10 s and 300 s.")
+    Long slurmDrainMargin;
+
+    @Option(names = "--slurm-shared-fs",
+            description = "slurm: the state directory is on a filesystem the nodes share: job files are used in "
+                    + "place and the runtime is staged there, instead of travelling over the channel.")
+    boolean slurmSharedFs;
+
+    /** The Slurm executor's settings with --executor slurm; null for local. Wrong flags: a message why. */
+    dev.blenderjobs.config.SlurmConfig slurmConfig(ServerConfig config) {
+        boolean anySlurmFlag = listen != null || slurmPartition != null || slurmAccount != null || slurmQos != null
+                || slurmMemMb != null || slurmGres != null || !slurmSbatchArgs.isEmpty() || slurmDrainMargin != null
+                || slurmSharedFs || slurmMinPilots != 0 || slurmTime != 60 || slurmCpus != 1
+                || !"blender".equals(slurmBlender) || slurmIdleRelease != 300;
+        switch (executor) {
+            case "local":
+                if (anySlurmFlag) {
+                    throw new IllegalArgumentException("--listen and the --slurm-* flags need --executor slurm");
+                }
+                return null;
+            case "slurm":
+                break;
+            default:
+                throw new IllegalArgumentException("--executor must be local or slurm, got " + executor);
+        }
+        if (slurmMinPilots > config.workers()) {
+            throw new IllegalArgumentException("--slurm-min-pilots " + slurmMinPilots + " is more than --workers "
+                    + config.workers() + " (the most pilots)");
+        }
+        if (slurmDrainMargin != null && (slurmDrainMargin < 0 || slurmDrainMargin >= slurmTime * 60L)) {
+            throw new IllegalArgumentException("--slurm-drain-margin must be 0 or more and shorter than --slurm-time");
+        }
+        return new dev.blenderjobs.config.SlurmConfig(Optional.ofNullable(listen), Optional.ofNullable(slurmPartition),
+                slurmTime, slurmMinPilots, Optional.ofNullable(slurmAccount), Optional.ofNullable(slurmQos), slurmCpus,
+                Optional.ofNullable(slurmMemMb), Optional.ofNullable(slurmGres), slurmSbatchArgs, slurmBlender,
+                Duration.ofSeconds(Math.max(0, slurmIdleRelease)),
+                Optional.ofNullable(slurmDrainMargin).map(Duration::ofSeconds), slurmSharedFs);
+    }
+
     public static void main(String[] args) {
         // Keep stdout for the protocol before anything can print to it.
         StdioGuard.claimStdout();
@@ -98,8 +194,15 @@ public final class Main implements Callable<Integer> {
                 maxMessageMb * 1024 * 1024,
                 defaults.logTailLines());
         Logging.configure(logLevel, logFile);
+        dev.blenderjobs.config.SlurmConfig slurm;
         try {
-            return new BlenderJobsServer(config).run(StdioGuard.protocolIn(), StdioGuard.protocolOut());
+            slurm = slurmConfig(config);
+        } catch (IllegalArgumentException e) {
+            java.util.logging.Logger.getLogger(Main.class.getName()).severe(e.getMessage());
+            return 2;
+        }
+        try {
+            return new BlenderJobsServer(config, slurm).run(StdioGuard.protocolIn(), StdioGuard.protocolOut());
         } catch (dev.blenderjobs.store.StateDirectory.InUseException e) {
             java.util.logging.Logger.getLogger(Main.class.getName()).severe(e.getMessage());
             return 2;

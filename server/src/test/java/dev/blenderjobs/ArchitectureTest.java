@@ -16,7 +16,7 @@ import static com.tngtech.archunit.lang.syntax.ArchRuleDefinition.noClasses;
  *   dev.blenderjobs (Main, BlenderJobsServer: wiring)
  *   wire            store
  *   jobs
- *   workers   (the pool; workers.local is one launcher behind the seam)
+ *   workers   (the pool; workers.local and workers.slurm are launchers behind the seam)
  *   channel
  *   model  io  concurrent  config  runtime
  * </pre>
@@ -67,13 +67,22 @@ class ArchitectureTest {
     @Test
     void thePoolTalksToConnectedWorkersOnlyNotToALauncher() {
         check(noClasses().that().resideInAPackage(ROOT + ".workers").should().dependOnClassesThat()
+                .resideInAnyPackage(ROOT + ".workers.local..", ROOT + ".workers.slurm.."));
+    }
+
+    @Test
+    void launchersDoNotKnowEachOther() {
+        check(noClasses().that().resideInAPackage(ROOT + ".workers.local..").should().dependOnClassesThat()
+                .resideInAPackage(ROOT + ".workers.slurm.."));
+        check(noClasses().that().resideInAPackage(ROOT + ".workers.slurm..").should().dependOnClassesThat()
                 .resideInAPackage(ROOT + ".workers.local.."));
     }
 
     @Test
     void jobsKnowNoStoreClientOrLauncher() {
         check(noClasses().that().resideInAPackage(ROOT + ".jobs..").should().dependOnClassesThat()
-                .resideInAnyPackage(ROOT + ".store..", ROOT + ".wire..", ROOT + ".workers.local.."));
+                .resideInAnyPackage(ROOT + ".store..", ROOT + ".wire..", ROOT + ".workers.local..",
+                        ROOT + ".workers.slurm.."));
     }
 
     @Test
@@ -85,7 +94,7 @@ class ArchitectureTest {
     @Test
     void theWireKnowsNoStoreAndNoLauncher() {
         check(noClasses().that().resideInAPackage(ROOT + ".wire..").should().dependOnClassesThat()
-                .resideInAnyPackage(ROOT + ".store..", ROOT + ".workers.local.."));
+                .resideInAnyPackage(ROOT + ".store..", ROOT + ".workers.local..", ROOT + ".workers.slurm.."));
     }
 
     @Test

@@ -16,6 +16,14 @@ public final class RuntimeScript {
     private RuntimeScript() {
     }
 
+    /** The runtime's source text (embedded in a Slurm pilot's batch script). */
+    public static String source() throws IOException {
+        try (InputStream in = RuntimeScript.class.getResourceAsStream(RESOURCE)) {
+            if (in == null) throw new IOException("the jar lacks " + RESOURCE);
+            return new String(in.readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
+        }
+    }
+
     /** Writes the runtime into {@code dir} and returns its path. */
     public static Path install(Path dir) throws IOException {
         Files.createDirectories(dir);
