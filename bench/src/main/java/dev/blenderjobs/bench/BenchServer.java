@@ -46,11 +46,17 @@ final class BenchServer implements AutoCloseable {
     final List<Progress> progress = java.util.Collections.synchronizedList(new ArrayList<>());
 
     BenchServer(Path jar, List<String> args) throws IOException {
+        this(jar, args, java.util.Map.of());
+    }
+
+    /** With extra environment variables (SLURM_CONF, PATH for --executor slurm). */
+    BenchServer(Path jar, List<String> args, java.util.Map<String, String> env) throws IOException {
         List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString()));
         cmd.addAll(Benchmark.JVM_OPTIONS);
         cmd.addAll(List.of("-jar", jar.toString()));
         cmd.addAll(args);
         ProcessBuilder pb = new ProcessBuilder(cmd);
+        pb.environment().putAll(env);
         Path log = Files.createTempFile("bench-server", ".log");
         pb.redirectError(log.toFile());
         process = pb.start();

@@ -15,7 +15,8 @@ import java.util.concurrent.TimeUnit;
  * The benchmark of issue 3, measured in one run against the real server jar and real Blender:
  * trivial-job latency and throughput with warm workers and with a fresh Blender per job,
  * progress latency and cost, large results, and server memory after many jobs.
- * Usage: java -jar blender-jobs-bench.jar --jar SERVER_JAR [--quick] [--out FILE]
+ * Usage: java -jar blender-jobs-bench.jar --jar SERVER_JAR [--quick] [--out FILE]; with --slurm, the
+ * Slurm executor against the local one instead ({@link SlurmBench}).
  */
 public final class Benchmark {
     static final String TRIVIAL = "python_data = {'ok': 1}";
@@ -35,16 +36,17 @@ public final class Benchmark {
         Path jar = Path.of("server/target/blender-jobs-server.jar");
         Path out = null;
         boolean quick = false;
+        boolean slurm = false;
         for (int i = 0; i < args.length; i++) {
             switch (args[i]) {
                 case "--jar" -> jar = Path.of(args[++i]);
                 case "--out" -> out = Path.of(args[++i]);
                 case "--quick" -> quick = true;
+                case "--slurm" -> slurm = true;
                 default -> throw new IllegalArgumentException("unknown argument " + args[i]);
             }
         }
-        Benchmark b = new Benchmark(jar, quick);
-        String table = b.run();
+        String table = slurm ? new SlurmBench(jar, quick).run() : new Benchmark(jar, quick).run();
         System.out.println(table);
         if (out != null) {
             Files.createDirectories(out.toAbsolutePath().getParent());

@@ -28,6 +28,12 @@ import java.time.Duration;
 public record Scaling(int min, int max, Duration idleRelease, Duration lifetime, Duration drainMargin) {
     /** Time a result needs to travel back after a job's timeout, on top of the timeout itself. */
     public static final Duration RESULT_ALLOWANCE = Duration.ofSeconds(5);
+    /**
+     * Part of a lease a worker may spend starting (a pilot's walltime runs from its start on the
+     * node, Blender's start-up included), at most a quarter of the lease: a job whose timeout does
+     * not fit in the rest is refused rather than left waiting for a worker that never has time.
+     */
+    public static final Duration START_ALLOWANCE = Duration.ofSeconds(15);
 
     public Scaling {
         if (min < 0 || max < 1 || min > max) {

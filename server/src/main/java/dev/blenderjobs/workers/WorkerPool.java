@@ -263,14 +263,15 @@ public final class WorkerPool {
      */
     public String refusal(ToWorker.Run run) {
         if (scaling.lifetime() == null || run.spec().timeout() <= 0) return null;
-        long usable = scaling.lifetime().toMillis() - scaling.drainMargin().toMillis();
+        long lifetime = scaling.lifetime().toMillis();
+        long start = Math.min(Scaling.START_ALLOWANCE.toMillis(), lifetime / 4);
+        long usable = lifetime - start;
         long needed = Math.round(run.spec().timeout() * 1000) + Scaling.RESULT_ALLOWANCE.toMillis();
         if (needed <= usable) return null;
         return "its timeout of " + formatSeconds(run.spec().timeout()) + " is longer than any worker can give it: a "
-                + "worker's lease is " + scaling.lifetime().toSeconds() + " s, of which the last "
-                + scaling.drainMargin().toSeconds() + " s take no new jobs and " + Scaling.RESULT_ALLOWANCE.toSeconds()
-                + " s are kept for the result to travel back (" + usable / 1000 + " s in all). Lower the job's timeout, "
-                + "or start the server with a longer walltime (--slurm-time)";
+                + "worker's lease (walltime) is " + lifetime / 1000 + " s, of which up to " + start / 1000 + " s go "
+                + "to starting Blender and " + Scaling.RESULT_ALLOWANCE.toSeconds() + " s are kept for the result to "
+                + "travel back. Lower the job's timeout, or start the server with a longer walltime (--slurm-time)";
     }
 
     private static String formatSeconds(double s) {

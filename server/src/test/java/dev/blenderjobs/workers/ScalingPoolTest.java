@@ -383,10 +383,10 @@ class ScalingPoolTest {
     @Test
     void aJobWhoseTimeoutNoLeaseCanHoldIsRefusedWithTheReason() throws Exception {
         startPool(dynamic(0, 1, Duration.ofMinutes(5), Duration.ofMinutes(2), Duration.ofSeconds(20)));
-        assertNull(onLoop(() -> pool.refusal(run("job-000000000001", 95))), "95 + 5 <= 120 - 20");
-        String why = onLoop(() -> pool.refusal(run("job-000000000001", 96)));
+        assertNull(onLoop(() -> pool.refusal(run("job-000000000001", 100))), "100 + 5 s result <= 120 - 15 s start");
+        String why = onLoop(() -> pool.refusal(run("job-000000000001", 101)));
         assertNotNull(why);
-        assertTrue(why.contains("96 s") && why.contains("--slurm-time"), why);
+        assertTrue(why.contains("101 s") && why.contains("--slurm-time"), why);
         assertNull(onLoop(() -> pool.refusal(run("job-000000000001", 0))), "no timeout: any worker will do");
         // A fixed pool (local workers) has no leases.
         WorkerPool fixed = new WorkerPool(new WorkerPool.Settings(1, 200, 0, Duration.ofMillis(1)), launcher, loop, events);
