@@ -152,7 +152,7 @@ final class SlurmBench {
             Collections.sort(bigSlurm);
             Collections.sort(onNode);
             double back = percentile(bigSlurm, 50) - percentile(onNode, 50);
-            rows.add(row("S4. a 10 MB python_data (10,000,012 bytes): addJob -> COMPLETED, median of "
+            rows.add(row("S4. a 10 MB python_data (10,000,011 bytes): addJob -> COMPLETED, median of "
                             + bigSlurm.size(),
                     "Slurm " + fmt(percentile(bigSlurm, 50)) + " ms, of which " + fmt(percentile(onNode, 50))
                             + " ms in Blender on the node (setup + script + writing the result); the rest, "
@@ -202,7 +202,7 @@ final class SlurmBench {
         double inBlender = timing.get("setupMs").getAsDouble() + timing.get("scriptMs").getAsDouble()
                 + timing.get("collectMs").getAsDouble();
         long bytes = s.call("getJob", json("jobId", id)).getAsJsonObject().get("pythonDataBytes").getAsLong();
-        if (bytes != 10_000_012) throw new IllegalStateException("python_data of " + bytes + " bytes");
+        if (bytes != 10_000_011) throw new IllegalStateException("python_data of " + bytes + " bytes");
         return new double[]{total, inBlender};
     }
 

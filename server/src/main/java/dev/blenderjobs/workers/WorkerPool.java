@@ -521,6 +521,10 @@ public final class WorkerPool {
      * job costs one Blender start, not a stop plus a start.
      */
     private void recycle(Slot slot, String reason) {
+        if (scaling.dynamic() && !stillNeeded(slot)) {
+            retire(slot, reason + "; no replacement is needed");
+            return;
+        }
         Worker old = slot.worker;
         LOG.fine("recycling worker " + old.id() + ": " + reason);
         retiring.add(old);

@@ -441,13 +441,20 @@ class OutputAttribution:
     brackets the job's console output with marker lines. A script that closes its stdout
     only closes its own duplicate."""
 
-    def __init__(self, marker):
+    def __init__(self, marker, forwarder=None):
         self.marker = marker
+        self.forwarder = forwarder  # a ConsoleForwarder: it attributes output itself, no markers
         self.fd = os.dup(1)
         self.saved = None
         self.streams = []
 
     def _mark(self, what, job_id):
+        if self.forwarder is not None:
+            if what == "begin":
+                self.forwarder.begin(job_id)
+            else:
+                self.forwarder.end(job_id)
+            return
         line = "\x1e%s:%s:%s\x1e\n" % (self.marker, what, job_id)
         os.write(self.fd, line.encode("utf-8"))
 
@@ -894,32 +901,39 @@ def run_job(message, reporter, output):
 # --------------------------------------------------------------------------- remote workers
 
 class Staging:
-    """Job folders of a worker that does not share the server's disk (a pilot on a cluster
-    node): the server streams each job's inputs as "file" chunks into <base>/jobs/<jobId>/input,
-    its run names relative paths resolved here, and the results go back as "result" chunks
-    before the outcome. The folder is deleted after the job; nothing is kept on the node."""
+    """Job files of a worker that does not share the server's disk (a pilot on a cluster node).
+    The server streams each job's inputs as "file" chunks, written here as <base>/input/<jobId>.<file>;
+    its run names relative paths, resolved here: the inputs, and folders <base>/work (the script's
+    current directory) and <base>/result, which are the same for every job of this worker and
+    emptied after each (creating and removing a folder tree per job costs milliseconds on some
+    filesystems; emptying two folders costs microseconds). The results go back as "result" chunks
+    before the outcome. Nothing of a job is kept on the node after it."""
 
     def __init__(self, base):
         self.base = os.path.abspath(base)
+        self.input = os.path.join(self.base, "input")
+        self.work = os.path.join(self.base, "work")
+        self.result = os.path.join(self.base, "result")
+        for folder in (self.input, self.work, self.result):
+            os.makedirs(folder, exist_ok=True)
         self.lock = threading.Lock()
         self.complete = set()  # (jobId, name) of inputs whose last chunk arrived
         self.open_files = {}  # (jobId, name) -> (file, bytes written)
 
-    def job_dir(self, job_id):
+    def input_path(self, job_id, name):
         if not valid_job_id(job_id):
             raise ProtocolError("the server sent a job id %r" % (job_id,))
-        return os.path.join(self.base, "jobs", job_id)
+        return os.path.join(self.input, "%s.%s" % (job_id, INPUT_FILES[name]))
 
     def write_chunk(self, message):
         """On the inbox thread: append one chunk; chunks of a file come in order, without gaps."""
         key = (message["jobId"], message["name"])
-        folder = os.path.join(self.job_dir(message["jobId"]), "input")
+        path = self.input_path(message["jobId"], message["name"])
         with self.lock:
             if message["offset"] == 0:
                 self._close(key)
                 self.complete.discard(key)
-                os.makedirs(folder, exist_ok=True)
-                self.open_files[key] = (open(os.path.join(folder, INPUT_FILES[message["name"]]), "wb"), 0)
+                self.open_files[key] = (open(path, "wb"), 0)
             entry = self.open_files.get(key)
             if entry is None or entry[1] != message["offset"]:
                 raise ProtocolError("the server sent a chunk of %s at offset %d out of order"
@@ -937,39 +951,38 @@ class Staging:
             entry[0].close()
 
     def localize(self, message):
-        """The run message with its relative paths resolved in the job's folder. An input whose
-        last chunk never arrived is treated as missing (the job then fails with SETUP_FAILED)."""
-        root = self.job_dir(message["jobId"])
+        """The run message with its paths resolved here. The server names relative paths only;
+        an input whose last chunk never arrived is treated as missing (SETUP_FAILED)."""
+        job_id = message["jobId"]
         files = dict(message["files"])
-        for field, value in list(files.items()):
-            if value is None:
-                continue
-            parts = value.replace("\\", "/").split("/")
-            if os.path.isabs(value) or ".." in parts or not value:
+        for field, value in files.items():
+            if value is not None and (not value or os.path.isabs(value) or ".." in value.replace("\\", "/").split("/")):
                 raise ProtocolError("the server sent a run whose %s is %r, not a path inside the job's folder"
                                     % (field, value))
-            files[field] = os.path.join(root, *parts)
         with self.lock:
             for name in INPUT_FILES:
-                if files.get(name) and (message["jobId"], name) not in self.complete:
-                    files[name] = files[name] + ".incomplete"
-        for folder in ("workDir", "resultDir"):
-            os.makedirs(files[folder], exist_ok=True)
+                if files.get(name) is not None:
+                    path = self.input_path(job_id, name)
+                    files[name] = path if (job_id, name) in self.complete else path + ".incomplete"
+        files["workDir"] = self.work
+        files["resultDir"] = self.result
         localized = dict(message)
         localized["files"] = files
         return localized
 
-    def send_results(self, channel, job_id, result_dir):
+    def send_results(self, channel, job_id):
         """Stream the result files to the server in chunks (one chunk of memory at a time)."""
         for name, filename in RESULT_FILES:
-            path = os.path.join(result_dir, filename)
+            path = os.path.join(self.result, filename)
             if not os.path.isfile(path) or os.path.islink(path):
                 continue
             with open(path, "rb") as f:
+                left = os.fstat(f.fileno()).st_size
                 offset = 0
                 while True:
-                    data = f.read(CHUNK_BYTES)
-                    last = len(data) < CHUNK_BYTES
+                    data = f.read(min(left, CHUNK_BYTES))
+                    left -= len(data)
+                    last = left <= 0 or len(data) == 0
                     channel.send_binary({"type": "result", "jobId": job_id, "name": name, "offset": offset,
                                          "last": last}, data)
                     offset += len(data)
@@ -977,93 +990,80 @@ class Staging:
                         break
 
     def cleanup(self, job_id):
+        """Forget the job: its inputs, and whatever it left in the work and result folders."""
         with self.lock:
             for key in [k for k in self.open_files if k[0] == job_id]:
                 self._close(key)
             self.complete = set(k for k in self.complete if k[0] != job_id)
-        import shutil
-        shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
+        for name in INPUT_FILES:
+            for path in (self.input_path(job_id, name), self.input_path(job_id, name) + ".incomplete"):
+                try:
+                    os.remove(path)
+                except OSError:
+                    pass
+        clear_directory(self.work)
+        clear_directory(self.result)
 
 
 class ConsoleForwarder:
     """The console of a worker whose stdout is not a pipe to the server: file descriptors 1 and
-    2 become a pipe read by this thread, which splits the stream at the job markers (as the
-    server's OutputDrainer does for a local worker) and sends each job's bytes as "console"
-    chunks of that job, and bytes outside any job without one. Blender's own prints and a
-    script's child processes land here too, as they would in a local worker's pipe."""
+    2 become a pipe, whose bytes go to the server as "console" chunks of the job running when
+    they were read, or without a job outside one. Blender's own prints and a script's child
+    processes land here too, as they would in a local worker's pipe.
 
-    MAX_LINE = 64 * 1024
+    No markers are needed: the runtime itself drains the pipe where a job begins and where it
+    ends (holding the lock, so nothing is read twice or out of order), and a thread forwards
+    whatever arrives in between. A job that prints nothing costs no thread switch at all."""
 
-    def __init__(self, channel, marker):
+    def __init__(self, channel):
         self.channel = channel
-        self.prefix = ("\x1e%s:" % marker).encode("utf-8")
         self.current = None
-        self.ended = set()
-        self.cond = threading.Condition()
+        self.lock = threading.Lock()
         read_end, write_end = os.pipe()
         flush_quietly(sys.stdout, sys.stderr)
         os.dup2(write_end, 1)
         os.dup2(write_end, 2)
         os.close(write_end)
+        os.set_blocking(read_end, False)
         self.read_end = read_end
         thread = threading.Thread(target=self._run, name="blender-jobs-console", daemon=True)
         thread.start()
 
-    def await_end(self, job_id, timeout):
-        """Wait until the job's end marker has been read and its output sent."""
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while job_id not in self.ended:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self.cond.wait(left)
-            self.ended.discard(job_id)
-            return True
+    def begin(self, job_id):
+        with self.lock:
+            self._drain()
+            self.current = job_id
 
-    def _send(self, data):
-        if not data:
-            return
-        message = {"type": "console"}
-        if self.current is not None:
-            message["jobId"] = self.current
-        self.channel.send_binary(message, data)
+    def end(self, job_id):
+        """Everything the job printed is sent when this returns (before its outcome)."""
+        with self.lock:
+            self._drain()
+            self.current = None
+
+    def _drain(self):
+        """Send what the pipe holds; False once it is closed. Called with the lock held."""
+        while True:
+            try:
+                chunk = os.read(self.read_end, 65536)
+            except BlockingIOError:
+                return True
+            if not chunk:
+                return False
+            message = {"type": "console"}
+            if self.current is not None:
+                message["jobId"] = self.current
+            self.channel.send_binary(message, chunk)
 
     def _run(self):
-        pending = b""
+        import select
+        poller = select.poll()
+        poller.register(self.read_end, select.POLLIN)
         try:
             while True:
-                chunk = os.read(self.read_end, 65536)
-                if not chunk:
-                    break
-                pending += chunk
-                out = []
-                while True:
-                    newline = pending.find(b"\n")
-                    if newline < 0:
-                        if len(pending) >= self.MAX_LINE:
-                            keep = pending.rfind(b"\x1e", len(pending) - 256)
-                            keep = len(pending) if keep < 0 else keep
-                            out.append(pending[:keep])
-                            pending = pending[keep:]
-                        break
-                    line, pending = pending[:newline + 1], pending[newline + 1:]
-                    at = line.find(self.prefix)
-                    if at < 0:
-                        out.append(line)
-                        continue
-                    out.append(line[:at])
-                    self._send(b"".join(out))
-                    out = []
-                    what = line[at + len(self.prefix):].strip().rstrip(b"\x1e").decode("utf-8", "replace")
-                    if what.startswith("begin:"):
-                        self.current = what[len("begin:"):]
-                    elif what.startswith("end:"):
-                        self.current = None
-                        with self.cond:
-                            self.ended.add(what[len("end:"):])
-                            self.cond.notify_all()
-                self._send(b"".join(out))
+                poller.poll()
+                with self.lock:
+                    if not self._drain():
+                        return
         except Exception:
             pass  # the channel is gone: the inbox thread ends the worker
 
@@ -1116,11 +1116,11 @@ def main():
         sys.stderr.flush()
         os._exit(3)
     sock.settimeout(None)
-    forwarder = ConsoleForwarder(channel, marker) if console_mode == "channel" else None
+    forwarder = ConsoleForwarder(channel) if console_mode == "channel" else None
     staging = Staging(stage_dir) if stage_dir else None
     inbox = start_inbox(channel, staging)
     reporter = ProgressReporter(channel, interval)
-    output = OutputAttribution(marker)
+    output = OutputAttribution(marker, forwarder)
 
     while True:
         message = inbox.get()
@@ -1137,14 +1137,11 @@ def main():
                 outcome = {"type": "failed", "jobId": job_id, "kind": "WORKER_ERROR",
                            "message": "the worker runtime failed: %s" % _describe(exc),
                            "traceback": traceback.format_exc()}
-            if forwarder is not None:
-                # The job's console output goes out before its outcome, as over a local pipe.
-                forwarder.await_end(job_id, 5.0)
-            if staging is not None:
-                if outcome["type"] == "completed":
-                    staging.send_results(channel, job_id, message["files"]["resultDir"])
-                staging.cleanup(job_id)
+            if staging is not None and outcome["type"] == "completed":
+                staging.send_results(channel, job_id)
             channel.send(outcome)
+            if staging is not None:
+                staging.cleanup(job_id)  # after the outcome: off the job's critical path
             eager_reset()
         else:
             sys.stderr.write("blender-jobs worker %s: the server sent %r after the handshake; exiting\n"

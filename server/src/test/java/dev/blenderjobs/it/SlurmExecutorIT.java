@@ -159,7 +159,9 @@ class SlurmExecutorIT {
         String sceneSlurm = slurm.runToEnd(scene.deepCopy(), GUARD).get("jobId").getAsString();
         JsonObject dataLocal = local.callObject("getPythonData", Json.jobId(sceneLocal));
         JsonObject dataSlurm = slurm.callObject("getPythonData", Json.jobId(sceneSlurm));
-        assertTrue(dataSlurm.get("filepath").getAsString().endsWith("input/scene.blend"), dataSlurm.toString());
+        String copy = dataSlurm.get("filepath").getAsString();
+        assertTrue(copy.contains("blender-jobs-pilot.") && copy.endsWith(sceneSlurm + ".scene.blend"),
+                "the job's private copy, in the pilot's own folder on the node: " + dataSlurm);
         dataLocal.remove("filepath");
         dataSlurm.remove("filepath");
         assertEquals(dataLocal, dataSlurm);
@@ -198,6 +200,42 @@ class SlurmExecutorIT {
         }
         assertEquals(Set.of("node1", "node2"), hosts);
         assertEquals(2, slurmJobs.size(), "two warm pilots ran all eight jobs: " + slurmJobs);
+        // isolation "process" still means a fresh Blender: here a pilot that has run no job.
+        JsonObject fresh = s.runToEnd(Json.of("scriptText", "import os\npython_data = {'slurmJob': os.environ['SLURM_JOB_ID']}",
+                "isolation", "process"), GUARD);
+        assertEquals("COMPLETED", fresh.get("state").getAsString(), fresh.toString());
+        String freshPilot = s.callObject("getPythonData", Json.jobId(fresh.get("jobId").getAsString()))
+                .get("slurmJob").getAsString();
+        assertFalse(slurmJobs.contains(freshPilot), "a new pilot ran the isolated job");
+    }
+
+    @Test
+    @Order(2)
+    void withASharedStateDirectoryJobFilesAreUsedInPlace() throws Exception {
+        Path stateDir = Files.createTempDirectory("bj-slurm-shared-");
+        try {
+            ServerProcess s = slurmServer("--workers", "1", "--slurm-min-pilots", "1", "--slurm-shared-fs",
+                    "--state-dir", stateDir.toString());
+            JsonObject done = s.runToEnd(Json.of("script", ServerProcess.fixture("jobs/remesh.py").toString(),
+                    "passedDataBlocks", passedBlocks("Cube"), "passedData", Json.of("duration", 0.1)), GUARD);
+            assertEquals("COMPLETED", done.get("state").getAsString(), done + "\n" + s.stderr());
+            String id = done.get("jobId").getAsString();
+            assertEquals(3.14159, s.callObject("getPythonData", Json.jobId(id)).get("pi").getAsDouble());
+            assertEquals("[\"Cube_remeshed\"]", s.callObject("getDataBlocks", Json.jobId(id)).getAsJsonObject("blocks")
+                    .get("objects").toString());
+            // The runtime was staged in the state directory, privately, and the job ran there.
+            Path runtime = stateDir.resolve("pilot-runtime/worker_runtime.py");
+            assertTrue(Files.isRegularFile(runtime));
+            assertEquals("rwx------", PosixFilePermissions.toString(Files.getPosixFilePermissions(runtime.getParent())));
+            JsonObject cwd = s.runToEnd(Json.of("scriptText", "import os\npython_data = {'cwd': os.getcwd()}"), GUARD);
+            String workDir = s.callObject("getPythonData", Json.jobId(cwd.get("jobId").getAsString())).get("cwd").getAsString();
+            assertTrue(workDir.startsWith(stateDir.toRealPath().toString()) || workDir.startsWith(stateDir.toString()),
+                    "the job's work folder is the one in the shared state directory: " + workDir);
+        } finally {
+            for (ServerProcess s : servers) s.close();
+            servers.clear();
+            deleteTree(stateDir);
+        }
     }
 
     // ------------------------------------------------------------------ cancel, timeout
