@@ -100,7 +100,7 @@ public final class BlenderJobsServer implements JobServerEndpoint.Host {
         }
 
         loop = new EventLoop("job-loop");
-        io = Executors.newFixedThreadPool(Math.max(2, Math.min(8, config.workers())), Threads.daemon("request-io"));
+        io = Executors.newFixedThreadPool(Math.max(2, config.workers()), Threads.daemon("request-io"));
         notifier = new ClientNotifier(config.progressInterval());
         notifier.hold(); // LSP: nothing before the initialize answer; a --resume may start jobs sooner
         store = new JobStore(notifier);

@@ -256,7 +256,6 @@ public final class SlurmLauncher implements WorkerLauncher, AutoCloseable {
 
     @Override
     public Worker launch(String id, WorkerListener workerListener) {
-        if (serverId == null) throw new IllegalStateException("the Slurm launcher is not open (no state directory)");
         SlurmWorker w = new SlurmWorker(id, this, workerListener, options.scratchDir().resolve("pilot-" + id + ".log"));
         pilots.put(id, w);
         loop.execute(() -> submit(w));
@@ -271,6 +270,10 @@ public final class SlurmLauncher implements WorkerLauncher, AutoCloseable {
     private void submit(SlurmWorker w) {
         if (closed) {
             w.submitFailed("the server is stopping");
+            return;
+        }
+        if (serverId == null) {
+            w.submitFailed("the state directory could not be prepared for pilots (see the server log)");
             return;
         }
         InetSocketAddress at = listener.address();
