@@ -80,7 +80,8 @@ public final class WorkerChannel implements AutoCloseable {
         this.socket = socket;
         this.hello = hello;
         this.in = in;
-        this.out = socket.getOutputStream();
+        // Buffered: frames queued together (a job's files and its run) go out in one write.
+        this.out = new java.io.BufferedOutputStream(socket.getOutputStream(), 64 * 1024);
         this.writeTimeout = writeTimeout;
     }
 
@@ -219,7 +220,10 @@ public final class WorkerChannel implements AutoCloseable {
         try {
             while (true) {
                 Object next = outbox.take();
-                if (next == CLOSE || closed) return;
+                if (next == CLOSE || closed) {
+                    flushQuietly();
+                    return;
+                }
                 if (next instanceof FileStream f) {
                     stream(f);
                 } else {
@@ -235,10 +239,19 @@ public final class WorkerChannel implements AutoCloseable {
         }
     }
 
+    private void flushQuietly() {
+        try {
+            out.flush();
+        } catch (IOException ignored) {
+            // closing anyway
+        }
+    }
+
+    /** Writes a frame, flushing when nothing else waits in the outbox (one write for a batch). */
     private void write(byte[] frame) throws IOException {
         writingSince = System.nanoTime();
         out.write(frame);
-        out.flush();
+        if (outbox.isEmpty()) out.flush();
         writingSince = 0;
     }
 

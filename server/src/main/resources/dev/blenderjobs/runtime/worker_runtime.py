@@ -181,6 +181,11 @@ class Channel:
         with self.send_lock:
             self.sock.sendall(frame)
 
+    def send_frames(self, frames):
+        """Several encoded frames in one write: one wake-up of the server, not one per frame."""
+        with self.send_lock:
+            self.sock.sendall(b"".join(frames))
+
     def _read_exact(self, n):
         chunks = []
         while n > 0:
@@ -918,6 +923,7 @@ class Staging:
             os.makedirs(folder, exist_ok=True)
         self.lock = threading.Lock()
         self.complete = set()  # (jobId, name) of inputs whose last chunk arrived
+        self.failed = set()  # (jobId, name) of inputs the node could not store (disk full...)
         self.open_files = {}  # (jobId, name) -> (file, bytes written)
 
     def input_path(self, job_id, name):
@@ -933,22 +939,46 @@ class Staging:
             if message["offset"] == 0:
                 self._close(key)
                 self.complete.discard(key)
-                self.open_files[key] = (open(path, "wb"), 0)
+                self.failed.discard(key)
+                try:
+                    self.open_files[key] = (open(path, "wb"), 0)
+                except OSError as exc:
+                    self._fail(key, path, exc)
+            if key in self.failed:
+                return  # the node could not store it: the job fails with SETUP_FAILED, the worker goes on
             entry = self.open_files.get(key)
             if entry is None or entry[1] != message["offset"]:
                 raise ProtocolError("the server sent a chunk of %s at offset %d out of order"
                                     % (message["name"], message["offset"]))
             f, written = entry
-            f.write(message["data"])
+            try:
+                f.write(message["data"])
+                if message["last"]:
+                    f.close()
+            except OSError as exc:
+                self._fail(key, path, exc)
+                return
             self.open_files[key] = (f, written + len(message["data"]))
             if message["last"]:
                 self._close(key)
                 self.complete.add(key)
 
+    def _fail(self, key, path, exc):
+        self._close(key)
+        self.failed.add(key)
+        sys.__stderr__.write("blender-jobs worker: could not store the job's input %s: %s\n" % (path, exc))
+        try:
+            os.remove(path)
+        except OSError:
+            pass
+
     def _close(self, key):
         entry = self.open_files.pop(key, None)
         if entry is not None:
-            entry[0].close()
+            try:
+                entry[0].close()
+            except OSError:
+                pass
 
     def localize(self, message):
         """The run message with its paths resolved here. The server names relative paths only;
@@ -970,8 +1000,10 @@ class Staging:
         localized["files"] = files
         return localized
 
-    def send_results(self, channel, job_id):
-        """Stream the result files to the server in chunks (one chunk of memory at a time)."""
+    def send_results(self, channel, job_id, outcome):
+        """Stream the result files to the server in chunks (one chunk of memory at a time), then
+        the outcome; small results go out with the outcome in one write."""
+        pending = []  # frames not sent yet, at most about one chunk
         for name, filename in RESULT_FILES:
             path = os.path.join(self.result, filename)
             if not os.path.isfile(path) or os.path.islink(path):
@@ -983,11 +1015,16 @@ class Staging:
                     data = f.read(min(left, CHUNK_BYTES))
                     left -= len(data)
                     last = left <= 0 or len(data) == 0
-                    channel.send_binary({"type": "result", "jobId": job_id, "name": name, "offset": offset,
-                                         "last": last}, data)
+                    if pending and sum(len(p) for p in pending) + len(data) > CHUNK_BYTES:
+                        channel.send_frames(pending)
+                        pending = []
+                    pending.append(encode_binary({"type": "result", "jobId": job_id, "name": name,
+                                                  "offset": offset, "last": last}, data))
                     offset += len(data)
                     if last:
                         break
+        pending.append(encode(outcome))
+        channel.send_frames(pending)
 
     def cleanup(self, job_id):
         """Forget the job: its inputs, and whatever it left in the work and result folders."""
@@ -995,6 +1032,7 @@ class Staging:
             for key in [k for k in self.open_files if k[0] == job_id]:
                 self._close(key)
             self.complete = set(k for k in self.complete if k[0] != job_id)
+            self.failed = set(k for k in self.failed if k[0] != job_id)
         for name in INPUT_FILES:
             for path in (self.input_path(job_id, name), self.input_path(job_id, name) + ".incomplete"):
                 try:
@@ -1138,8 +1176,9 @@ def main():
                            "message": "the worker runtime failed: %s" % _describe(exc),
                            "traceback": traceback.format_exc()}
             if staging is not None and outcome["type"] == "completed":
-                staging.send_results(channel, job_id)
-            channel.send(outcome)
+                staging.send_results(channel, job_id, outcome)
+            else:
+                channel.send(outcome)
             if staging is not None:
                 staging.cleanup(job_id)  # after the outcome: off the job's critical path
             eager_reset()
