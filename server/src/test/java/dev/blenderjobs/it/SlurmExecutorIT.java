@@ -266,6 +266,12 @@ class SlurmExecutorIT {
         assertEquals("TIMED_OUT", done.getAsJsonObject("error").get("kind").getAsString(), done.toString());
         ProtocolIT.assertNoneAliveWithin(procs2, Duration.ofSeconds(15));
 
+        // A script that crashes Blender on its node: the pilot's exit code says so, as on one machine.
+        JsonObject crashed = s.runToEnd(Json.of("scriptText", "import ctypes\nctypes.string_at(0)"), GUARD);
+        assertEquals("FAILED", crashed.get("state").getAsString());
+        assertEquals("BLENDER_CRASHED", crashed.getAsJsonObject("error").get("kind").getAsString(), crashed.toString());
+        assertTrue(crashed.getAsJsonObject("error").get("message").getAsString().contains("signal 11"), crashed.toString());
+
         // The pool replaced the pilots it stopped: jobs run again.
         assertEquals("COMPLETED", s.runToEnd(Json.of("scriptText", "python_data = {'after': True}"), GUARD)
                 .get("state").getAsString());
@@ -417,9 +423,17 @@ class SlurmExecutorIT {
 
     @Test
     @Order(9)
-    void aSigkilledServersPilotsGoAndTheNextServerCancelsOnesThatNeverConnected() throws Exception {
+    void sigtermCancelsThePilotsASigkilledServersPilotsGoAndTheNextServerCancelsOnesThatNeverConnected()
+            throws Exception {
         Path stateDir = Files.createTempDirectory("bj-slurm-state-");
         try {
+            // SIGTERM: the server interrupts its jobs and cancels its pilots before it exits.
+            ServerProcess t = slurmServer("--workers", "2", "--slurm-min-pilots", "2");
+            awaitPilots(t, 2);
+            t.process.destroy();
+            assertTrue(t.process.waitFor(30, TimeUnit.SECONDS));
+            awaitNoPilots(Duration.ofSeconds(5));
+
             // Two connected pilots: they exit by themselves once their channel is gone.
             ServerProcess a = slurmServer("--workers", "2", "--slurm-min-pilots", "2", "--state-dir", stateDir.toString());
             awaitPilots(a, 2);
