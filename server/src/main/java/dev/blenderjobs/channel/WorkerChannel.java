@@ -255,9 +255,13 @@ public final class WorkerChannel implements AutoCloseable {
         writingSince = 0;
     }
 
+    /** The writer thread's read buffer for files, made on first use and kept (one chunk per channel). */
+    private byte[] fileBuffer;
+
     /** Sends a file chunk by chunk; a read error is the job's problem, a write error the channel's. */
     private void stream(FileStream f) throws IOException {
-        byte[] buf = new byte[ChannelCodec.CHUNK_BYTES];
+        if (fileBuffer == null) fileBuffer = new byte[ChannelCodec.CHUNK_BYTES];
+        byte[] buf = fileBuffer;
         long offset = 0;
         InputStream file;
         try {
@@ -277,8 +281,8 @@ public final class WorkerChannel implements AutoCloseable {
                 }
                 // A short read is the end; a file of whole chunks ends with an empty last chunk.
                 boolean last = n < buf.length;
-                byte[] data = last ? java.util.Arrays.copyOf(buf, n) : buf;
-                write(ChannelCodec.frame(new ToWorker.FileChunk(f.jobId(), f.name(), offset, last, data)));
+                JsonObject header = ChannelCodec.encode(new ToWorker.FileChunk(f.jobId(), f.name(), offset, last, null));
+                write(FrameCodec.encodeBinary(header, buf, 0, n));
                 offset += n;
                 if (last) return;
             }
