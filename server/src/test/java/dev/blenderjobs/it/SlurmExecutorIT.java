@@ -177,6 +177,14 @@ class SlurmExecutorIT {
                 GUARD).get("jobId").getAsString();
         JsonArray tail = slurm.callObject("getJob", Json.jobId(printed)).getAsJsonArray("logTail");
         assertTrue(tail.toString().matches(".*printed on node[12].*"), tail.toString());
+        // 2 MB of output on the node all arrive in the job's log, in order, over the channel.
+        JsonObject loud = slurm.runToEnd(Json.of("script", ServerProcess.fixture("jobs/print_2mb.py").toString()), GUARD);
+        assertEquals("COMPLETED", loud.get("state").getAsString(), loud.toString());
+        Path log = Path.of(slurm.callObject("getJob", Json.jobId(loud.get("jobId").getAsString())).get("logFile").getAsString());
+        JsonObject loudLocal = local.runToEnd(Json.of("script", ServerProcess.fixture("jobs/print_2mb.py").toString()), GUARD);
+        Path logLocal = Path.of(local.callObject("getJob", Json.jobId(loudLocal.get("jobId").getAsString())).get("logFile").getAsString());
+        assertTrue(Files.size(log) >= 2_000_000, "log of " + Files.size(log) + " bytes");
+        assertArrayEquals(Files.readAllBytes(logLocal), Files.readAllBytes(log), "the same log as a local worker's");
         slurm.assertProtocolStreamClean();
     }
 
@@ -265,6 +273,17 @@ class SlurmExecutorIT {
         assertEquals("FAILED", done.get("state").getAsString());
         assertEquals("TIMED_OUT", done.getAsJsonObject("error").get("kind").getAsString(), done.toString());
         ProtocolIT.assertNoneAliveWithin(procs2, Duration.ofSeconds(15));
+
+        // A pilot that does not answer (its Blender stopped, so closing its channel does nothing):
+        // the server cancels it with scancel, and Slurm's signals end it.
+        String frozen = s.addJob(Json.of("scriptText", String.join("\n",
+                "import os, signal",
+                "update_job_progress(0.1, '%d %d' % (os.getpid(), os.getpid()))",
+                "os.kill(os.getpid(), signal.SIGSTOP)")));
+        List<ProcessHandle> stopped = pidsOf(s, frozen);
+        s.callObject("cancelJob", Json.jobId(frozen));
+        assertEquals("CANCELED", s.awaitFinal(frozen, GUARD).get("state").getAsString());
+        ProtocolIT.assertNoneAliveWithin(stopped, Duration.ofSeconds(30));
 
         // A script that crashes Blender on its node: the pilot's exit code says so, as on one machine.
         JsonObject crashed = s.runToEnd(Json.of("scriptText", "import ctypes\nctypes.string_at(0)"), GUARD);
@@ -609,7 +628,7 @@ class SlurmExecutorIT {
         String[] pids = awaitProgressMessage(s, jobId).split(" ");
         List<ProcessHandle> out = new ArrayList<>();
         for (String p : pids) ProcessHandle.of(Long.parseLong(p)).ifPresent(out::add);
-        assertEquals(2, out.size(), "the job's Blender and its child run (the nodes share this machine's pids)");
+        assertEquals(2, out.size(), "the job's processes run (the nodes share this machine's pids)");
         return out;
     }
 
