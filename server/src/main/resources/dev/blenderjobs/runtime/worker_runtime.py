@@ -1033,14 +1033,25 @@ class Staging:
                 self._close(key)
             self.complete = set(k for k in self.complete if k[0] != job_id)
             self.failed = set(k for k in self.failed if k[0] != job_id)
-        for name in INPUT_FILES:
-            for path in (self.input_path(job_id, name), self.input_path(job_id, name) + ".incomplete"):
+        prefix = job_id + "."
+        for folder, only_job in ((self.input, True), (self.work, False), (self.result, False)):
+            try:
+                entries = os.listdir(folder)
+            except OSError:
+                os.makedirs(folder, exist_ok=True)
+                continue
+            for entry in entries:
+                if only_job and not entry.startswith(prefix):
+                    continue  # the next job's inputs may be arriving already
+                full = os.path.join(folder, entry)
                 try:
-                    os.remove(path)
+                    if os.path.isdir(full) and not os.path.islink(full):
+                        import shutil
+                        shutil.rmtree(full, ignore_errors=True)
+                    else:
+                        os.remove(full)
                 except OSError:
                     pass
-        clear_directory(self.work)
-        clear_directory(self.result)
 
 
 class ConsoleForwarder:
