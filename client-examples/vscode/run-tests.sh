@@ -13,6 +13,12 @@ if [ ! -f "$jar" ]; then
 fi
 export BLENDER_JOBS_JAR="$(cd "$(dirname "$jar")" && pwd)/$(basename "$jar")"
 
+major="$(node -p 'process.versions.node.split(".")[0]')"
+if [ "$major" -lt 20 ]; then
+  echo "run-tests.sh: Node.js 20 or newer is needed (@vscode/vsce 3, code-server 4.100.3); this is $(node --version)" >&2
+  exit 1
+fi
+
 npm ci --no-audit --no-fund
 npm run build          # tsc (type check, tests into build/), esbuild (dist/extension.js)
 npm run package        # vsce: dist/blender-jobs-vscode.vsix

@@ -213,7 +213,8 @@ test('Run Current File: the job runs on the real server and completes', { timeou
     const p = needs('workspace');
     await runCommand(p, RUN);
     // Screenshot the progress while it shows (check (a) reads the record, this is for people).
-    const shot = watchFor(p, () => statusHas(p, 'Blender job progress_job.py'), 'progress.png');
+    const shot = watchFor(p, async () => (await statusHas(p, 'Blender job progress_job.py')) && statusHasRegex(p, /Blender: 1 running/),
+        'progress.png');
     await waitForToast(p, /Blender job progress_job\.py completed: \{"steps":5,"object":"Result"\}/, 120_000);
     await shot.stop();
     await p.screenshot({ path: path.join(OUT, 'completed.png') });
