@@ -217,6 +217,7 @@ test('Run Current File: the job runs on the real server and completes', { timeou
         'progress.png');
     await waitForToast(p, /Blender job progress_job\.py completed: \{"steps":5,"object":"Result"\}/, 120_000);
     await shot.stop();
+    await settle();
     await p.screenshot({ path: path.join(OUT, 'completed.png') });
     done.add('run');
 });
@@ -256,6 +257,7 @@ test('Show Job Results: python_data as a JSON document and the data-block librar
         return text.includes('"steps": 5') && text.includes('"object": "Result"');
     }, 20_000, 'python_data in the active editor');
     await waitForToast(p, /returned 1 data block\(s\) \(objects: Result\) in the library \/.*\/result\/data_blocks\.blend/, 20_000);
+    await settle();
     await p.screenshot({ path: path.join(OUT, 'results.png') });
 });
 
@@ -289,6 +291,8 @@ test('a failing script: the job fails with its error shown', { timeout: 90_000 }
     await openFile(p, 'failing_job.py');
     await runCommand(p, RUN);
     await waitForToast(p, /Blender job failing_job\.py failed \(SCRIPT_ERROR\): the script raised ValueError: value 42 is not allowed/, 60_000);
+    await settle();
+    await p.screenshot({ path: path.join(OUT, 'failed.png') });
     done.add('failed');
 });
 
@@ -324,6 +328,11 @@ test('(c) the failing line got a squiggle and a Problems entry', { timeout: 40_0
 });
 
 // ------------------------------------------------------------------------------------- helpers
+
+/** Lets a notification finish sliding in before a screenshot. */
+function settle(): Promise<void> {
+    return new Promise((resolve) => setTimeout(resolve, 700));
+}
 
 function log(message: string): void {
     process.stderr.write(`[real-vscode] ${message}\n`);
