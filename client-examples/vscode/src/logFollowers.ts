@@ -48,7 +48,7 @@ export class LogFollowers {
         else follow.sink.append(params.text);
     }
 
-    /** The user stopped following (unfollowLog), or the job was removed. */
+    /** The job was removed: nothing more will come. */
     end(jobId: string): void {
         const follow = this.follows.get(jobId);
         if (follow?.state === 'following') this.follows.delete(jobId);

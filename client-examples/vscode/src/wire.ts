@@ -42,12 +42,6 @@ export interface FollowLogResult {
     following: boolean;
 }
 
-/** `unfollowLog` result. */
-export interface UnfollowLogResult {
-    jobId: string;
-    following: false;
-}
-
 /** `job/log` notification: text the job's script printed, exactly as printed. */
 export interface JobLogParams {
     jobId: string;
@@ -64,7 +58,6 @@ export const Methods = {
     cancelJob: 'cancelJob',
     resumeAll: 'resumeAll',
     followLog: 'followLog',
-    unfollowLog: 'unfollowLog',
     jobStateChanged: 'job/stateChanged',
     jobRemoved: 'job/removed',
     jobLog: 'job/log',
