@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test: Java unit tests, the integration tests (the real server jar over stdio,
-# with real Blender), and the client examples' tests (Python, Node, Blender add-on), all
+# with real Blender), and the client examples' tests (Python, Node, VS Code, Blender add-on), all
 # against the same jar. Installs what is missing first. Ends with one summary line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,5 +19,8 @@ bash client-examples/node/run-tests.sh
 
 echo "== Blender add-on tests" >&2
 bash client-examples/blender-addon/run-tests.sh
+
+echo "== VS Code extension tests (unit, then the .vsix in real VS Code: code-server + Chromium)" >&2
+bash client-examples/vscode/run-tests.sh
 
 echo "== all test suites passed" >&2

@@ -1,0 +1,144 @@
+/**
+ * Fast tests of the extension's parts that do not need VS Code: where the server comes from,
+ * passed data, the job table (waits, counts, notifications before answers) and live-log
+ * following (job/log before the followLog answer). The whole extension runs in real VS Code in
+ * ../test-real.
+ */
+import assert from 'node:assert/strict';
+import * as path from 'node:path';
+import { test } from 'node:test';
+import { JobTable } from '../src/jobTable';
+import { LogFollowers } from '../src/logFollowers';
+import { parsePassedData } from '../src/passedData';
+import { checkoutJar, FileChecks, JVM_FLAGS, resolveServerCommand, ServerCommandInputs } from '../src/serverCommand';
+import type { FollowLogResult, JobStateChangedParams } from '../src/wire';
+
+const EXT = '/src/blender-jobs/client-examples/vscode';
+const JAR = '/src/blender-jobs/server/target/blender-jobs-server.jar';
+
+function inputs(overrides: Partial<ServerCommandInputs> = {}): ServerCommandInputs {
+    return { serverCommand: [], blender: '', serverArgs: [], extensionPath: EXT, env: { PATH: '/usr/bin:/opt/bj/bin' }, ...overrides };
+}
+
+function files(existing: string[], executables: string[] = []): FileChecks {
+    return { isFile: (f) => existing.includes(f) || executables.includes(f), isExecutable: (f) => executables.includes(f) };
+}
+
+test('server command: the setting comes first, then --blender and the extra flags', () => {
+    const resolved = resolveServerCommand(inputs({
+        serverCommand: ['java', '-jar', '/x/server.jar'], blender: '/opt/blender/blender', serverArgs: ['--workers', '1'],
+        env: { BLENDER_JOBS_SERVER: '/elsewhere/server', PATH: '/opt/bj/bin' },
+    }), files([JAR], ['/opt/bj/bin/blender-jobs-server']));
+    assert.deepEqual(resolved, { ok: true, server: {
+        command: 'java', args: ['-jar', '/x/server.jar', '--blender', '/opt/blender/blender', '--workers', '1'],
+        source: 'setting blenderJobs.serverCommand' } });
+});
+
+test('server command: BLENDER_JOBS_SERVER, an executable or a jar run with java and the JVM flags', () => {
+    const exe = resolveServerCommand(inputs({ env: { BLENDER_JOBS_SERVER: '/opt/bj/run-server', PATH: '' } }), files([]));
+    assert.deepEqual(exe, { ok: true, server: { command: '/opt/bj/run-server', args: [], source: 'environment variable BLENDER_JOBS_SERVER' } });
+    const jar = resolveServerCommand(inputs({ env: { BLENDER_JOBS_SERVER: '/x/s.jar', JAVA_HOME: '/jdk' }, blender: '/b' }), files(['/x/s.jar']));
+    assert.deepEqual(jar, { ok: true, server: { command: '/jdk/bin/java', args: [...JVM_FLAGS, '-jar', '/x/s.jar', '--blender', '/b'],
+        source: 'environment variable BLENDER_JOBS_SERVER' } });
+    const missing = resolveServerCommand(inputs({ env: { BLENDER_JOBS_SERVER: '/x/none.jar' } }), files([]));
+    assert.deepEqual(missing, { ok: false, problem: 'BLENDER_JOBS_SERVER names the jar /x/none.jar, which does not exist.' });
+});
+
+test('server command: blender-jobs-server on PATH, then the checkout jar, else a message naming every way', () => {
+    const onPath = resolveServerCommand(inputs(), files([JAR], ['/opt/bj/bin/blender-jobs-server']));
+    assert.deepEqual(onPath, { ok: true, server: { command: '/opt/bj/bin/blender-jobs-server', args: [], source: 'blender-jobs-server on PATH' } });
+    assert.equal(checkoutJar(EXT), JAR);
+    const checkout = resolveServerCommand(inputs({ env: { PATH: '/usr/bin' } }), files([JAR]));
+    assert.deepEqual(checkout, { ok: true, server: { command: 'java', args: [...JVM_FLAGS, '-jar', JAR], source: `the checkout's jar ${JAR}` } });
+    const none = resolveServerCommand(inputs({ extensionPath: path.join('/home/me/.vscode/extensions/blender-jobs.blender-jobs-vscode-0.2.0') }), files([]));
+    assert.equal(none.ok, false);
+    assert.match(!none.ok ? none.problem : '', /blenderJobs\.serverCommand.*BLENDER_JOBS_SERVER.*blender-jobs-server on PATH.*mvn package/s);
+});
+
+test('passed data: a JSON object, or a message saying what is wrong', () => {
+    assert.deepEqual(parsePassedData('{"count": 3, "name": "x"}'), { ok: true, value: { count: 3, name: 'x' } });
+    assert.deepEqual(parsePassedData('[1, 2]'), { ok: false, problem: 'The passed data must be a JSON object such as {"count": 3}, got an array.' });
+    assert.deepEqual(parsePassedData('null', '/p/data.json'), { ok: false, problem: '/p/data.json must be a JSON object such as {"count": 3}, got null.' });
+    assert.deepEqual(parsePassedData('7'), { ok: false, problem: 'The passed data must be a JSON object such as {"count": 3}, got a number.' });
+    const bad = parsePassedData('{count: 3}');
+    assert.equal(bad.ok, false);
+    assert.match(!bad.ok ? bad.problem : '', /^The passed data is not valid JSON: /);
+});
+
+const change = (jobId: string, state: JobStateChangedParams['state'], extra: Partial<JobStateChangedParams> = {}): JobStateChangedParams =>
+    ({ jobId, state, attempt: state === 'QUEUED' ? 0 : 1, ...extra });
+
+test('job table: counts, newest first, a wait resolves on the resting change even if it came first', async () => {
+    const table = new JobTable();
+    let changes = 0;
+    table.onDidChange(() => changes++);
+    table.seed([{ jobId: 'job-old', name: 'old', state: 'COMPLETED', progress: 1, attempt: 1, createdAt: 1 }]);
+    table.apply(change('job-a', 'QUEUED', { name: 'a.py' }));
+    table.apply(change('job-b', 'QUEUED'));
+    table.apply(change('job-a', 'ACTIVE', { previousState: 'QUEUED' }));
+    assert.deepEqual(table.counts(), { queued: 1, active: 1, interrupted: 0, total: 3 });
+    assert.deepEqual(table.list().map((j) => j.jobId), ['job-b', 'job-a', 'job-old']);
+    assert.equal(changes, 4);
+
+    const waitA = table.waitForRest('job-a');
+    table.apply(change('job-a', 'FAILED', { error: { kind: 'SCRIPT_ERROR', message: 'boom', attempt: 1, logTail: [] } }));
+    const restA = await waitA;
+    assert.equal(restA.state, 'FAILED');
+    assert.equal('error' in restA && restA.error?.message, 'boom');
+    // The notification came before the wait (the addJob answer can come after it).
+    table.apply(change('job-b', 'COMPLETED'));
+    assert.equal((await table.waitForRest('job-b')).state, 'COMPLETED');
+    assert.equal(table.get('job-a')?.name, 'a.py', 'the name of the first notification is kept');
+    table.remove('job-old');
+    assert.equal(table.get('job-old'), undefined);
+});
+
+test('job table: a resumed job waits for its next rest; releaseWaiters ends every wait', async () => {
+    const table = new JobTable();
+    table.seed([{ jobId: 'job-i', state: 'INTERRUPTED', progress: 0, attempt: 1, createdAt: 1 }]);
+    const before = table.changeCount('job-i');
+    let settled: string | undefined;
+    const wait = table.waitForRest('job-i', before).then((r) => { settled = r.state; });
+    await new Promise((r) => setImmediate(r));
+    assert.equal(settled, undefined, 'INTERRUPTED before the resume does not count');
+    table.apply(change('job-i', 'QUEUED', { previousState: 'INTERRUPTED' }));
+    table.apply(change('job-i', 'ACTIVE', { previousState: 'QUEUED' }));
+    table.apply(change('job-i', 'COMPLETED', { previousState: 'ACTIVE' }));
+    await wait;
+    assert.equal(settled, 'COMPLETED');
+
+    table.apply(change('job-r', 'ACTIVE'));
+    const running = table.waitForRest('job-r');
+    table.releaseWaiters();
+    assert.equal((await running).state, 'ACTIVE');
+});
+
+test('log followers: text so far, then job/log in order, also job/log that came before the answer', async () => {
+    let answer!: (result: FollowLogResult) => void;
+    const followers = new LogFollowers(() => new Promise((resolve) => { answer = resolve; }));
+    const out: string[] = [];
+    const sink = { replace: (t: string) => { out.length = 0; out.push(t); }, append: (t: string) => out.push(t) };
+    followers.onLog({ jobId: 'job-1', text: 'ignored: nobody follows\n' });
+    const following = followers.follow('job-1', sink);
+    followers.onLog({ jobId: 'job-1', text: 'line 3\n' });       // before the answer: held
+    followers.onLog({ jobId: 'job-2', text: 'other job\n' });
+    answer({ jobId: 'job-1', text: 'line 1\nline 2\n', following: true });
+    await following;
+    followers.onLog({ jobId: 'job-1', text: 'line 4\n' });
+    assert.equal(out.join(''), 'line 1\nline 2\nline 3\nline 4\n');
+    assert.equal(followers.isFollowing('job-1'), true);
+    followers.end('job-1');
+    followers.onLog({ jobId: 'job-1', text: 'after the end\n' });
+    assert.equal(out.join(''), 'line 1\nline 2\nline 3\nline 4\n');
+});
+
+test('log followers: a resting job is not followed; a failed request is not either', async () => {
+    const followers = new LogFollowers(async (jobId) => ({ jobId, text: 'all of it\n', following: false }));
+    const out: string[] = [];
+    await followers.follow('job-1', { replace: (t) => out.push(t), append: (t) => out.push(t) });
+    assert.deepEqual(out, ['all of it\n']);
+    assert.equal(followers.isFollowing('job-1'), false);
+    const failing = new LogFollowers(async () => { throw new Error('Unsupported request method: followLog'); });
+    await assert.rejects(failing.follow('job-1', { replace: () => undefined, append: () => undefined }), /followLog/);
+    assert.equal(failing.isFollowing('job-1'), false);
+});
