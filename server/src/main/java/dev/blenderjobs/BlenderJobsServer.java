@@ -103,7 +103,7 @@ public final class BlenderJobsServer implements JobServerEndpoint.Host {
         JobServerEndpoint endpoint = new JobServerEndpoint(jobs, io, this, notifier, config.maxMessageBytes());
         ExecutorService rpc = Executors.newCachedThreadPool(Threads.daemon("jsonrpc"));
         Launcher<JobClient> launcher = WireLauncher.create(endpoint, in, out, config.maxMessageBytes(), rpc,
-                notifier::open);
+                notifier::answered);
         notifier.connect(launcher.getRemoteProxy());
         Runtime.getRuntime().addShutdownHook(new Thread(() -> stop("the server received a signal to stop"),
                 "shutdown-hook"));

@@ -71,6 +71,10 @@ public final class Main implements Callable<Integer> {
     @Option(names = "--log-file", paramLabel = "FILE", description = "Also write the log to this file.")
     Path logFile;
 
+    @Option(names = "--stdio", description = "Accepted and ignored: the server always speaks on stdin/stdout. "
+            + "(LSP clients such as vscode-languageclient add it to the command line.)")
+    boolean stdio;
+
     public static void main(String[] args) {
         // Keep stdout for the protocol before anything can print to it.
         StdioGuard.claimStdout();

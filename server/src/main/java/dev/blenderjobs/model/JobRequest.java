@@ -17,14 +17,18 @@ import java.util.Set;
  * @param libraryToCopy   the passedDataBlocks library to copy, or null
  * @param blendToCopy     the blendFile to copy, or null
  * @param replaceExisting cancel and remove jobs with the same name first
- * @param workDoneToken   the client's LSP work-done progress token (string or integer), or null
+ * @param workDoneToken   the client's LSP work-done progress token (string or integer), reported on
+ *                        only while the addJob request is pending; or null
+ * @param workDoneProgress the job is reported as LSP work-done progress on a token the server
+ *                        creates (window/workDoneProgress/create) for the job's whole life
  */
 public record JobRequest(JobSpec spec, String scriptSource, JsonObject passedData, Path libraryToCopy,
-                         Path blendToCopy, boolean replaceExisting, JsonElement workDoneToken) {
+                         Path blendToCopy, boolean replaceExisting, JsonElement workDoneToken,
+                         boolean workDoneProgress) {
 
     /** The params of addJob that are not options of the spec. */
     public static final Set<String> INTAKE_FIELDS = Set.of("scriptText", "passedData", "replaceExisting",
-            "workDoneToken");
+            "workDoneToken", "workDoneProgress");
     /** Names the script contract defines; passedData keys may not shadow them. */
     public static final Set<String> RESERVED_KEYS = Set.of("update_job_progress", "passed_data",
             "passed_data_blocks", "python_data", "data_blocks", "bpy", "__name__", "__file__", "__builtins__");
@@ -39,8 +43,8 @@ public record JobRequest(JobSpec spec, String scriptSource, JsonObject passedDat
      * Checks addJob params that need no file access. The script's source ({@code scriptText}) is
      * set here; for {@code script}, the intake reads the file and completes the request.
      *
-     * @param workDoneProgress whether the client declared window.workDoneProgress: only then is
-     *                         a workDoneToken kept
+     * @param workDoneProgress whether the client declared window.workDoneProgress: only then are
+     *                         a workDoneToken and {@code "workDoneProgress": true} kept
      */
     public static JobRequest parse(Fields p, boolean workDoneProgress) {
         p.allowOnly(fields());
@@ -85,12 +89,14 @@ public record JobRequest(JobSpec spec, String scriptSource, JsonObject passedDat
             }
             if (workDoneProgress) token = t;
         }
-        return new JobRequest(spec, source, passedData, null, null, replace, token);
+        boolean serverProgress = p.optionalBoolean("workDoneProgress", false) && workDoneProgress;
+        return new JobRequest(spec, source, passedData, null, null, replace, token, serverProgress);
     }
 
     /** The request once the intake has checked the client's files and read the script. */
     public JobRequest withInputs(JobSpec resolved, String source, Path library, Path blend) {
-        return new JobRequest(resolved, source, passedData, library, blend, replaceExisting, workDoneToken);
+        return new JobRequest(resolved, source, passedData, library, blend, replaceExisting, workDoneToken,
+                workDoneProgress);
     }
 
     private static boolean isInteger(String number) {

@@ -19,7 +19,6 @@ import org.eclipse.lsp4j.jsonrpc.messages.Message;
 import org.eclipse.lsp4j.jsonrpc.messages.MessageIssue;
 import org.eclipse.lsp4j.jsonrpc.messages.RequestMessage;
 import org.eclipse.lsp4j.jsonrpc.messages.ResponseMessage;
-import dev.blenderjobs.wire.messages.Messages.InitializeResult;
 
 import java.io.IOException;
 import java.io.InputStream;
@@ -38,12 +37,15 @@ public final class WireLauncher {
     }
 
     /**
-     * @param onInitializeAnswered run right after the answer to initialize is written, so that
-     *                             server notifications never precede it (LSP's rule)
+     * @param onAnswered given each result right after its response is written, so that what must
+     *                   follow an answer does (LSP: no notification before the initialize answer;
+     *                   a work-done token is created after the addJob answer; job/log after the
+     *                   followLog answer). Runs on the thread that wrote the response: it must
+     *                   only hand work on.
      */
     public static Launcher<JobClient> create(Object endpoint, InputStream in, java.io.OutputStream out,
                                              long maxMessageBytes, java.util.concurrent.ExecutorService executor,
-                                             Runnable onInitializeAnswered) {
+                                             java.util.function.Consumer<Object> onAnswered) {
         return new CappedBuilder(maxMessageBytes)
                 .setLocalService(endpoint)
                 .setRemoteInterface(JobClient.class)
@@ -54,8 +56,8 @@ public final class WireLauncher {
                         .registerTypeAdapterFactory(new NamedEnums()))
                 .wrapMessages(consumer -> message -> {
                     consumer.consume(message);
-                    if (message instanceof ResponseMessage r && r.getResult() instanceof InitializeResult) {
-                        onInitializeAnswered.run();
+                    if (message instanceof ResponseMessage r && r.getResult() != null) {
+                        onAnswered.accept(r.getResult());
                     }
                 })
                 .create();

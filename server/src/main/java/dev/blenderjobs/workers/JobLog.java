@@ -22,6 +22,9 @@ import java.util.logging.Logger;
  * name when it is released, as the job comes to rest: a file under the final name is always a
  * whole log, the same rule as for the other files of a job. Writing it again (a resumed job)
  * first moves it back to the {@code .part} name.
+ * <p>
+ * A reader can {@link #follow} the log: it gets the log's last bytes and, atomically with them,
+ * becomes a {@link Listener} of every byte appended after them, until the log is released.
  */
 public final class JobLog {
     private static final Logger LOG = Logger.getLogger(JobLog.class.getName());
@@ -40,6 +43,31 @@ public final class JobLog {
     private long bytes;
     private boolean writeFailed;
     private boolean released;
+    private final List<Listener> listeners = new ArrayList<>(1);
+
+    /**
+     * Hears a log's bytes as they are appended. Its methods are called on the writer's thread
+     * (a worker's output drainer, or the event loop for notes and release) with the log's lock
+     * held: they must copy what they need and return at once, never block, never call back
+     * into the log.
+     */
+    public interface Listener {
+        /** Console bytes, exactly as appended (partial lines and invalid UTF-8 included). */
+        void appended(byte[] data, int offset, int length);
+
+        /** The log was released (its job rests): nothing more will be appended. */
+        void released();
+    }
+
+    /**
+     * What {@link #follow} found.
+     *
+     * @param tail      the log's last bytes (at most the number asked for), as they are in the log
+     * @param skipped   bytes of the log before {@code tail} that were left out
+     * @param following whether the listener was registered (false: the log was already released)
+     */
+    public record Followed(byte[] tail, long skipped, boolean following) {
+    }
 
     /** A log written straight to {@code file} (a worker's own console). */
     public JobLog(Path file, int tailLines) {
@@ -75,6 +103,13 @@ public final class JobLog {
         if (length < 0) length = data.length - offset;
         writeFile(data, offset, length);
         bytes += length;
+        for (Listener listener : listeners) {
+            try {
+                listener.appended(data, offset, length);
+            } catch (RuntimeException e) {
+                LOG.log(Level.WARNING, "a listener of job log " + writing + " failed", e);
+            }
+        }
         // new String(...) replaces invalid UTF-8 with U+FFFD: a bad byte never breaks the log.
         String text = new String(data, offset, length, StandardCharsets.UTF_8);
         for (int i = 0; i < text.length(); i++) {
@@ -113,6 +148,61 @@ public final class JobLog {
         }
     }
 
+    /**
+     * The log's last {@code maxBytes} bytes and, if the log is still open, the listener for every
+     * byte appended after them: nothing is missed or repeated between the two. Reads the end of
+     * the log file with the lock held (the writer waits that long; the file is written through,
+     * so it holds every byte appended so far); when the file could not be written, the tail
+     * comes from the lines kept in memory.
+     */
+    public synchronized Followed follow(Listener listener, int maxBytes) {
+        byte[] all = lastBytes(maxBytes);
+        long size = writeFailed || all == null ? -1 : fileSize();
+        byte[] tail = all == null ? memoryTail() : all;
+        long skipped = size < 0 ? 0 : Math.max(0, size - tail.length);
+        if (released) return new Followed(tail, skipped, false);
+        listeners.add(listener);
+        return new Followed(tail, skipped, true);
+    }
+
+    /** The listener hears nothing more. */
+    public synchronized void unfollow(Listener listener) {
+        listeners.remove(listener);
+    }
+
+    /** The file's last bytes, or null when it cannot serve them (write failed, unreadable). */
+    private byte[] lastBytes(int maxBytes) {
+        if (writeFailed && !released) return null;
+        Path file = current;
+        if (!Files.isRegularFile(file)) return new byte[0];
+        try (java.io.RandomAccessFile raf = new java.io.RandomAccessFile(file.toFile(), "r")) {
+            long length = raf.length();
+            int window = (int) Math.min(length, maxBytes);
+            byte[] data = new byte[window];
+            raf.seek(length - window);
+            raf.readFully(data);
+            return data;
+        } catch (IOException e) {
+            LOG.log(Level.FINE, "cannot read the end of job log " + file, e);
+            return null;
+        }
+    }
+
+    private long fileSize() {
+        try {
+            return Files.size(current);
+        } catch (IOException e) {
+            return -1;
+        }
+    }
+
+    private byte[] memoryTail() {
+        StringBuilder text = new StringBuilder();
+        for (String line : tail) text.append(line).append('\n');
+        text.append(partial);
+        return text.toString().getBytes(StandardCharsets.UTF_8);
+    }
+
     /** The last lines, including a trailing partial line. */
     public synchronized List<String> tail() {
         if (released) return tailFromFile();
@@ -139,6 +229,14 @@ public final class JobLog {
             }
         }
         released = true;
+        for (Listener listener : listeners) {
+            try {
+                listener.released();
+            } catch (RuntimeException e) {
+                LOG.log(Level.WARNING, "a listener of job log " + file + " failed", e);
+            }
+        }
+        listeners.clear();
         tail.clear();
         partial.setLength(0);
         partial.trimToSize();

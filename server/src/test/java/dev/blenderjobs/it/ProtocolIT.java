@@ -82,28 +82,49 @@ class ProtocolIT {
         }
     }
 
+    /**
+     * LSP work-done progress as the spec has it: a client's workDoneToken is valid only until
+     * its request is answered (begin and end within addJob, nothing after); a job is reported
+     * for its whole life on a token the server creates with window/workDoneProgress/create once
+     * addJob has answered, and window/workDoneProgress/cancel with that token cancels the job.
+     * (EditorIT has the edge cases: a late or refused create answer, ordering, no capability.)
+     */
     @Test
-    void lspWorkDoneProgressReportsAndCancelsAJob() throws Exception {
+    void lspWorkDoneProgressFollowsTheSpec() throws Exception {
         try (ServerProcess s = ServerProcess.startRaw("--workers", "1")) {
             s.call("initialize", Json.obj("{'capabilities': {'window': {'workDoneProgress': true}}}"));
             String done = s.addJob(Json.of("scriptText", "import time\nfor i in range(5):\n    update_job_progress((i + 1) / 5, 'step')\n    time.sleep(0.05)",
-                    "workDoneToken", "tok-done", "name", "five steps"));
+                    "workDoneToken", "tok-done", "name", "five steps", "workDoneProgress", true));
+            // Within the request: begin and end on the client's token, both already here with the answer.
+            var request = s.workDoneProgress("tok-done");
+            assertEquals(2, request.size(), request.toString());
+            assertEquals("begin", request.get(0).get("kind").getAsString());
+            assertEquals("end", request.get(1).get("kind").getAsString());
+            assertTrue(request.get(1).get("message").getAsString().endsWith(" as " + done), request.toString());
+
             assertEquals("COMPLETED", s.awaitFinal(done, Duration.ofSeconds(60)).get("state").getAsString());
-            s.awaitNotification(n -> n.method().equals("$/progress")
+            String token = "blender-jobs/" + done;
+            s.awaitNotification(n -> n.method().equals("$/progress") && n.params().get("token").getAsString().equals(token)
                     && n.params().getAsJsonObject("value").get("kind").getAsString().equals("end"), Duration.ofSeconds(10));
-            var values = s.workDoneProgress("tok-done");
+            var values = s.workDoneProgress(token);
             assertEquals("begin", values.get(0).get("kind").getAsString(), values.toString());
             assertTrue(values.get(0).get("title").getAsString().contains("five steps"));
             assertTrue(values.get(0).get("cancellable").getAsBoolean());
             assertEquals("report", values.get(1).get("kind").getAsString(), values.toString());
             assertEquals("end", values.get(values.size() - 1).get("kind").getAsString());
             assertEquals(100, values.get(values.size() - 2).get("percentage").getAsInt(), values.toString());
+            assertEquals(2, s.workDoneProgress("tok-done").size(), "nothing on the client's token after the answer");
 
             String slow = s.addJob(Json.of("scriptText", "import time\nupdate_job_progress(0.1)\ntime.sleep(60)",
-                    "workDoneToken", 42));
+                    "workDoneToken", 42, "workDoneProgress", true));
             s.awaitNotification(n -> n.method().equals("job/progress") && n.params().get("jobId").getAsString().equals(slow),
                     Duration.ofSeconds(60));
             s.remote.notify("window/workDoneProgress/cancel", Json.obj("{'token': 42}"));
+            s.remote.notify("window/workDoneProgress/cancel", Json.of("token", "blender-jobs/job-000000000000"));
+            s.callObject("getStats", new JsonObject());
+            assertEquals("ACTIVE", s.callObject("getProgress", Json.jobId(slow)).get("state").getAsString(),
+                    "the client's token is no longer tied to the job; an unknown token cancels nothing");
+            s.remote.notify("window/workDoneProgress/cancel", Json.of("token", "blender-jobs/" + slow));
             assertEquals("CANCELED", s.awaitFinal(slow, Duration.ofSeconds(30)).get("state").getAsString());
         }
     }

@@ -181,6 +181,12 @@ final class ServerProcess implements AutoCloseable {
         @org.eclipse.lsp4j.jsonrpc.services.JsonRequest("getStats")
         CompletableFuture<JsonElement> getStats(JsonElement params);
 
+        @org.eclipse.lsp4j.jsonrpc.services.JsonRequest("followLog")
+        CompletableFuture<JsonElement> followLog(JsonElement params);
+
+        @org.eclipse.lsp4j.jsonrpc.services.JsonRequest("unfollowLog")
+        CompletableFuture<JsonElement> unfollowLog(JsonElement params);
+
         @org.eclipse.lsp4j.jsonrpc.services.JsonRequest("noSuchMethod")
         CompletableFuture<JsonElement> noSuchMethod(JsonElement params);
     }
@@ -211,7 +217,28 @@ final class ServerProcess implements AutoCloseable {
         public void showMessage(JsonObject params) {
             record("window/showMessage", params);
         }
+
+        @JsonNotification("job/log")
+        public void log(JsonObject params) {
+            record("job/log", params);
+        }
+
+        @JsonNotification("textDocument/publishDiagnostics")
+        public void publishDiagnostics(JsonObject params) {
+            record("textDocument/publishDiagnostics", params);
+        }
+
+        /** The server's request for a work-done token: recorded like a notification, answered by {@link #onCreate}. */
+        @org.eclipse.lsp4j.jsonrpc.services.JsonRequest("window/workDoneProgress/create")
+        public CompletableFuture<Object> createWorkDoneProgress(JsonObject params) {
+            record("window/workDoneProgress/create", params);
+            return onCreate.apply(params);
+        }
     }
+
+    /** How the client answers window/workDoneProgress/create; by default at once with null (accepted). */
+    volatile java.util.function.Function<JsonObject, CompletableFuture<Object>> onCreate =
+            params -> CompletableFuture.completedFuture(null);
 
     private void record(String method, JsonObject params) {
         synchronized (notifications) {
@@ -356,6 +383,30 @@ final class ServerProcess implements AutoCloseable {
             messages++;
         }
         assertTrue(messages > 0, "no messages on stdout");
+    }
+
+    /** Every complete message the server wrote to stdout so far, in the order written. */
+    List<JsonObject> rawMessages() {
+        byte[] all;
+        synchronized (rawStdout) {
+            all = rawStdout.toByteArray();
+        }
+        List<JsonObject> out = new ArrayList<>();
+        int pos = 0;
+        while (pos < all.length) {
+            int headerEnd = indexOf(all, "\r\n\r\n".getBytes(StandardCharsets.US_ASCII), pos);
+            if (headerEnd < 0) break;
+            int length = -1;
+            for (String h : new String(all, pos, headerEnd - pos, StandardCharsets.US_ASCII).split("\r\n")) {
+                if (h.toLowerCase().startsWith("content-length:")) length = Integer.parseInt(h.substring(15).trim());
+            }
+            int bodyStart = headerEnd + 4;
+            if (length < 0 || bodyStart + length > all.length) break;
+            out.add(com.google.gson.JsonParser.parseString(new String(all, bodyStart, length, StandardCharsets.UTF_8))
+                    .getAsJsonObject());
+            pos = bodyStart + length;
+        }
+        return out;
     }
 
     private static String preview(byte[] all, int pos) {

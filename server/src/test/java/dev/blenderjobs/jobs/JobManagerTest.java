@@ -107,7 +107,7 @@ class JobManagerTest {
 
     /** An addJob of scriptText "print('hi')", as the intake hands it over. */
     private static JobRequest request(JobSpec spec) {
-        return new JobRequest(spec, "print('hi')", new JsonObject(), null, null, false, null);
+        return new JobRequest(spec, "print('hi')", new JsonObject(), null, null, false, null, false);
     }
 
     private static <T> T await(CompletableFuture<T> f) throws Exception {
@@ -706,7 +706,7 @@ class JobManagerTest {
         String old = submit(spec("render", 0, 1)).jobId();
         String other = submit(spec("other", 0, 1)).jobId();
         JobRequest replacing = new JobRequest(spec("render", 0, 1), "print(2)", new JsonObject(), null, null, true,
-                null);
+                null, false);
         String fresh = await(manager.submit(JobManager.newJobId(), replacing)).jobId();
         verify(pool).abort(old);
         assertEquals(JobException.Reason.JOB_NOT_FOUND, failure(manager.get(old)).reason());
@@ -841,7 +841,7 @@ class JobManagerTest {
         passed.addProperty("size", 3);
         JobSpec spec = spec("earlier-" + state, 0, 2, priority);
         Job queued = new Job(id, spec, JobState.QUEUED, 0, null, 0, createdAt, 0, 0, null, List.of(), -1, null);
-        files.prepare(new JobRequest(spec, LEFT_SCRIPT, passed, null, null, false, null), queued);
+        files.prepare(new JobRequest(spec, LEFT_SCRIPT, passed, null, null, false, null, false), queued);
         JobResult result = null;
         if (state == JobState.COMPLETED) {
             Files.writeString(files.pythonDataOf(id), "{\"size\":3}");

@@ -115,7 +115,8 @@ class JobRequestTest {
     @Test
     void theKnownFieldsAreTheSpecsAndTheIntakes() {
         assertEquals(Set.of("name", "script", "timeout", "maxAttempts", "isolation", "priority", "passedDataBlocks",
-                "blendFile", "scriptText", "passedData", "replaceExisting", "workDoneToken"), JobRequest.fields());
+                "blendFile", "scriptText", "passedData", "replaceExisting", "workDoneToken", "workDoneProgress"),
+                JobRequest.fields());
     }
 
     // ------------------------------------------------------------------ script fields
@@ -242,5 +243,28 @@ class JobRequestTest {
             assertEquals("workDoneToken", e.field());
             assertTrue(e.reason().contains("string or an integer"), e.reason());
         }
+    }
+
+    // ------------------------------------------------------------------ workDoneProgress
+
+    @Test
+    void workDoneProgressIsAnIntakeFlagKeptOnlyForAClientThatDeclaredWorkDoneProgress() {
+        JsonObject o = withText();
+        o.addProperty("workDoneProgress", true);
+        assertTrue(JobRequest.parse(Fields.of("addJob", o), true).workDoneProgress());
+        assertFalse(JobRequest.parse(Fields.of("addJob", o), false).workDoneProgress(),
+                "a client that did not declare window.workDoneProgress is not asked to create a token");
+        assertFalse(JobRequest.parse(Fields.of("addJob", withText()), true).workDoneProgress(), "off by default");
+        assertFalse(JobSpec.FIELDS.contains("workDoneProgress"), "not a job option: it is not stored with the job");
+    }
+
+    @Test
+    void workDoneProgressMustBeABoolean() {
+        JsonObject o = withText();
+        o.addProperty("workDoneProgress", "yes");
+        Fields.InvalidFieldException e = assertThrows(Fields.InvalidFieldException.class,
+                () -> JobRequest.parse(Fields.of("addJob", o), true));
+        assertEquals("workDoneProgress", e.field());
+        assertTrue(e.reason().contains("true or false"), e.reason());
     }
 }

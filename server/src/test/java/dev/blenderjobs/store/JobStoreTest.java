@@ -71,7 +71,7 @@ class JobStoreTest {
 
     private String prepared(String id, JobSpec spec) throws Exception {
         Job first = new Job(id, spec, JobState.QUEUED, 0, null, 0, 1000, 0, 0, null, List.of(), -1, null);
-        files.prepare(new JobRequest(spec, "python_data = {}", new JsonObject(), null, null, false, null), first);
+        files.prepare(new JobRequest(spec, "python_data = {}", new JsonObject(), null, null, false, null, false), first);
         return id;
     }
 

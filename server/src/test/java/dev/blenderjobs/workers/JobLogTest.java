@@ -199,4 +199,104 @@ class JobLogTest {
         assertEquals(List.of("up to the kill"), recovered.tail());
         assertFalse(Files.exists(tmp.resolve("log.txt.part")));
     }
+
+    // ------------------------------------------------------------------ follow
+
+    /** Records what a follower hears. */
+    private static final class Recorder implements JobLog.Listener {
+        final java.io.ByteArrayOutputStream bytes = new java.io.ByteArrayOutputStream();
+        int releases;
+
+        @Override
+        public void appended(byte[] data, int offset, int length) {
+            bytes.write(data, offset, length);
+        }
+
+        @Override
+        public void released() {
+            releases++;
+        }
+
+        String text() {
+            return bytes.toString(StandardCharsets.UTF_8);
+        }
+    }
+
+    @Test
+    void followGivesTheTailAndThenEveryByteAppendedUntilRelease() throws IOException {
+        JobLog log = JobLog.committedOnRelease(tmp.resolve("job/log.txt"), 5);
+        append(log, "before\n");
+        Recorder r = new Recorder();
+        JobLog.Followed f = log.follow(r, 1024);
+        assertTrue(f.following());
+        assertEquals("before\n", new String(f.tail(), StandardCharsets.UTF_8));
+        assertEquals(0, f.skipped());
+        log.note("=== a note ===");
+        byte[] raw = {'x', (byte) 0xff, (byte) 0xe2, '\n'};
+        log.append(raw, 0, raw.length);
+        assertEquals("=== a note ===\n", r.text().substring(0, 15));
+        assertTrue(java.util.Arrays.equals(raw, java.util.Arrays.copyOfRange(r.bytes.toByteArray(), 15, 19)),
+                "the bytes as appended, invalid UTF-8 included");
+        log.release();
+        assertEquals(1, r.releases);
+        append(log, "after release\n");
+        assertFalse(r.text().contains("after release"));
+        assertEquals(Files.readString(tmp.resolve("job/log.txt"), StandardCharsets.ISO_8859_1).length(), 7 + 15 + 4);
+    }
+
+    @Test
+    void followKeepsOnlyTheLastBytesAndSaysHowManyWereLeftOut() {
+        JobLog log = JobLog.committedOnRelease(tmp.resolve("job/log.txt"), 5);
+        for (int i = 0; i < 100; i++) append(log, "line " + i + "\n");
+        JobLog.Followed f = log.follow(new Recorder(), 16);
+        assertEquals("line 98\nline 99\n", new String(f.tail(), StandardCharsets.UTF_8));
+        assertEquals(16, f.tail().length);
+        assertEquals(log.bytes() - 16, f.skipped());
+    }
+
+    @Test
+    void followingAReleasedLogReadsItsFileAndRegistersNothing() {
+        JobLog log = JobLog.committedOnRelease(tmp.resolve("job/log.txt"), 5);
+        append(log, "all of it\n");
+        log.release();
+        Recorder r = new Recorder();
+        JobLog.Followed f = log.follow(r, 1024);
+        assertFalse(f.following());
+        assertEquals("all of it\n", new String(f.tail(), StandardCharsets.UTF_8));
+        append(log, "more\n");
+        assertEquals(0, r.releases);
+        assertEquals("", r.text());
+    }
+
+    @Test
+    void anUnfollowedListenerHearsNothingMore() {
+        JobLog log = JobLog.committedOnRelease(tmp.resolve("job/log.txt"), 5);
+        Recorder r = new Recorder();
+        assertEquals(0, log.follow(r, 1024).tail().length, "no output yet: no file, an empty tail");
+        append(log, "one\n");
+        log.unfollow(r);
+        append(log, "two\n");
+        log.release();
+        assertEquals("one\n", r.text());
+        assertEquals(0, r.releases);
+    }
+
+    @Test
+    void aFailingListenerDoesNotStopTheLog() throws IOException {
+        JobLog log = JobLog.committedOnRelease(tmp.resolve("job/log.txt"), 5);
+        log.follow(new JobLog.Listener() {
+            @Override
+            public void appended(byte[] data, int offset, int length) {
+                throw new IllegalStateException("listener bug");
+            }
+
+            @Override
+            public void released() {
+                throw new IllegalStateException("listener bug");
+            }
+        }, 10);
+        append(log, "still written\n");
+        log.release();
+        assertEquals("still written\n", Files.readString(tmp.resolve("job/log.txt")));
+    }
 }

@@ -108,4 +108,46 @@ public final class Messages {
     public record JobStateChangedParams(String jobId, String name, String state, String previousState, int attempt,
                                         JobFailure error) {
     }
+
+    /** LSP window/workDoneProgress/create (server → client request): the token the server will report on. */
+    public record WorkDoneProgressCreateParams(com.google.gson.JsonElement token) {
+    }
+
+    /**
+     * followLog result: the job's console so far (a bounded tail, invalid UTF-8 replaced);
+     * {@code following} is false when the job already rests (nothing more will come).
+     */
+    public record FollowLogResult(String jobId, String text, boolean following) {
+    }
+
+    /** unfollowLog result: following is always false. */
+    public record UnfollowLogResult(String jobId, boolean following) {
+    }
+
+    /** Notification job/log: text a followed job printed, exactly as printed (invalid UTF-8 replaced). */
+    public record JobLogParams(String jobId, String text) {
+    }
+
+    /** LSP Position: 0-based line and UTF-16 character offset. */
+    public record Position(int line, int character) {
+    }
+
+    public record Range(Position start, Position end) {
+    }
+
+    public record Location(String uri, Range range) {
+    }
+
+    public record DiagnosticRelatedInformation(Location location, String message) {
+    }
+
+    /** LSP Diagnostic; severity 1 = Error. relatedInformation is left out when empty. */
+    public record Diagnostic(Range range, int severity, String source, String message,
+                             List<DiagnosticRelatedInformation> relatedInformation) {
+        public static final int ERROR = 1;
+    }
+
+    /** LSP textDocument/publishDiagnostics: the file's diagnostics, replacing earlier ones (empty clears). */
+    public record PublishDiagnosticsParams(String uri, List<Diagnostic> diagnostics) {
+    }
 }
