@@ -48,6 +48,8 @@ import {
     CancelJobRequest,
     CancelJobResult,
     ExitNotification,
+    FollowLogRequest,
+    FollowLogResult,
     GetDataBlocksRequest,
     GetDataBlocksResult,
     GetJobRequest,
@@ -62,6 +64,8 @@ import {
     InitializeRequest,
     InitializeResult,
     InitializedNotification,
+    JobLogNotification,
+    JobLogParams,
     JobProgressNotification,
     JobRemovedNotification,
     JobRemovedParams,
@@ -72,6 +76,8 @@ import {
     ListJobsRequest,
     ListJobsResult,
     ProgressToken,
+    PublishDiagnosticsNotification,
+    PublishDiagnosticsParams,
     RemoveJobRequest,
     RemoveJobResult,
     ResumeAllRequest,
@@ -81,6 +87,8 @@ import {
     ShowMessageNotification,
     ShowMessageParams,
     ShutdownRequest,
+    UnfollowLogRequest,
+    UnfollowLogResult,
     WorkDoneProgressCancelNotification,
     WorkDoneProgressCreateRequest,
     WorkDoneProgressParams,
@@ -226,6 +234,8 @@ export class BlenderJobsClient {
     private readonly workDoneEmitter = new Emitter<WorkDoneProgressParams>();
     private readonly messageEmitter = new Emitter<ShowMessageParams>();
     private readonly removedEmitter = new Emitter<JobRemovedParams>();
+    private readonly logEmitter = new Emitter<JobLogParams>();
+    private readonly diagnosticsEmitter = new Emitter<PublishDiagnosticsParams>();
     /** Latest job/stateChanged per job, kept so no notification is lost to a race. */
     private readonly lastState = new Map<string, JobStateChangedParams>();
     /** Resting (final or INTERRUPTED) job/stateChanged per job (insertion-ordered, bounded). */
@@ -254,9 +264,29 @@ export class BlenderJobsClient {
         return this.stateEmitter.event;
     }
 
-    /** Fired for every LSP `$/progress` notification (jobs added with a `workDoneToken`). */
+    /**
+     * Fired for every LSP `$/progress` notification: on the token the server creates for a job
+     * added with `workDoneProgress: true` (`workDoneTokenOf(jobId)`), and on an addJob's own
+     * `workDoneToken` (begin and end, before its answer).
+     */
     get onWorkDoneProgress(): Event<WorkDoneProgressParams> {
         return this.workDoneEmitter.event;
+    }
+
+    /**
+     * Fired for every `job/log` notification: text a job followed with followLog() printed, in
+     * order, after the followLog answer. The answer's `text` plus these texts is the job's log.
+     */
+    get onLog(): Event<JobLogParams> {
+        return this.logEmitter.event;
+    }
+
+    /**
+     * Fired for every LSP `textDocument/publishDiagnostics`: the failing line of a job's script
+     * file; an empty `diagnostics` clears them (the script's next completed job).
+     */
+    get onDiagnostics(): Event<PublishDiagnosticsParams> {
+        return this.diagnosticsEmitter.event;
     }
 
     /** Fired for every `job/removed` (removeJob, replaceExisting, retention): the job is gone. */
@@ -370,6 +400,8 @@ export class BlenderJobsClient {
         connection.onNotification(JobProgressNotification.type, (p) => this.progressEmitter.fire(p));
         connection.onNotification(JobStateChangedNotification.type, (p) => this.handleStateChanged(p));
         connection.onNotification(ShowMessageNotification.type, (p) => this.messageEmitter.fire(p));
+        connection.onNotification(JobLogNotification.type, (p) => this.logEmitter.fire(p));
+        connection.onNotification(PublishDiagnosticsNotification.type, (p) => this.diagnosticsEmitter.fire(p));
         connection.onNotification(JobRemovedNotification.type, (p) => {
             // The server forgot the job: so does this client (a later waitForJob rejects with 1001).
             this.restingStates.delete(p.jobId);
@@ -379,7 +411,8 @@ export class BlenderJobsClient {
         });
         // vscode-jsonrpc routes $/progress itself: tokens without a registered handler come here.
         connection.onUnhandledProgress((p) => this.workDoneEmitter.fire(p as WorkDoneProgressParams));
-        // Server-initiated progress (not used by blender-jobs today): accept any token.
+        // The server's token for a job added with workDoneProgress: true. Accepted; its $/progress
+        // comes through onUnhandledProgress above.
         connection.onRequest(WorkDoneProgressCreateRequest.type, () => null);
         connection.onError(() => undefined); // surfaced through the requests and 'close'
         connection.listen();
@@ -387,7 +420,7 @@ export class BlenderJobsClient {
         const params: InitializeParams = {
             processId: process.pid,
             clientInfo: this.options.clientInfo ?? { name: 'blender-jobs-node-client', version: '0.1.0' },
-            capabilities: { window: { workDoneProgress: true } },
+            capabilities: { window: { workDoneProgress: true }, textDocument: { publishDiagnostics: {} } },
             ...this.workspaceParams(),
         };
         const result = await this.initialize(params);
@@ -479,6 +512,8 @@ export class BlenderJobsClient {
         this.workDoneEmitter.dispose();
         this.messageEmitter.dispose();
         this.removedEmitter.dispose();
+        this.logEmitter.dispose();
+        this.diagnosticsEmitter.dispose();
         return child.exitCode;
     }
 
@@ -558,15 +593,34 @@ export class BlenderJobsClient {
         return this.request(GetStatsRequest.type, {}, timeoutMs);
     }
 
+    // ------------------------------------------------------------------------------ live logs
+
+    /**
+     * The job's console so far (`text`, the last 64 KiB) and, while it has not come to rest
+     * (`following`), what it prints next as onLog events, until it rests. Following a job again
+     * starts over (the answer repeats the text so far).
+     */
+    followLog(jobId: string, timeoutMs?: number): Promise<FollowLogResult> {
+        return this.request(FollowLogRequest.type, { jobId }, timeoutMs);
+    }
+
+    /** Stops the onLog events of a followed job; none of the job comes after this resolves. */
+    unfollowLog(jobId: string, timeoutMs?: number): Promise<UnfollowLogResult> {
+        return this.request(UnfollowLogRequest.type, { jobId }, timeoutMs);
+    }
+
     // ---------------------------------------------------------------- LSP work-done progress
 
-    /** A fresh token to pass as `addJob.workDoneToken`. */
+    /** A fresh token to pass as `addJob.workDoneToken` (valid while that addJob is pending). */
     createWorkDoneToken(): string {
         this.tokenCounter += 1;
         return `blender-jobs-${process.pid}-${this.tokenCounter}`;
     }
 
-    /** Sends `window/workDoneProgress/cancel {token}`: the server cancels the job with that token. */
+    /**
+     * Sends `window/workDoneProgress/cancel {token}`: the server cancels the job it reports on that
+     * token (`workDoneTokenOf(jobId)` for a job added with `workDoneProgress: true`).
+     */
     cancelWorkDoneProgress(token: ProgressToken): Promise<void> {
         return this.notify(WorkDoneProgressCancelNotification.type, { token });
     }
