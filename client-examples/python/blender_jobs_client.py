@@ -584,6 +584,12 @@ class BlenderJobsClient(object):
         saved again (``RECORDS_SAVED_AGAIN``, type 3)."""
         return self.on_notification("window/showMessage", callback)
 
+    def on_log(self, callback):
+        """``callback(params)`` for ``job/log``: {jobId, text}, the next part of the console of a
+        job followed with :meth:`follow_log`, exactly as printed (invalid UTF-8 replaced), after
+        the follow_log answer and before the job's resting job/stateChanged."""
+        return self.on_notification("job/log", callback)
+
     # ------------------------------------------------------------------ typed requests
 
     def add_job(self, script=None, script_text=None, name=None, timeout=None, passed_data=None,
@@ -682,6 +688,17 @@ class BlenderJobsClient(object):
         """{queued, active, completed, failed, canceled, interrupted, total, workers, freeWorkers,
         busyWorkers, workerDetails}"""
         return self.request("getStats", {}, timeout=timeout)
+
+    def follow_log(self, job_id, timeout=None):
+        """{jobId, text, following}: the job's console so far (the last 64 KiB) and, while it has
+        not come to rest (``following`` true), what it prints next as ``job/log`` notifications
+        (:meth:`on_log`) until it rests. The text plus the notifications' texts is the job's log
+        (beyond 128 KiB a second, output is skipped and a line says how many bytes)."""
+        return self.request("followLog", {"jobId": job_id}, timeout=timeout)
+
+    def unfollow_log(self, job_id, timeout=None):
+        """{jobId, following: false}: no ``job/log`` of the job comes after this returns."""
+        return self.request("unfollowLog", {"jobId": job_id}, timeout=timeout)
 
     def shutdown(self, timeout=None):
         """Sends ``shutdown`` only (unfinished jobs become INTERRUPTED); :meth:`close` does the
