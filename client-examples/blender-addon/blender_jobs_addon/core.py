@@ -37,6 +37,11 @@ FINAL_STATES = frozenset(("COMPLETED", "FAILED", "CANCELED"))
 #: jobs in a state directory that outlives it, the add-on's "Job Folder" preference).
 RESTING_STATES = FINAL_STATES | frozenset(("INTERRUPTED",))
 
+#: Lines of a job's console the panel keeps and shows (its log file has all of it).
+LOG_LINES = 6
+#: Longest console line kept (longer ones are cut for the panel).
+LOG_LINE_CHARS = 200
+
 #: One notification from the server, as the client's callbacks received it.
 Event = collections.namedtuple("Event", "method params")
 
@@ -107,6 +112,8 @@ def connect_events(client, events=None):
     client.on_notification("job/removed", lambda params: events.put(Event("job/removed", params)))
     # Job states that could not be saved to disk (a full disk), then their recovery.
     client.on_notification("window/showMessage", lambda params: events.put(Event("window/showMessage", params)))
+    # The console of followed jobs (follow_log), as they print.
+    client.on_notification("job/log", lambda params: events.put(Event("job/log", params)))
     return events
 
 
@@ -171,6 +178,22 @@ def resume_job(client, job_id):
 def resume_all(client):
     """Queues every INTERRUPTED job again, oldest first; returns their ids."""
     return list(client.resume_all().get("jobIds") or [])
+
+
+def follow_log(client, info):
+    """Follows a job's console: ``info.log_lines`` gets its last lines now (``followLog``), and
+    the job/log events :meth:`JobTracker.apply` sees add what it prints next, until it rests.
+    Returns True if the job is being followed (False: it already rests; its last lines are set)."""
+    result = client.follow_log(info.job_id)
+    info.set_log(result.get("text") or "")
+    info.following = bool(result.get("following"))
+    return info.following
+
+
+def unfollow_log(client, info):
+    """Stops following a job's console (the lines shown so far stay)."""
+    info.following = False
+    client.unfollow_log(info.job_id)
 
 
 # --------------------------------------------------------------------------- loading results
@@ -302,6 +325,26 @@ class JobInfo(object):
         self.loaded = None         # names of loaded blocks once loaded
         self.load_error = None
         self.created = time.time()
+        self.log_lines = []        # the last LOG_LINES lines of its console, once followed
+        self._log_partial = ""     # a line printed without its newline yet
+        self.following = False     # job/log events are applied (follow_log)
+
+    def set_log(self, text):
+        """Starts the console over with ``text`` (a followLog answer)."""
+        self.log_lines, self._log_partial = [], ""
+        self.append_log(text)
+
+    def append_log(self, text):
+        """Adds console text as printed (a job/log event); keeps the last LOG_LINES lines."""
+        pieces = (self._log_partial + text).replace("\r\n", "\n").split("\n")
+        self._log_partial = pieces.pop()[:LOG_LINE_CHARS * 4]
+        self.log_lines.extend(line[:LOG_LINE_CHARS] for line in pieces)
+        del self.log_lines[:-LOG_LINES]
+
+    def last_log_lines(self):
+        """The lines to show: the last complete ones and the one being printed."""
+        lines = self.log_lines + ([self._log_partial[:LOG_LINE_CHARS]] if self._log_partial else [])
+        return lines[-LOG_LINES:]
 
     @property
     def final(self):
@@ -349,6 +392,11 @@ class JobTracker(object):
             if method == "job/removed":   # removeJob, replaceExisting or the server's retention
                 self.jobs.pop(params["jobId"], None)
                 continue
+            if method == "job/log":       # a followed job printed (before its resting state change)
+                info = self.jobs.get(params["jobId"])
+                if info is not None and info.following:
+                    info.append_log(params.get("text") or "")
+                continue
             info = self.jobs.get(params["jobId"])
             if info is None:  # a notification may arrive before addJob's response
                 info = self.add(params["jobId"], params.get("name"))
@@ -364,6 +412,8 @@ class JobTracker(object):
                 if params.get("previousState") == "INTERRUPTED" or info.state == "INTERRUPTED":
                     info.error = None                       # resumed (or canceled): a new chapter
                 info.state = state
+                if state in RESTING_STATES:
+                    info.following = False                  # the server sends no more of its log
                 info.attempt = params.get("attempt", info.attempt)
                 if params.get("error") is not None:
                     info.error = params["error"]

@@ -5,6 +5,7 @@ client's callbacks queued, updates the job list, loads finished results and redr
 """
 
 import os
+import time
 import traceback
 
 import bpy
@@ -14,6 +15,10 @@ from . import core
 
 TIMER_INTERVAL_BUSY = 0.1   # seconds between ticks while jobs run
 TIMER_INTERVAL_IDLE = 0.5
+#: The panel counts as shown this long after it was last drawn: its running jobs' logs are followed.
+PANEL_SHOWN_SECONDS = 2.0
+#: Not drawn for this long: their logs are no longer followed (nobody looks).
+PANEL_HIDDEN_SECONDS = 10.0
 
 
 def addon_name():
@@ -315,6 +320,27 @@ def process_events(session):
     return events
 
 
+def follow_shown_jobs(session, shown):
+    """Follows the log of every running job while the panel shows them (``shown``), so that it
+    can draw their last lines; stops following when the panel has not been drawn for a while.
+    Returns the jobs it started following."""
+    started = []
+    for info in list(session.tracker.jobs.values()):
+        if shown and info.state == "ACTIVE" and not info.following:
+            try:
+                core.follow_log(session.client, info)
+                started.append(info)
+            except Exception as exc:
+                print("blender-jobs: could not follow the log of %s: %s" % (info.job_id, exc))
+                info.following = False
+        elif not shown and info.following:
+            try:
+                core.unfollow_log(session.client, info)
+            except Exception:
+                info.following = False
+    return started
+
+
 def tick():
     """bpy.app.timers callback: never blocks; returns the delay until the next call."""
     session = core.current_session()
@@ -325,6 +351,14 @@ def tick():
     except Exception:
         traceback.print_exc()
         events = [None]
+    drawn = getattr(session, "panel_drawn", None)
+    if drawn is not None and session.alive():
+        age = time.monotonic() - drawn
+        if age < PANEL_SHOWN_SECONDS:
+            if follow_shown_jobs(session, True):
+                events = events or [None]
+        elif age > PANEL_HIDDEN_SECONDS:
+            follow_shown_jobs(session, False)
     if events:
         tag_redraw()
     busy = any(not info.resting for info in session.tracker.jobs.values())
@@ -376,6 +410,7 @@ class BLENDER_JOBS_PT_panel(bpy.types.Panel):
         if session is None:
             box.label(text="Server: not started (starts with the first job)", icon='RADIOBUT_OFF')
             return
+        session.panel_drawn = time.monotonic()  # the timer follows the logs of the jobs shown
         alive = session.alive()
         row = box.row()
         row.label(text="Server: pid %s%s" % (session.client.pid, "" if alive else " (exited)"),
@@ -429,6 +464,12 @@ class BLENDER_JOBS_PT_panel(bpy.types.Panel):
                 job_box.label(text=info.error_text()[:200], icon='ERROR')
             elif info.loaded:
                 job_box.label(text="Loaded: " + ", ".join(info.loaded)[:200], icon='IMPORT')
+            lines = info.last_log_lines() if (info.state == "ACTIVE" or info.state == "FAILED") else []
+            if lines:
+                log_col = job_box.column(align=True)
+                log_col.scale_y = 0.7
+                for line in lines:
+                    log_col.label(text=line.expandtabs(4) or " ")
 
 
 classes = (

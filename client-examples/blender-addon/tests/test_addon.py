@@ -407,6 +407,70 @@ def test_unsaved_job_states_are_shown_until_saved_again():
         equal(("label", "Could not save the state of job x") in log, shown, "warning in the panel: %r" % log)
 
 
+PRINTER = """import time
+for i in range(1, 13):
+    print("printer line %d" % i)
+    update_job_progress(i / 12.0)
+    time.sleep(0.25)
+print("printer done")
+"""
+
+
+def draw_panel():
+    """Runs the panel's draw() once (as Blender does while the sidebar shows it); returns its labels."""
+    log = []
+    ui.BLENDER_JOBS_PT_panel.draw(type("P", (), {"layout": FakeLayout(log, False)})(), bpy.context)
+    return [entry[1] for entry in log if entry[0] == "label"]
+
+
+def test_panel_shows_the_last_log_lines_of_a_running_job():
+    sess = session()
+    folder = tempfile.mkdtemp(prefix="bj-addon-printer-")
+    try:
+        script = os.path.join(folder, "printer.py")
+        with open(script, "w") as f:
+            f.write(PRINTER)
+        job_id = core.send_selected(sess.client, script, [bpy.data.objects["Sender"]], name="printer")
+        info = sess.tracker.add(job_id, "printer", auto_load=False)
+        wait_tracked(sess, job_id, lambda i: i.state == "ACTIVE" and i.progress > 0, timeout=60)
+        check(not info.following, "not followed while the panel is not shown")
+        draw_panel()       # the sidebar shows the panel ...
+        ui.tick()          # ... so the timer follows the running job's log
+        check(info.following, "followed once the panel showed the running job")
+        check(any(line.startswith("printer line ") for line in info.log_lines), "the lines so far: %r" % info.log_lines)
+        # While it runs, new lines arrive as the script prints them, and the panel draws them.
+        seen = info.log_lines[-1]
+        wait_tracked(sess, job_id, lambda i: i.state == "ACTIVE" and i.log_lines and i.log_lines[-1] != seen, timeout=30)
+        labels = draw_panel()
+        shown = [line for line in info.last_log_lines() if line]
+        check(shown and all(line in labels for line in shown), "the panel draws the last lines %r: %r" % (shown, labels))
+        check(len(info.last_log_lines()) <= core.LOG_LINES, "at most %d lines" % core.LOG_LINES)
+        info = wait_tracked(sess, job_id, lambda i: i.final)
+        equal(info.state, "COMPLETED", "state (%s)" % info.error_text())
+        equal(info.following, False, "following ends when the job rests")
+        equal(info.last_log_lines()[-2:], ["printer line 12", "printer done"], "the last lines, in order")
+        expected = ["printer line %d" % i for i in range(8, 13)] + ["printer done"]
+        equal(info.last_log_lines(), expected, "the last %d lines" % core.LOG_LINES)
+
+        # A panel that is no longer drawn stops following.
+        job_id = core.send_selected(sess.client, script, [bpy.data.objects["Sender"]], name="printer 2")
+        info = sess.tracker.add(job_id, "printer 2", auto_load=False)
+        wait_tracked(sess, job_id, lambda i: i.state == "ACTIVE", timeout=60)
+        draw_panel()
+        ui.tick()
+        check(info.following, "followed")
+        sess.panel_drawn = time.monotonic() - ui.PANEL_HIDDEN_SECONDS - 1
+        ui.tick()
+        check(not info.following, "no longer followed when the panel is hidden")
+        frozen = list(info.log_lines)
+        info = wait_tracked(sess, job_id, lambda i: i.final)
+        equal(info.log_lines, frozen, "no lines applied after unfollowing")
+    finally:
+        import shutil
+        shutil.rmtree(folder, ignore_errors=True)
+        sess.panel_drawn = None
+
+
 def test_panel_draws():
     sess = session()
     for with_progress in (False, True):
@@ -651,6 +715,7 @@ TESTS = [
     test_progress_and_cancel,
     test_failed_job_is_tracked,
     test_unsaved_job_states_are_shown_until_saved_again,
+    test_panel_shows_the_last_log_lines_of_a_running_job,
     test_panel_draws,
     test_unregister_shuts_server_down,
     test_enable_through_addon_utils_uses_preferences,
