@@ -24,8 +24,8 @@ import { LogFollowers, LogSink } from './logFollowers';
 import { parsePassedData } from './passedData';
 import { resolveServerCommand } from './serverCommand';
 import {
+    AddJobParams,
     AddJobResult,
-    AddJobWithProgressParams,
     CancelJobResult,
     Codes,
     FollowLogResult,
@@ -121,7 +121,8 @@ class BlenderJobsExtension {
         const { command, args, source } = resolved.server;
         this.log.info(`Starting the server (from the ${source}): ${[command, ...args].join(' ')}`);
 
-        // stdio without `transport`: TransportKind.stdio would add a --stdio flag the server does not take.
+        // stdio without `transport`: TransportKind.stdio would add --stdio, which this server accepts
+        // (and ignores) but servers before it refuse; without it the extension works with both.
         const serverOptions: ServerOptions = { command, args };
         const clientOptions: LanguageClientOptions = {
             // No text document is synchronized (the server declares no textDocumentSync); the
@@ -256,7 +257,7 @@ class BlenderJobsExtension {
      * (-32602, field workDoneProgress); the job is then added without it, and the log says why
      * there is no progress.
      */
-    private async addJob(client: LanguageClient, params: AddJobWithProgressParams): Promise<AddJobResult> {
+    private async addJob(client: LanguageClient, params: AddJobParams): Promise<AddJobResult> {
         if (this.progressSupported) {
             try {
                 return await client.sendRequest<AddJobResult>(Methods.addJob, { ...params, workDoneProgress: true });

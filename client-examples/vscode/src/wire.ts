@@ -2,17 +2,21 @@
  * The messages this extension exchanges with the server, beyond what vscode-languageclient does by
  * itself (initialize, shutdown, `$/progress`, `window/workDoneProgress/create`,
  * `textDocument/publishDiagnostics`, `window/showMessage`). protocol.md is the reference; the
- * shapes of today's messages come from the Node client's types (type-only import: nothing of the
- * Node client is bundled), the ones of the coming live-log messages are written here.
+ * shapes come from the Node client's types (client-examples/node/src/protocol.ts; a type-only
+ * import: nothing of the Node client is bundled).
  */
-import type { AddJobParams, JobState } from '../../node/src/protocol';
+import type { JobState } from '../../node/src/protocol';
 
 export type {
+    AddJobParams,
     AddJobResult,
     CancelJobResult,
+    FollowLogParams,
+    FollowLogResult,
     GetDataBlocksResult,
     GetJobResult,
     InitializeResult,
+    JobLogParams,
     JobRemovedParams,
     JobState,
     JobStateChangedParams,
@@ -23,30 +27,6 @@ export type {
     ListJobsResult,
     ResumeAllResult,
 } from '../../node/src/protocol';
-
-/**
- * addJob with `workDoneProgress: true`: the server creates a work-done token of its own
- * (`window/workDoneProgress/create`) and reports the job on it, which vscode-languageclient shows.
- */
-export type AddJobWithProgressParams = AddJobParams & { workDoneProgress?: boolean };
-
-/** `followLog` request. */
-export interface FollowLogParams {
-    jobId: string;
-}
-
-/** `followLog` result: the console so far (a bounded tail); `following` is false for a resting job. */
-export interface FollowLogResult {
-    jobId: string;
-    text: string;
-    following: boolean;
-}
-
-/** `job/log` notification: text the job's script printed, exactly as printed. */
-export interface JobLogParams {
-    jobId: string;
-    text: string;
-}
 
 /** Method names. */
 export const Methods = {

@@ -7,7 +7,7 @@
  *   - the workspace opens with the extension installed;
  *   - "Run Current File as Blender Job" from the command palette: the job completes on the server;
  *   - (a) its progress was shown (vscode-languageclient's window progress, in the status bar) and ended;
- *   - (b) its log output channel filled with what the script printed;
+ *   - (b) its log output channel showed what the script printed while it ran, and all of it at the end;
  *   - "Show Job Results": python_data as a JSON document, the data-block library's path;
  *   - passed data typed into the JSON input box reaches the script;
  *   - "Cancel Job" cancels a running job;
@@ -93,6 +93,8 @@ let page: Page | undefined;
 interface Seen { status: string[]; toasts: string[] }
 /** Steps that later checks need; a check whose step failed says so instead of timing out. */
 const done = new Set<string>();
+/** Whether the job's log channel showed its printed lines while the job still ran (check (b)). */
+let liveLogSeen = false;
 
 function needs(step: string): Page {
     if (!done.has(step)) throw new Error(`cannot check: the step "${step}" did not succeed (see its failure above)`);
@@ -215,8 +217,12 @@ test('Run Current File: the job runs on the real server and completes', { timeou
     // Screenshot the progress while it shows (check (a) reads the record, this is for people).
     const shot = watchFor(p, async () => (await statusHas(p, 'Blender job progress_job.py')) && statusHasRegex(p, /Blender: 1 running/),
         'progress.png');
+    // The live log: the script's second line in the job's channel while the progress still shows.
+    const live = watchFor(p, async () => (await outputText(p)).includes('progress_job: step 2 of 5') &&
+        (await statusHas(p, 'Blender job progress_job.py')) && statusHasRegex(p, /Blender: 1 running/), 'log-live.png');
     await waitForToast(p, /Blender job progress_job\.py completed: \{"steps":5,"object":"Result"\}/, 120_000);
     await shot.stop();
+    liveLogSeen = await live.stop();
     await settle();
     await p.screenshot({ path: path.join(OUT, 'completed.png') });
     done.add('run');
@@ -233,6 +239,8 @@ test('(a) the job\'s progress was shown (window progress in the status bar) and 
 
 test('(b) the job\'s log output channel filled with what the script printed', { timeout: 30_000 }, async () => {
     const p = needs('run');
+    assert.ok(liveLogSeen, 'the job\'s output channel never showed "progress_job: step 2 of 5" while the job still ran ' +
+        '(its progress in the status bar): the log is not live');
     let text = '';
     const expected = [1, 2, 3, 4, 5].map((i) => `progress_job: step ${i} of 5`);
     try {
@@ -372,19 +380,23 @@ async function statusHasRegex(p: Page, pattern: RegExp): Promise<boolean> {
     return pattern.test(await p.$eval('.part.statusbar', (e) => (e as HTMLElement).innerText.replace(/\s+/g, ' ')));
 }
 
-/** Takes one screenshot (into OUT/name) the first time `check` is true, until stopped. */
-function watchFor(p: Page, check: () => Promise<boolean>, name: string): { stop(): Promise<void> } {
+/**
+ * Takes one screenshot (into OUT/name) the first time `check` is true, until stopped; stop()
+ * resolves with whether it was.
+ */
+function watchFor(p: Page, check: () => Promise<boolean>, name: string): { stop(): Promise<boolean> } {
     let stopped = false;
     const loop = (async () => {
         while (!stopped) {
             if (await check().catch(() => false)) {
                 await p.screenshot({ path: path.join(OUT, name) });
-                return;
+                return true;
             }
             await new Promise((resolve) => setTimeout(resolve, 100));
         }
+        return false;
     })();
-    return { stop: async () => { stopped = true; await loop; } };
+    return { stop: async () => { stopped = true; return loop; } };
 }
 
 async function outputText(p: Page): Promise<string> {

@@ -11,7 +11,7 @@ import { JobTable } from '../src/jobTable';
 import { LogFollowers } from '../src/logFollowers';
 import { parsePassedData } from '../src/passedData';
 import { checkoutJar, FileChecks, JVM_FLAGS, resolveServerCommand, ServerCommandInputs } from '../src/serverCommand';
-import type { FollowLogResult, JobStateChangedParams } from '../src/wire';
+import type { FollowLogResult, JobStateChangedParams, JobSummary } from '../src/wire';
 
 const EXT = '/src/blender-jobs/client-examples/vscode';
 const JAR = '/src/blender-jobs/server/target/blender-jobs-server.jar';
@@ -65,6 +65,12 @@ test('passed data: a JSON object, or a message saying what is wrong', () => {
     assert.match(!bad.ok ? bad.problem : '', /^The passed data is not valid JSON: /);
 });
 
+/** A listJobs summary with the options every job view carries (protocol.md getJob/listJobs). */
+const summary = (fields: Pick<JobSummary, 'jobId' | 'state'> & Partial<JobSummary>): JobSummary => ({
+    progress: 0, attempt: 0, createdAt: 1, elapsedMs: 0, script: '<scriptText>', timeout: 0, maxAttempts: 1,
+    isolation: 'worker', priority: 0, ...fields,
+});
+
 const change = (jobId: string, state: JobStateChangedParams['state'], extra: Partial<JobStateChangedParams> = {}): JobStateChangedParams =>
     ({ jobId, state, attempt: state === 'QUEUED' ? 0 : 1, ...extra });
 
@@ -72,7 +78,7 @@ test('job table: counts, newest first, a wait resolves on the resting change eve
     const table = new JobTable();
     let changes = 0;
     table.onDidChange(() => changes++);
-    table.seed([{ jobId: 'job-old', name: 'old', state: 'COMPLETED', progress: 1, attempt: 1, createdAt: 1 }]);
+    table.seed([summary({ jobId: 'job-old', name: 'old', state: 'COMPLETED', progress: 1, attempt: 1 })]);
     table.apply(change('job-a', 'QUEUED', { name: 'a.py' }));
     table.apply(change('job-b', 'QUEUED'));
     table.apply(change('job-a', 'ACTIVE', { previousState: 'QUEUED' }));
@@ -95,7 +101,7 @@ test('job table: counts, newest first, a wait resolves on the resting change eve
 
 test('job table: a resumed job waits for its next rest; releaseWaiters ends every wait', async () => {
     const table = new JobTable();
-    table.seed([{ jobId: 'job-i', state: 'INTERRUPTED', progress: 0, attempt: 1, createdAt: 1 }]);
+    table.seed([summary({ jobId: 'job-i', state: 'INTERRUPTED', attempt: 1 })]);
     const before = table.changeCount('job-i');
     let settled: string | undefined;
     const wait = table.waitForRest('job-i', before).then((r) => { settled = r.state; });
