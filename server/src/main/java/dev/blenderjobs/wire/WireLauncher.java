@@ -8,7 +8,6 @@ import org.eclipse.lsp4j.jsonrpc.MessageProducer;
 import org.eclipse.lsp4j.jsonrpc.RemoteEndpoint;
 import org.eclipse.lsp4j.jsonrpc.json.ConcurrentMessageProcessor;
 import org.eclipse.lsp4j.jsonrpc.json.MessageJsonHandler;
-import org.eclipse.lsp4j.jsonrpc.json.StreamMessageProducer;
 import com.google.gson.JsonElement;
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParseException;
@@ -84,34 +83,29 @@ public final class WireLauncher {
         @Override
         protected ConcurrentMessageProcessor createMessageProcessor(MessageProducer reader, MessageConsumer consumer,
                                                                     JobClient proxy) {
-            MessageProducer capped = new CappedMessageProducer(
-                    new java.io.PushbackInputStream(input, CappedMessageProducer.CHUNK_BYTES),
-                    jsonHandler, remoteEndpoint, maxMessageBytes);
-            return super.createMessageProcessor(capped, consumer, proxy);
+            MessageProducer strict = new StrictMessageProducer(input, jsonHandler, remoteEndpoint, maxMessageBytes);
+            return super.createMessageProcessor(strict, consumer, proxy);
         }
     }
 
     /**
      * LSP4J's reader, made strict about what it accepts and never silent about what it
-     * refuses: a message over the size cap is skipped unread, and a body that is not JSON, not
-     * a JSON-RPC object, or has an id LSP4J cannot represent gets a JSON-RPC error response
+     * refuses. Frames come from {@link FrameReader}, which finds the next message after any
+     * malformed one; a message over the size cap is skipped unread, and a body that is not JSON,
+     * not a JSON-RPC object, or has an id LSP4J cannot represent gets a JSON-RPC error response
      * (id null when the id cannot be read) instead of only a log line. The server then goes on
-     * with the next message.
+     * with the next message. (It replaces LSP4J's StreamMessageProducer rather than extending
+     * it: that class's read loop is the part that cannot resynchronize.)
      */
-    static final class CappedMessageProducer extends StreamMessageProducer {
-        static final int SKIP_CHUNK = 64 * 1024;
-        /** Where a header starts. Valid JSON never holds these bytes followed by digits and CR LF. */
-        static final byte[] HEADER_MARK = "Content-Length:".getBytes(StandardCharsets.US_ASCII);
-        /** The end of the previous chunk kept while skipping: a header cut in two is still seen. */
-        static final int CARRY = HEADER_MARK.length + 24;
-        static final int CHUNK_BYTES = CARRY + SKIP_CHUNK;
+    static final class StrictMessageProducer implements MessageProducer, java.io.Closeable {
+        private final FrameReader frames;
         private final MessageJsonHandler handler;
         private final MessageIssueHandler issues;
         private final long max;
-        private MessageConsumer callback;
+        private volatile boolean running;
 
-        CappedMessageProducer(InputStream input, MessageJsonHandler handler, MessageIssueHandler issues, long max) {
-            super(input, handler, issues);
+        StrictMessageProducer(InputStream input, MessageJsonHandler handler, MessageIssueHandler issues, long max) {
+            this.frames = new FrameReader(input, max);
             this.handler = handler;
             this.issues = issues;
             this.max = max;
@@ -119,127 +113,102 @@ public final class WireLauncher {
 
         @Override
         public void listen(MessageConsumer callback) {
-            this.callback = callback;
-            super.listen(callback);
+            running = true;
+            try {
+                while (running) {
+                    FrameReader.Frame frame = frames.next();
+                    if (frame == null) return; // end of input
+                    if (frame instanceof FrameReader.Oversized o) {
+                        reject(null, ErrorCodes.INVALID_REQUEST, "Message of " + o.length() + " bytes exceeds the "
+                                + "server's limit of " + max + " bytes (--max-message-size); it was skipped unread. "
+                                + "Send large data as files.");
+                    } else if (frame instanceof FrameReader.Body b) {
+                        handle(b, callback);
+                    }
+                }
+            } catch (IOException e) {
+                LOG.log(java.util.logging.Level.FINE, "the protocol input could not be read", e);
+            } finally {
+                running = false;
+            }
         }
 
         @Override
-        protected boolean handleMessage(InputStream input, Headers headers) throws IOException {
-            if (headers.contentLength > max) {
-                reject(null, ErrorCodes.INVALID_REQUEST, "Message of " + headers.contentLength
-                        + " bytes exceeds the server's limit of " + max + " bytes (--max-message-size); it was "
-                        + "skipped unread. Send large data as files.");
-                return skipBody((java.io.PushbackInputStream) input, headers.contentLength);
-            }
-            // A read loop, not readNBytes: FileInputStream.readNBytes seeks, which fails on pipes.
-            byte[] body = new byte[headers.contentLength];
-            int filled = 0;
-            while (filled < body.length) {
-                int n = input.read(body, filled, body.length - filled);
-                if (n < 0) return false; // the stream ended mid-message
-                filled += n;
-            }
-            String json = new String(body, charsetOf(headers.charset));
-            JsonElement tree;
+        public void close() {
+            running = false;
+        }
+
+        private void handle(FrameReader.Body body, MessageConsumer callback) {
+            String json = new String(body.bytes(), body.charset());
+            JsonElement tree = null;
             try {
                 tree = JsonParser.parseString(json);
             } catch (JsonParseException e) {
-                reject(null, ErrorCodes.PARSE_ERROR, "Parse error: the message body is not valid JSON ("
-                        + e.getMessage() + ").");
-                return true;
+                // Its length may have been too large, taking in the start of the next message:
+                // that part goes back to the reader, and what came before it may still be a message.
+                byte[] before = frames.salvage(body.bytes());
+                if (before != null) {
+                    json = new String(before, body.charset());
+                    tree = parseOrNull(json);
+                }
+                if (tree == null) {
+                    reject(null, ErrorCodes.PARSE_ERROR, "Parse error: the message body is not valid JSON ("
+                            + e.getMessage() + ").");
+                    return;
+                }
             }
             if (!tree.isJsonObject()) {
                 reject(null, ErrorCodes.INVALID_REQUEST, "Invalid request: a message must be a JSON-RPC 2.0 object"
                         + (tree.isJsonArray() ? " (batches are not supported)." : "."));
-                return true;
+                return;
             }
             JsonObject message = tree.getAsJsonObject();
             JsonElement id = message.get("id");
             if (!message.has("method") && !message.has("result") && !message.has("error")) {
                 reject(readableId(id), ErrorCodes.INVALID_REQUEST,
                         "Invalid request: the message has no \"method\" (nor \"result\"/\"error\").");
-                return true;
+                return;
             }
             if (id != null && id.isJsonNull() && message.has("method")) {
                 reject(null, ErrorCodes.INVALID_REQUEST, "Invalid request: \"id\" is null; give a request a "
                         + "string or integer id, or leave \"id\" out to send a notification.");
-                return true;
+                return;
             }
             if (id != null && !id.isJsonNull() && readableId(id) == null) {
                 reject(null, ErrorCodes.INVALID_REQUEST, "Invalid request: \"id\" must be a string or an integer "
                         + "between -2147483648 and 2147483647, got " + abbreviate(id.toString()) + ".");
-                return true;
+                return;
             }
+            boolean request = id != null && !id.isJsonNull() && message.has("method");
             JsonElement params = message.get("params");
-            if (message.has("method") && params != null && !params.isJsonNull() && !params.isJsonObject()
-                    && id != null && !id.isJsonNull()) {
+            if (request && params != null && !params.isJsonNull() && !params.isJsonObject()) {
                 reject(readableId(id), ErrorCodes.INVALID_PARAMS, "Invalid params: \"params\" must be a JSON "
                         + "object (named parameters), got " + Params.describe(params) + ".");
-                return true;
+                return;
             }
             Message parsed;
             try {
                 parsed = handler.parseMessage(json);
             } catch (MessageIssueException e) {
                 issues.handle(e.getRpcMessage(), e.getIssues());
-                return true;
+                return;
             } catch (RuntimeException e) {
                 reject(readableId(id), ErrorCodes.INVALID_REQUEST, "Invalid request: " + e.getMessage());
-                return true;
+                return;
             }
             try {
                 callback.consume(parsed);
             } catch (MessageIssueException e) {
                 issues.handle(e.getRpcMessage(), e.getIssues());
             }
-            return true;
         }
 
-        /**
-         * Reads and drops an oversized body in chunks (skip() fails on pipes: "Illegal seek"),
-         * never holding more than one chunk. A Content-Length can lie (2 GB announced, a few
-         * bytes sent): rather than swallow every later message while waiting for bytes that
-         * never come, the skip stops where the next header starts, which a JSON body cannot
-         * contain, and puts those bytes back for the reader.
-         *
-         * @return false when the stream ended
-         */
-        static boolean skipBody(java.io.PushbackInputStream input, long length) throws IOException {
-            long left = length;
-            byte[] chunk = new byte[CHUNK_BYTES];
-            int carried = 0; // the end of the previous chunk, where a header may have begun
-            while (left > 0) {
-                int n = input.read(chunk, carried, (int) Math.min(SKIP_CHUNK, left));
-                if (n < 0) return false;
-                left -= n;
-                int filled = carried + n;
-                int header = nextHeader(chunk, filled);
-                if (header >= 0) {
-                    input.unread(chunk, header, filled - header);
-                    LOG.warning("the oversized message's body ended early: a new message starts inside it "
-                            + "(its Content-Length was wrong); reading on from there");
-                    return true;
-                }
-                carried = Math.min(CARRY, filled);
-                System.arraycopy(chunk, filled - carried, chunk, 0, carried);
+        private static JsonElement parseOrNull(String json) {
+            try {
+                return JsonParser.parseString(json);
+            } catch (JsonParseException e) {
+                return null;
             }
-            return true;
-        }
-
-        /** Index of "Content-Length:" followed by spaces, digits and CR LF, or -1 (also when cut off). */
-        private static int nextHeader(byte[] buf, int filled) {
-            outer:
-            for (int i = 0; i + HEADER_MARK.length <= filled; i++) {
-                for (int j = 0; j < HEADER_MARK.length; j++) {
-                    if (buf[i + j] != HEADER_MARK[j]) continue outer;
-                }
-                int k = i + HEADER_MARK.length;
-                while (k < filled && buf[k] == ' ') k++;
-                int digits = k;
-                while (k < filled && buf[k] >= '0' && buf[k] <= '9') k++;
-                if (k > digits && k + 1 < filled && buf[k] == '\r' && buf[k + 1] == '\n') return i;
-            }
-            return -1;
         }
 
         /** Answers with an error; id null when the request's id is unknown or unusable. */
@@ -263,14 +232,6 @@ public final class WireLauncher {
                 }
             }
             return null;
-        }
-
-        private static java.nio.charset.Charset charsetOf(String name) {
-            try {
-                return name == null ? StandardCharsets.UTF_8 : java.nio.charset.Charset.forName(name);
-            } catch (RuntimeException e) {
-                return StandardCharsets.UTF_8;
-            }
         }
 
         private static String abbreviate(String s) {
