@@ -75,7 +75,10 @@ public final class Main implements Callable<Integer> {
         // Keep stdout for the protocol before anything can print to it.
         StdioGuard.claimStdout();
         CommandLine cli = new CommandLine(new Main());
-        cli.setOut(new java.io.PrintWriter(System.err, true));
+        // Only --help and --version print to picocli's "out", and they do not start the server,
+        // so stdout is not the protocol then: they print there and exit 0, as command-line tools do.
+        cli.setOut(new java.io.PrintWriter(new java.io.OutputStreamWriter(StdioGuard.protocolOut(),
+                java.nio.charset.StandardCharsets.UTF_8), true));
         int code = cli.execute(args);
         System.exit(code);
     }

@@ -98,6 +98,13 @@ public final class WireLauncher {
      * it: that class's read loop is the part that cannot resynchronize.)
      */
     static final class StrictMessageProducer implements MessageProducer, java.io.Closeable {
+        /**
+         * Methods that take no parameters. LSP allows params to be left out, and stock clients
+         * send what their language has for "nothing": vscode-jsonrpc's sendRequest('shutdown',
+         * undefined) sends [null]. So null, [] and [null] mean "no params" for these.
+         */
+        static final java.util.Set<String> NO_PARAMS = java.util.Set.of("shutdown", "exit", "initialized",
+                "cancelAll", "resumeAll", "getStats");
         private final FrameReader frames;
         private final MessageJsonHandler handler;
         private final MessageIssueHandler issues;
@@ -180,7 +187,19 @@ public final class WireLauncher {
                 return;
             }
             boolean request = id != null && !id.isJsonNull() && message.has("method");
+            String method = methodOf(message);
+            if (request && method != null && method.startsWith("$/")) {
+                // LSP: "$/" requests the server does not implement are MethodNotFound (LSP4J
+                // would answer null); "$/" notifications it does not know are ignored.
+                reject(readableId(id), ErrorCodes.METHOD_NOT_FOUND, "Unsupported request method: " + method);
+                return;
+            }
             JsonElement params = message.get("params");
+            if (method != null && NO_PARAMS.contains(method) && meansNoParams(params)) {
+                message.remove("params");
+                json = message.toString();
+                params = null;
+            }
             if (request && params != null && !params.isJsonNull() && !params.isJsonObject()) {
                 reject(readableId(id), ErrorCodes.INVALID_PARAMS, "Invalid params: \"params\" must be a JSON "
                         + "object (named parameters), got " + Params.describe(params) + ".");
@@ -209,6 +228,18 @@ public final class WireLauncher {
             } catch (JsonParseException e) {
                 return null;
             }
+        }
+
+        private static String methodOf(JsonObject message) {
+            JsonElement m = message.get("method");
+            return m != null && m.isJsonPrimitive() && m.getAsJsonPrimitive().isString() ? m.getAsString() : null;
+        }
+
+        /** [] and [null]: what clients send for "no arguments" (null and absent need no change). */
+        private static boolean meansNoParams(JsonElement params) {
+            if (params == null || !params.isJsonArray()) return false;
+            com.google.gson.JsonArray a = params.getAsJsonArray();
+            return a.isEmpty() || (a.size() == 1 && a.get(0).isJsonNull());
         }
 
         /** Answers with an error; id null when the request's id is unknown or unusable. */

@@ -95,4 +95,29 @@ class StrictMessageProducerTest {
         assertEquals(expected, consumedIds());
         assertEquals(List.of(), answered);
     }
+
+    @Test
+    void aDollarRequestIsMethodNotFoundAndADollarNotificationIsPassedOnToBeIgnored() {
+        read(frame("{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"$/unknownThing\",\"params\":{}}")
+                + frame("{\"jsonrpc\":\"2.0\",\"method\":\"$/unknownThing\",\"params\":{}}"));
+        assertEquals(List.of("7 -32601"), answered);
+        assertEquals(1, consumed.size());
+        assertEquals("$/unknownThing", ((NotificationMessage) consumed.get(0)).getMethod());
+    }
+
+    @Test
+    void noParameterMethodsTakeNullEmptyArrayAndArrayOfNull() {
+        read(frame("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"shutdown\",\"params\":[null]}")
+                + frame("{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"cancelAll\",\"params\":[]}")
+                + frame("{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"resumeAll\",\"params\":null}")
+                + frame("{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"getStats\",\"params\":[null]}")
+                + frame("{\"jsonrpc\":\"2.0\",\"method\":\"exit\",\"params\":[null]}")
+                // A method that takes params still refuses an array, and [null, null] is not "nothing".
+                + frame("{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"getJob\",\"params\":[null]}")
+                + frame("{\"jsonrpc\":\"2.0\",\"id\":6,\"method\":\"getStats\",\"params\":[null,null]}"));
+        assertEquals(List.of("1", "2", "3", "4", "notification"), consumedIds());
+        for (int i = 0; i < 4; i++) assertNull(((RequestMessage) consumed.get(i)).getParams(), consumed.get(i).toString());
+        assertEquals(List.of("5 -32602", "6 -32602"), answered);
+        assertTrue(consumed.get(4) instanceof NotificationMessage n && n.getMethod().equals("exit"));
+    }
 }
