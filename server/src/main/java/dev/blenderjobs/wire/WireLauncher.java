@@ -8,6 +8,7 @@ import org.eclipse.lsp4j.jsonrpc.MessageProducer;
 import org.eclipse.lsp4j.jsonrpc.RemoteEndpoint;
 import org.eclipse.lsp4j.jsonrpc.json.ConcurrentMessageProcessor;
 import org.eclipse.lsp4j.jsonrpc.json.MessageJsonHandler;
+import org.eclipse.lsp4j.jsonrpc.services.ServiceEndpoints;
 import com.google.gson.JsonElement;
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParseException;
@@ -27,8 +28,10 @@ import java.util.List;
 import java.util.logging.Logger;
 
 /**
- * LSP4J's launcher with a cap on incoming message size: LSP4J allocates whatever
- * Content-Length says, so a larger message is skipped unread and answered with an error.
+ * LSP4J's launcher with our two ends of the pipe: a strict reader (a cap on incoming message
+ * size, since LSP4J allocates whatever Content-Length says; resynchronization after malformed
+ * frames; malformed messages answered) and an outgoing queue with its own writer thread, so that
+ * no thread of the server ever blocks on a client that does not read.
  */
 public final class WireLauncher {
     private static final Logger LOG = Logger.getLogger(WireLauncher.class.getName());
@@ -36,36 +39,43 @@ public final class WireLauncher {
     private WireLauncher() {
     }
 
+    /** The launcher, and the queue its messages to the client go through (drained at exit). */
+    public record Wire(Launcher<JobClient> launcher, OutgoingQueue output) {
+    }
+
     /**
      * @param onInitializeAnswered run right after the answer to initialize is written, so that
      *                             server notifications never precede it (LSP's rule)
      */
-    public static Launcher<JobClient> create(Object endpoint, InputStream in, java.io.OutputStream out,
-                                             long maxMessageBytes, java.util.concurrent.ExecutorService executor,
-                                             Runnable onInitializeAnswered) {
-        return new CappedBuilder(maxMessageBytes)
-                .setLocalService(endpoint)
+    public static Wire create(Object endpoint, InputStream in, java.io.OutputStream out, long maxMessageBytes,
+                              java.util.concurrent.ExecutorService executor, Runnable onInitializeAnswered) {
+        CappedBuilder builder = new CappedBuilder(maxMessageBytes, OutgoingQueue.Limits.DEFAULT, message -> {
+            if (message instanceof ResponseMessage r && r.getResult() instanceof InitializeResult) {
+                onInitializeAnswered.run();
+            }
+        });
+        builder.setLocalService(endpoint)
                 .setRemoteInterface(JobClient.class)
                 .setInput(in)
                 .setOutput(out)
                 .setExecutorService(executor)
-                .configureGson(gson -> gson.registerTypeAdapter(RawJson.class, new RawJson.Adapter()))
-                .wrapMessages(consumer -> message -> {
-                    consumer.consume(message);
-                    if (message instanceof ResponseMessage r && r.getResult() instanceof InitializeResult) {
-                        onInitializeAnswered.run();
-                    }
-                })
-                .create();
+                .configureGson(gson -> gson.registerTypeAdapter(RawJson.class, new RawJson.Adapter()));
+        Launcher<JobClient> launcher = builder.create();
+        return new Wire(launcher, builder.outgoing);
     }
 
     private static final class CappedBuilder extends Launcher.Builder<JobClient> {
         private final long maxMessageBytes;
+        private final OutgoingQueue.Limits limits;
+        private final java.util.function.Consumer<Message> afterWrite;
         private MessageJsonHandler jsonHandler;
         private RemoteEndpoint remoteEndpoint;
+        private OutgoingQueue outgoing;
 
-        CappedBuilder(long maxMessageBytes) {
+        CappedBuilder(long maxMessageBytes, OutgoingQueue.Limits limits, java.util.function.Consumer<Message> afterWrite) {
             this.maxMessageBytes = maxMessageBytes;
+            this.limits = limits;
+            this.afterWrite = afterWrite;
         }
 
         @Override
@@ -74,9 +84,17 @@ public final class WireLauncher {
             return jsonHandler;
         }
 
+        /**
+         * LSP4J's endpoint, writing through the outgoing queue instead of straight to the
+         * stream: LSP4J's StreamMessageConsumer writes on the caller's thread and would block it
+         * (the job event loop, for one) whenever the client stops reading.
+         */
         @Override
         protected RemoteEndpoint createRemoteEndpoint(MessageJsonHandler handler) {
-            remoteEndpoint = super.createRemoteEndpoint(handler);
+            outgoing = new OutgoingQueue(output, handler, afterWrite, limits);
+            remoteEndpoint = new RemoteEndpoint(outgoing, ServiceEndpoints.toEndpoint(localServices));
+            handler.setMethodProvider(remoteEndpoint);
+            remoteEndpoint.setJsonHandler(handler);
             return remoteEndpoint;
         }
 
