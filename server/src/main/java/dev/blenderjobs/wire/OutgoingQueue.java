@@ -13,7 +13,9 @@ import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.ArrayDeque;
+import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.function.Consumer;
 import java.util.logging.Level;
@@ -47,6 +49,8 @@ import java.util.logging.Logger;
 public final class OutgoingQueue implements MessageConsumer {
     private static final Logger LOG = Logger.getLogger(OutgoingQueue.class.getName());
     public static final String DROPPED_KIND = "NOTIFICATIONS_DROPPED";
+    /** At most this much is written per system call (unless one message is larger). */
+    static final int BATCH_BYTES = 64 * 1024;
 
     /**
      * @param progressBytes     waiting notifications beyond which progress is dropped
@@ -197,9 +201,13 @@ public final class OutgoingQueue implements MessageConsumer {
         return coalesced;
     }
 
+    /**
+     * Takes what waits (up to {@link #BATCH_BYTES}, at least one message) and writes it in one
+     * go: under load, many small notifications cost one system call instead of two each.
+     */
     private void writeLoop() {
         while (true) {
-            Entry entry;
+            List<Entry> batch = new ArrayList<>();
             synchronized (this) {
                 while (queue.isEmpty()) {
                     try {
@@ -208,20 +216,28 @@ public final class OutgoingQueue implements MessageConsumer {
                         return;
                     }
                 }
-                entry = queue.pollFirst();
-                if (entry.key != null) replaceable.remove(entry.key, entry);
+                long bytes = 0;
+                while (!queue.isEmpty() && (batch.isEmpty() || bytes + queue.peekFirst().size() <= BATCH_BYTES)) {
+                    Entry entry = queue.pollFirst();
+                    if (entry.key != null) replaceable.remove(entry.key, entry); // being written: no longer replaceable
+                    batch.add(entry);
+                    bytes += entry.size();
+                }
                 writing = true;
             }
-            boolean written = write(entry);
+            boolean written = write(batch);
             synchronized (this) {
                 writing = false;
-                if (entry.kind != Kind.ANSWER) notificationBytes -= entry.size();
+                if (written) { // (a failed write has emptied the queue and its count)
+                    for (Entry entry : batch) if (entry.kind != Kind.ANSWER) notificationBytes -= entry.size();
+                }
                 if (written && droppedProgress + droppedOther > 0 && notificationBytes <= limits.progressBytes() / 2) {
                     tellDropped();
                 }
                 notifyAll();
             }
-            if (written) {
+            if (!written) continue;
+            for (Entry entry : batch) {
                 try {
                     afterWrite.accept(entry.message);
                 } catch (RuntimeException e) {
@@ -231,10 +247,19 @@ public final class OutgoingQueue implements MessageConsumer {
         }
     }
 
-    private boolean write(Entry entry) {
+    private boolean write(List<Entry> batch) {
         try {
-            out.write(entry.header);
-            out.write(entry.body);
+            if (batch.size() == 1 && batch.get(0).body.length > BATCH_BYTES) {
+                out.write(batch.get(0).header);
+                out.write(batch.get(0).body); // a large answer is not copied
+            } else {
+                java.io.ByteArrayOutputStream all = new java.io.ByteArrayOutputStream(BATCH_BYTES);
+                for (Entry entry : batch) {
+                    all.write(entry.header);
+                    all.write(entry.body);
+                }
+                all.writeTo(out);
+            }
             out.flush();
             return true;
         } catch (IOException e) {
