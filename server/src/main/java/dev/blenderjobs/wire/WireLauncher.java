@@ -23,7 +23,6 @@ import dev.blenderjobs.wire.messages.Messages.InitializeResult;
 
 import java.io.IOException;
 import java.io.InputStream;
-import java.nio.charset.StandardCharsets;
 import java.util.List;
 import java.util.logging.Logger;
 
