@@ -334,7 +334,7 @@ class LogFollower(object):
 
 def _start_client(args, workers=None):
     workspace = args.workspace or os.getcwd()
-    server = find_server(server=args.server, option_name="--server")
+    server = find_server(server=args.server, option="the --server option")
     client = BlenderJobsClient(server=server, workers=args.workers or workers, blender=args.blender,
                                state_dir=os.path.abspath(args.state_dir) if args.state_dir else None,
                                workspace=workspace,

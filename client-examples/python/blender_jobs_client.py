@@ -186,7 +186,7 @@ LOOKUP_ORDER = ("the server option", "$" + SERVER_ENV, SERVER_COMMAND + " on PAT
                 "the build output of a blender-jobs checkout")
 
 
-def find_server(server=None, jar=None, checkouts=(), env=None, option_name="server"):
+def find_server(server=None, jar=None, checkouts=(), env=None, option="the server option"):
     """Finds the server the way every blender-jobs client does, and returns a
     :class:`ServerLocation`:
 
@@ -199,12 +199,13 @@ def find_server(server=None, jar=None, checkouts=(), env=None, option_name="serv
        the checkout this module sits in, and the current folder and its parents.
 
     Raises :class:`ServerNotFound` (a ``FileNotFoundError``) naming each place it looked, in this
-    order, when none has a server; and when an explicitly named one does not exist."""
+    order, when none has a server; and when an explicitly named one does not exist. ``option``
+    names the caller's option in messages (e.g. "the --server option")."""
     env = os.environ if env is None else env
     if isinstance(server, ServerLocation):
         return server
     if server is not None:
-        return _location_of(server, "the %s option (%r)" % (option_name, server))
+        return _location_of(server, "%s (%r)" % (option, server))
     if jar is not None:
         jar = os.path.abspath(os.fspath(jar))
         if not os.path.isfile(jar):
@@ -213,7 +214,7 @@ def find_server(server=None, jar=None, checkouts=(), env=None, option_name="serv
                 "project root, or leave the jar out and let the client find the server (%s)" % (
                     jar, ", ".join(LOOKUP_ORDER)), [])
         return ServerLocation(jar=jar, source="the jar option")
-    tried = ["1. the %s option: not given" % option_name]
+    tried = ["1. %s: not given" % option]
     if env.get(SERVER_ENV):
         return _location_of(env[SERVER_ENV], "$%s" % SERVER_ENV)
     if env.get("BLENDER_JOBS_JAR"):

@@ -259,7 +259,7 @@ def main(argv=None):
 
     try:
         client = BlenderJobsClient(jar=args.jar, workers=args.workers, blender=args.blender,
-                                   server=find_server(server=args.server, jar=args.jar, option_name="--server")
+                                   server=find_server(server=args.server, jar=args.jar, option="the --server option")
                                    if args.jar is None else None,
                                    workspace=args.workspace or os.getcwd(),
                                    stderr_echo=sys.stderr if args.server_log else None)
