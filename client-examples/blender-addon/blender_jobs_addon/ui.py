@@ -514,6 +514,41 @@ def process_events(session):
     return events
 
 
+class RedrawPacer(object):
+    """When to redraw the sidebar for what changed: at most every ``interval`` seconds, where the
+    interval follows what a redraw costs. A tick that comes later than asked shows how long the
+    main loop was busy (mostly the redraw just asked for); the interval then grows to four times
+    that, so redraws take at most about a quarter of the main loop's time and other UI timers and
+    input keep their pace (under software OpenGL a sidebar redraw can take 0.2 s). It shrinks back
+    to ``MIN`` when redraws are cheap again. A change is never dropped: it is drawn late."""
+
+    MIN, MAX = 0.1, 2.0
+
+    def __init__(self):
+        self.interval = self.MIN
+        self.last = 0.0
+        self.pending = False
+        self.expected = None  # when the next tick should come (monotonic)
+        self.count = 0        # redraws asked for (the GUI test reads it)
+
+    def tick(self, changed, now, next_delay):
+        """Called by each timer tick; returns True when the sidebar should be redrawn now."""
+        late = now - self.expected if self.expected is not None else 0.0
+        self.expected = now + next_delay
+        if late > 0.05:
+            self.interval = min(self.MAX, max(self.interval, 4.0 * late))
+        else:
+            self.interval = max(self.MIN, self.interval * 0.8)
+        self.pending = self.pending or changed
+        if self.pending and now - self.last >= self.interval:
+            self.pending = False
+            self.last = now
+            self.count += 1
+            return True
+        return False
+
+
+PACER = RedrawPacer()
 _last_status = {}
 
 
@@ -521,6 +556,7 @@ def tick():
     """bpy.app.timers callback: never blocks; returns the delay until the next call."""
     session = core.current_session()
     if session is None:
+        PACER.expected = None
         return TIMER_INTERVAL_IDLE
     try:
         events = process_events(session)
@@ -528,12 +564,13 @@ def tick():
         traceback.print_exc()
         events = [None]
     status = (id(session), session.status)
-    if events or _last_status.get("status") != status:
-        _last_status["status"] = status
+    changed = bool(events) or _last_status.get("status") != status
+    _last_status["status"] = status
+    busy = session.status == core.STARTING or session.tracker.busy()
+    delay = TIMER_INTERVAL_BUSY if busy or PACER.pending else TIMER_INTERVAL_IDLE
+    if PACER.tick(changed, time.monotonic(), delay):
         tag_redraw()
-    if session.status == core.STARTING or session.tracker.busy():
-        return TIMER_INTERVAL_BUSY
-    return TIMER_INTERVAL_IDLE
+    return delay
 
 
 def ensure_timer():
@@ -545,7 +582,7 @@ def ensure_timer():
 
 STATE_ICONS = {"SUBMITTING": 'TIME', "QUEUED": 'SORTTIME', "ACTIVE": 'PLAY', "COMPLETED": 'CHECKMARK',
                "FAILED": 'ERROR', "CANCELED": 'CANCEL', "INTERRUPTED": 'PAUSE'}
-STATE_TEXT = {"SUBMITTING": "Sending", "QUEUED": "Queued", "ACTIVE": "Running", "COMPLETED": "Done",
+STATE_TEXT = {"SUBMITTING": "Sending", "QUEUED": "Queued", "ACTIVE": "Running", "COMPLETED": "Completed",
               "FAILED": "Failed", "CANCELED": "Canceled", "INTERRUPTED": "Interrupted"}
 
 
@@ -573,9 +610,9 @@ def wrapped(layout, text, width, icon='NONE', max_lines=4):
 def draw_progress(layout, fraction, text):
     if hasattr(layout, "progress"):  # Blender 4.0+
         layout.progress(factor=fraction, type='BAR', text=text)
-    else:                            # older Blender: a text bar and the text side by side
+    else:                            # older Blender: a text bar and the percentage side by side
         filled = int(round(fraction * 10))
-        split = layout.split(factor=0.6)
+        split = layout.split(factor=0.72)
         split.label(text=u"\u2588" * filled + u"\u2591" * (10 - filled))
         split.label(text=text)
 
@@ -623,36 +660,40 @@ def draw_server(layout, context, session, width):
 
 
 def draw_job(layout, info, width):
+    """One job: name, progress, state and message, error, then its buttons (with words: the
+    default sidebar has room for three)."""
     box = layout.box()
-    row = box.row(align=True)
-    row.label(text=info.name, icon=STATE_ICONS.get(info.state, 'QUESTION'))
-    buttons = []
-    if info.state == "INTERRUPTED":
-        buttons = [(BLENDER_JOBS_OT_resume_job, 'FILE_REFRESH'), (BLENDER_JOBS_OT_cancel_job, 'X'),
-                   (BLENDER_JOBS_OT_remove_job, 'TRASH')]
-    elif info.submitting:
-        buttons = []
-    elif not info.final:
-        buttons = [(BLENDER_JOBS_OT_cancel_job, 'X')]
-    else:
-        if info.state == "COMPLETED":
-            buttons.append((BLENDER_JOBS_OT_load_results, 'IMPORT'))
-        buttons.append((BLENDER_JOBS_OT_remove_job, 'TRASH'))
-    if info.error or info.load_error or info.final:
-        buttons.insert(0, (BLENDER_JOBS_OT_show_details, 'TEXT'))
-    for op_class, icon in buttons:
-        op = row.operator(op_class.bl_idname, text="", icon=icon)
-        op.job_id = info.job_id
+    wrapped(box, info.name, width, icon=STATE_ICONS.get(info.state, 'QUESTION'), max_lines=2)
+    draw_progress(box, info.progress, "%d%%" % round(info.progress * 100))
     status = STATE_TEXT.get(info.state, info.state.capitalize())
     if info.attempt > 1:
         status += " (try %d)" % info.attempt
-    draw_progress(box, info.progress, "%d%% %s" % (round(info.progress * 100), status))
     if info.message and not info.resting:
-        wrapped(box, info.message, width, max_lines=2)
+        status += ": " + info.message
+    elif info.loaded:
+        status += ": loaded " + ", ".join(info.loaded)
+    wrapped(box, status, width, max_lines=2)
     if info.error_text():
         wrapped(box, info.error_text(), width, icon='ERROR', max_lines=3)
-    elif info.loaded:
-        wrapped(box, "Loaded " + ", ".join(info.loaded), width, icon='IMPORT', max_lines=2)
+    buttons = []
+    if info.error or info.load_error or info.final:
+        buttons.append((BLENDER_JOBS_OT_show_details, "Details", 'TEXT'))
+    if info.state == "INTERRUPTED":
+        buttons += [(BLENDER_JOBS_OT_resume_job, "Resume", 'FILE_REFRESH'), (BLENDER_JOBS_OT_cancel_job, "Cancel", 'X'),
+                    (BLENDER_JOBS_OT_remove_job, "", 'TRASH')]
+    elif info.submitting:
+        pass
+    elif not info.final:
+        buttons.append((BLENDER_JOBS_OT_cancel_job, "Cancel", 'X'))
+    else:
+        if info.state == "COMPLETED":
+            buttons.append((BLENDER_JOBS_OT_load_results, "Load", 'IMPORT'))
+        buttons.append((BLENDER_JOBS_OT_remove_job, "Remove", 'TRASH'))
+    if buttons:
+        row = box.row(align=True)
+        for op_class, text, icon in buttons:
+            op = row.operator(op_class.bl_idname, text=text, icon=icon)
+            op.job_id = info.job_id
 
 
 class BLENDER_JOBS_PT_panel(bpy.types.Panel):
@@ -671,11 +712,10 @@ class BLENDER_JOBS_PT_panel(bpy.types.Panel):
         width = text_width(context)
         settings = context.scene.blender_jobs
         col = layout.column()
-        col.prop(settings, "script", text="")
-        col.prop(settings, "passed_data", icon='SETTINGS')
-        row = col.row(align=True)
-        row.prop(settings, "timeout", text="Timeout")
-        row.prop(settings, "max_attempts", text="Tries")
+        col.prop(settings, "script", text="", icon='FILE_SCRIPT')
+        col.prop(settings, "passed_data")
+        col.prop(settings, "timeout")
+        col.prop(settings, "max_attempts")
         col.prop(settings, "send_selected")
         col.prop(settings, "use_blend_file")
         blocks = col.column(align=True)
