@@ -149,7 +149,9 @@ class BLENDER_JOBS_OT_run_job(bpy.types.Operator):
     """Run the script in a background Blender with the selected objects and the listed data blocks"""
     bl_idname = "blender_jobs.run_job"
     bl_label = "Run Background Job"
-    bl_options = {'REGISTER'}
+    # Not REGISTER: "Adjust Last Operation" would run the job again, and its panel over the 3D
+    # View makes the viewport redraw (costly under software OpenGL).
+    bl_options = set()
 
     script: StringProperty(name="Script", subtype='FILE_PATH',
                            description="Overrides the panel's script when set")
@@ -191,8 +193,8 @@ class BLENDER_JOBS_OT_run_job(bpy.types.Operator):
                               auto_load=settings.auto_load)
         ensure_timer()
         tag_redraw()
-        self.report({'INFO'}, "Queued %s%s" % (name, " (the server is starting)" if session.status == core.STARTING
-                                                else ""))
+        # No INFO report: the job's box shows it at once, and a report's banner animates the
+        # status bar (a window redraw 20 times a second, costly under software OpenGL).
         return {'FINISHED'}
 
 
@@ -302,7 +304,7 @@ class BLENDER_JOBS_OT_load_results(bpy.types.Operator):
     """Append this job's returned data blocks into the open file"""
     bl_idname = "blender_jobs.load_results"
     bl_label = "Load Results"
-    bl_options = {'REGISTER', 'UNDO', 'INTERNAL'}
+    bl_options = {'UNDO', 'INTERNAL'}
 
     job_id: StringProperty()
 
@@ -438,6 +440,7 @@ class BLENDER_JOBS_OT_stop_server(bpy.types.Operator):
     """Shut the blender-jobs server down (unfinished jobs are interrupted; the next server can resume them); the next job starts it again"""
     bl_idname = "blender_jobs.stop_server"
     bl_label = "Stop Server"
+    bl_options = set()
 
     def execute(self, context):
         core.shutdown_session()
@@ -530,6 +533,7 @@ class RedrawPacer(object):
         self.pending = False
         self.expected = None  # when the next tick should come (monotonic)
         self.count = 0        # redraws asked for (the GUI test reads it)
+        self.slowest_tick = 0.0  # seconds: the longest timer step (events, loading results)
 
     def tick(self, changed, now, next_delay):
         """Called by each timer tick; returns True when the sidebar should be redrawn now."""
@@ -558,11 +562,15 @@ def tick():
     if session is None:
         PACER.expected = None
         return TIMER_INTERVAL_IDLE
+    started = time.monotonic()
     try:
         events = process_events(session)
     except Exception:
         traceback.print_exc()
         events = [None]
+    spent = time.monotonic() - started
+    if spent > PACER.slowest_tick:
+        PACER.slowest_tick = spent  # what the add-on's own work cost the main loop at most
     status = (id(session), session.status)
     changed = bool(events) or _last_status.get("status") != status
     _last_status["status"] = status
