@@ -18,7 +18,7 @@ later server on the same directory lists them and runs them again with ``resume_
 ``resume_all``. ``wait_for_job`` returns on any resting state (:data:`RESTING_STATES`: the final
 states and INTERRUPTED), so it never hangs across a shutdown.
 
-Standard library only; runs on Python 3.8+ (including the Python bundled with Blender).
+Standard library only; runs on Python 3.9+ (including the Python bundled with Blender 2.93 and later).
 
 Threads: one reader thread (parses server output, completes requests), one dispatcher thread
 (runs notification callbacks, in the order the server sent the notifications), one thread
