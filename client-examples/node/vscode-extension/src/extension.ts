@@ -2,8 +2,8 @@
  * Minimal VS Code extension: "Blender Jobs: Run Current File as Blender Job" saves the active
  * Python file, runs it as a blender-jobs job (`script` = the file's path) and shows the job's
  * progress in the notification area, updated from job/progress notifications. Cancel in the
- * notification sends cancelJob. The server is started on first use (setting
- * `blenderJobs.serverJar`) and stopped when the extension deactivates.
+ * notification sends cancelJob. The server is started on first use (setting `blenderJobs.server`,
+ * else found like every client finds it) and stopped when the extension deactivates.
  *
  * The server is told the window's workspace folders, so it keeps its jobs in that workspace's
  * state directory: a job still running when the server stops (the window closes, a setting
@@ -49,13 +49,16 @@ function getClient(): Promise<BlenderJobsClient> {
     if (!starting) {
         starting = (async () => {
             const config = vscode.workspace.getConfiguration('blenderJobs');
-            const jar = config.get<string>('serverJar') || process.env.BLENDER_JOBS_JAR;
-            if (!jar) throw new Error('Set "blenderJobs.serverJar" to the path of blender-jobs-server.jar.');
+            // Empty settings: the client finds the server itself ($BLENDER_JOBS_SERVER, then
+            // blender-jobs-server on PATH, then a checkout's build output); its error names that order.
+            const server = config.get<string>('server') || undefined;
+            const jar = server ? undefined : config.get<string>('serverJar') || undefined;
             const folders = (vscode.workspace.workspaceFolders ?? [])
                 .map((folder) => ({ uri: folder.uri.toString(), name: folder.name }));
             const created = new BlenderJobsClient({
+                server,
                 jar,
-                java: config.get<string>('java') || 'java',
+                java: config.get<string>('java') || undefined,
                 workers: config.get<number>('workers', 2),
                 serverArgs: config.get<string[]>('serverArgs', []),
                 // The workspace chooses the server's state directory: jobs outlive the server.
