@@ -428,7 +428,7 @@ export class BlenderJobsClient {
 
         const params: InitializeParams = {
             processId: process.pid,
-            clientInfo: this.options.clientInfo ?? { name: 'blender-jobs-node-client', version: '0.1.0' },
+            clientInfo: this.options.clientInfo ?? { name: 'blender-jobs-node-client', version: '0.2.0' },
             capabilities: { window: { workDoneProgress: true } },
             ...this.workspaceParams(),
         };

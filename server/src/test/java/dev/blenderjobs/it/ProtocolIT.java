@@ -164,7 +164,7 @@ class ProtocolIT {
             String stderr = new String(p.getErrorStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
             assertTrue(p.waitFor(30, TimeUnit.SECONDS));
             assertEquals(0, p.exitValue(), flag + ": " + stderr);
-            assertTrue(stdout.contains(flag.equals("--help") ? "--state-dir" : "0.1.0"), flag + " stdout: " + stdout
+            assertTrue(stdout.contains(flag.equals("--help") ? "--state-dir" : dev.blenderjobs.BlenderJobsServer.VERSION), flag + " stdout: " + stdout
                     + "\nstderr: " + stderr);
             assertEquals("", stderr, flag);
         }

@@ -147,7 +147,7 @@ class SlowClientIT {
     private static String recordedState(Path jobsDir, String id) {
         try {
             JsonElement record = JsonParser.parseString(Files.readString(jobsDir.resolve(id).resolve("job.json")));
-            return record.getAsJsonObject().get("state").getAsString();
+            return record.getAsJsonObject().getAsJsonObject("job").get("state").getAsString();
         } catch (Exception notYet) {
             return null;
         }
