@@ -95,19 +95,30 @@ import {
     WorkspaceFolder,
     isRestingState,
 } from './protocol';
+import { ServerLocation, findServer } from './server';
 
 /** The JVM flags the server is normally started with. */
 export const DEFAULT_JVM_ARGS: readonly string[] = ['-XX:+UseSerialGC', '-Xmx512m', '-Xmn24m'];
 
 export interface BlenderJobsClientOptions {
-    /** The server jar. Default: $BLENDER_JOBS_JAR, else ../../server/target/blender-jobs-server.jar. */
+    /**
+     * The server command: the launcher's path (`.../bin/blender-jobs-server`), a command line, or an
+     * argument list; a lone `.jar` runs with java. Default: found by `findServer` ($BLENDER_JOBS_SERVER,
+     * then `blender-jobs-server` on PATH, then a checkout's build output).
+     */
+    server?: string | string[];
+    /** The server jar, run with java and `jvmArgs` (an explicit option, like `server`). */
     jar?: string;
-    /** The java executable. Default: $JAVA_HOME/bin/java if it exists, else `java` from PATH. */
+    /** Checkout folders whose build output the lookup tries (before the current folder and its parents). */
+    checkouts?: string[];
+    /** The java executable. Default: $BLENDER_JOBS_JAVA, $JAVA_HOME/bin/java if it exists, else `java` from PATH (given to a launcher as $BLENDER_JOBS_JAVA). */
     java?: string;
-    /** JVM flags before `-jar`. Default: DEFAULT_JVM_ARGS. */
+    /** JVM flags before `-jar`. Default: DEFAULT_JVM_ARGS (given to a launcher as $BLENDER_JOBS_JAVA_OPTS, after its own). */
     jvmArgs?: string[];
     /** `--workers N`. Default: the server's default (number of CPU cores). */
     workers?: number;
+    /** `--blender PATH`: the Blender the workers run. Default: the server finds one. */
+    blender?: string;
     /** More server flags, e.g. `['--blender', '/opt/blender/blender', '--log-level', 'FINE']`. */
     serverArgs?: string[];
     /**
@@ -150,7 +161,10 @@ export function workspaceUri(workspace: string): string {
     return pathToFileURL(path.resolve(workspace)).href;
 }
 
-/** `BLENDER_JOBS_JAR`, else the build output relative to this package. */
+/**
+ * `BLENDER_JOBS_JAR`, else the build output relative to this package when it sits in a checkout
+ * (client-examples/node). The tests use it; clients find the server with `findServer`.
+ */
 export function defaultJarPath(): string {
     const fromEnv = process.env.BLENDER_JOBS_JAR;
     if (fromEnv) return path.resolve(fromEnv);
@@ -168,6 +182,7 @@ export function packageRoot(): string {
 }
 
 function defaultJava(): string {
+    if (process.env.BLENDER_JOBS_JAVA) return process.env.BLENDER_JOBS_JAVA;
     const home = process.env.JAVA_HOME;
     if (home) {
         const candidate = path.join(home, 'bin', process.platform === 'win32' ? 'java.exe' : 'java');
@@ -223,6 +238,9 @@ export class BlenderJobsClient {
     /** The initialize result, once start() has finished. */
     serverDescription: InitializeResult | undefined;
 
+    /** The command line the server was started with (after start()). */
+    command: string[] | undefined;
+    private location: ServerLocation | undefined;
     private child: ChildProcessWithoutNullStreams | undefined;
     private connection: MessageConnection | undefined;
     private exited: ServerExitedError | undefined;
@@ -312,8 +330,20 @@ export class BlenderJobsClient {
         return this.stderrTail;
     }
 
-    get jarPath(): string {
-        return this.options.jar ? path.resolve(this.options.jar) : defaultJarPath();
+    /** Where the server is (found when start() runs, or by this getter). Throws ServerNotFoundError. */
+    get serverLocation(): ServerLocation {
+        if (!this.location) {
+            this.location = findServer({
+                server: this.options.server, jar: this.options.jar, env: this.options.env,
+                checkouts: [...(this.options.checkouts ?? []), path.resolve(packageRoot(), '..', '..')],
+            });
+        }
+        return this.location;
+    }
+
+    /** The jar the server runs from, or undefined when it runs through a launcher. */
+    get jarPath(): string | undefined {
+        return this.serverLocation.jar;
     }
 
     // ------------------------------------------------------------------------------ lifecycle
@@ -324,23 +354,35 @@ export class BlenderJobsClient {
      */
     async start(): Promise<InitializeResult> {
         if (this.child) throw new BlenderJobsError('start() was already called');
-        const jar = this.jarPath;
-        if (!fs.existsSync(jar)) {
-            throw new BlenderJobsError(`the server jar ${jar} does not exist; build it ` +
-                '(cd <repo> && mvn -q package -Dmaven.test.skip=true) or set BLENDER_JOBS_JAR');
+        const location = this.serverLocation;
+        let program: string;
+        let args: string[];
+        let env = this.options.env ?? process.env;
+        if (location.jar) {
+            program = this.options.java ?? defaultJava();
+            args = [...(this.options.jvmArgs ?? DEFAULT_JVM_ARGS), '-jar', location.jar];
+        } else {
+            [program, ...args] = location.command!;
+            // The launcher sets the JVM flags and finds java itself; pass the caller's choices on.
+            if (this.options.java || this.options.jvmArgs) {
+                env = { ...env };
+                if (this.options.java) env.BLENDER_JOBS_JAVA = this.options.java;
+                if (this.options.jvmArgs) env.BLENDER_JOBS_JAVA_OPTS = this.options.jvmArgs.join(' ');
+            }
         }
-        const args = [...(this.options.jvmArgs ?? DEFAULT_JVM_ARGS), '-jar', jar];
         const { workers, stateDir, retainJobs, retainDays } = this.options;
         if (workers !== undefined) args.push('--workers', String(workers));
+        if (this.options.blender !== undefined) args.push('--blender', this.options.blender);
         if (stateDir !== undefined) args.push('--state-dir', path.resolve(stateDir));
         if (retainJobs !== undefined) args.push('--retain-jobs', String(retainJobs));
         if (retainDays !== undefined) args.push('--retain-days', String(retainDays));
         if (this.options.resume) args.push('--resume');
         args.push(...(this.options.serverArgs ?? []));
 
-        const child = spawn(this.options.java ?? defaultJava(), args, {
+        this.command = [program, ...args];
+        const child = spawn(program, args, {
             cwd: this.options.cwd,
-            env: this.options.env ?? process.env,
+            env,
             stdio: ['pipe', 'pipe', 'pipe'],
         });
         this.child = child;
@@ -419,7 +461,7 @@ export class BlenderJobsClient {
 
         const params: InitializeParams = {
             processId: process.pid,
-            clientInfo: this.options.clientInfo ?? { name: 'blender-jobs-node-client', version: '0.1.0' },
+            clientInfo: this.options.clientInfo ?? { name: 'blender-jobs-node-client', version: '0.2.0' },
             capabilities: { window: { workDoneProgress: true }, textDocument: { publishDiagnostics: {} } },
             ...this.workspaceParams(),
         };

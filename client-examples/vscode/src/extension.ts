@@ -88,7 +88,7 @@ class BlenderJobsExtension {
             command('blender-jobs.resumeInterrupted', () => this.resumeInterrupted()),
             // A changed setting takes effect with the next server (started by the next command).
             vscode.workspace.onDidChangeConfiguration((e) => {
-                if (e.affectsConfiguration('blenderJobs.serverCommand') || e.affectsConfiguration('blenderJobs.blender') ||
+                if (e.affectsConfiguration('blenderJobs.server') || e.affectsConfiguration('blenderJobs.blender') ||
                     e.affectsConfiguration('blenderJobs.serverArgs')) void this.stopServer();
             }),
         );
@@ -111,7 +111,7 @@ class BlenderJobsExtension {
     private async startClient(): Promise<LanguageClient> {
         const config = vscode.workspace.getConfiguration('blenderJobs');
         const resolved = resolveServerCommand({
-            serverCommand: config.get<string[]>('serverCommand', []),
+            server: config.get<string | string[]>('server', ''),
             blender: config.get<string>('blender', ''),
             serverArgs: config.get<string[]>('serverArgs', []),
             extensionPath: this.context.extensionPath,
@@ -119,7 +119,7 @@ class BlenderJobsExtension {
         });
         if (!resolved.ok) throw new Error(resolved.problem);
         const { command, args, source } = resolved.server;
-        this.log.info(`Starting the server (from the ${source}): ${[command, ...args].join(' ')}`);
+        this.log.info(`Starting the server (found: ${source}): ${[command, ...args].join(' ')}`);
 
         // stdio without `transport`: TransportKind.stdio would add --stdio, which this server accepts
         // (and ignores) but servers before it refuse; without it the extension works with both.

@@ -3,7 +3,7 @@
  * itself (initialize, shutdown, `$/progress`, `window/workDoneProgress/create`,
  * `textDocument/publishDiagnostics`, `window/showMessage`). protocol.md is the reference; the
  * shapes come from the Node client's types (client-examples/node/src/protocol.ts; a type-only
- * import: nothing of the Node client is bundled).
+ * import: none of it is bundled).
  */
 import type { JobState } from '../../node/src/protocol';
 

@@ -132,7 +132,8 @@ before(async () => {
         'extensions.autoCheckUpdates': false,
         'extensions.autoUpdate': false,
         'telemetry.telemetryLevel': 'off',
-        'blenderJobs.serverCommand': ['java', '-XX:+UseSerialGC', '-Xmx512m', '-Xmn24m', '-jar', JAR],
+        // A lone jar: the extension runs it with java and the JVM flags (the Node client's findServer).
+        'blenderJobs.server': JAR,
         'blenderJobs.serverArgs': ['--workers', '1'],
         ...(process.env.BLENDER ? { 'blenderJobs.blender': process.env.BLENDER } : {}),
     }, null, 2));

@@ -5,54 +5,93 @@
  * ../test-real.
  */
 import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import { JobTable } from '../src/jobTable';
 import { LogFollowers } from '../src/logFollowers';
 import { parsePassedData } from '../src/passedData';
-import { checkoutJar, FileChecks, JVM_FLAGS, resolveServerCommand, ServerCommandInputs } from '../src/serverCommand';
+import { checkoutRoot, JVM_FLAGS, resolveServerCommand, ServerCommandInputs } from '../src/serverCommand';
 import type { FollowLogResult, JobStateChangedParams, JobSummary } from '../src/wire';
 
-const EXT = '/src/blender-jobs/client-examples/vscode';
-const JAR = '/src/blender-jobs/server/target/blender-jobs-server.jar';
+/**
+ * The lookup is the Node client's findServer, run here on real files: a scratch folder with a
+ * checkout (client-examples/vscode inside it), a bin/ for PATH, a JDK, an executable and a jar.
+ */
+const SCRATCH = fs.mkdtempSync(path.join(os.tmpdir(), 'bj-vscode-unit-'));
+const CHECKOUT = path.join(SCRATCH, 'checkout');
+const EXT = path.join(CHECKOUT, 'client-examples', 'vscode');
+const TARGET = path.join(CHECKOUT, 'server', 'target');
+const BIN = path.join(SCRATCH, 'bin');
+const EMPTY = path.join(SCRATCH, 'empty');
+const JDK = path.join(SCRATCH, 'jdk');
+
+function executable(file: string): string {
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    fs.writeFileSync(file, '#!/bin/sh\nexit 0\n', { mode: 0o755 });
+    return file;
+}
+
+function plainFile(file: string): string {
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    fs.writeFileSync(file, 'not really a jar');
+    return file;
+}
+
+for (const dir of [EXT, TARGET, BIN, EMPTY]) fs.mkdirSync(dir, { recursive: true });
+const ON_PATH = executable(path.join(BIN, 'blender-jobs-server'));
+const OWN = executable(path.join(SCRATCH, 'own', 'run-server'));
+const JAVA = executable(path.join(JDK, 'bin', 'java'));
+const JAR = plainFile(path.join(SCRATCH, 'dist', 's.jar'));
+after(() => fs.rmSync(SCRATCH, { recursive: true, force: true }));
 
 function inputs(overrides: Partial<ServerCommandInputs> = {}): ServerCommandInputs {
-    return { serverCommand: [], blender: '', serverArgs: [], extensionPath: EXT, env: { PATH: '/usr/bin:/opt/bj/bin' }, ...overrides };
+    return { server: '', blender: '', serverArgs: [], extensionPath: EXT, env: { PATH: BIN }, ...overrides };
 }
 
-function files(existing: string[], executables: string[] = []): FileChecks {
-    return { isFile: (f) => existing.includes(f) || executables.includes(f), isExecutable: (f) => executables.includes(f) };
-}
-
-test('server command: the setting comes first, then --blender and the extra flags', () => {
-    const resolved = resolveServerCommand(inputs({
-        serverCommand: ['java', '-jar', '/x/server.jar'], blender: '/opt/blender/blender', serverArgs: ['--workers', '1'],
-        env: { BLENDER_JOBS_SERVER: '/elsewhere/server', PATH: '/opt/bj/bin' },
-    }), files([JAR], ['/opt/bj/bin/blender-jobs-server']));
-    assert.deepEqual(resolved, { ok: true, server: {
-        command: 'java', args: ['-jar', '/x/server.jar', '--blender', '/opt/blender/blender', '--workers', '1'],
-        source: 'setting blenderJobs.serverCommand' } });
+test('server command: the setting blenderJobs.server comes first (argument list or command line), then --blender and the extra flags', () => {
+    const env = { BLENDER_JOBS_SERVER: '/elsewhere/server', PATH: BIN };
+    const list = resolveServerCommand(inputs({ server: [OWN, '--log-level', 'FINE'], blender: '/opt/blender/blender', serverArgs: ['--workers', '1'], env }));
+    assert.equal(list.ok, true);
+    assert.deepEqual(list.ok && { command: list.server.command, args: list.server.args },
+        { command: OWN, args: ['--log-level', 'FINE', '--blender', '/opt/blender/blender', '--workers', '1'] });
+    assert.match(list.ok ? list.server.source : '', /^the setting blenderJobs\.server/);
+    const line = resolveServerCommand(inputs({ server: `${OWN} --log-level FINE`, env }));
+    assert.deepEqual(line.ok && [line.server.command, ...line.server.args], [OWN, '--log-level', 'FINE']);
+    const jar = resolveServerCommand(inputs({ server: JAR, blender: '/b', env: { ...env, JAVA_HOME: JDK } }));
+    assert.deepEqual(jar.ok && [jar.server.command, ...jar.server.args], [JAVA, ...JVM_FLAGS, '-jar', JAR, '--blender', '/b']);
+    const missing = resolveServerCommand(inputs({ server: path.join(SCRATCH, 'nothing-here'), env }));
+    assert.equal(missing.ok, false);
+    assert.match(!missing.ok ? missing.problem : '', /the setting blenderJobs\.server .*does not exist/);
 });
 
-test('server command: BLENDER_JOBS_SERVER, an executable or a jar run with java and the JVM flags', () => {
-    const exe = resolveServerCommand(inputs({ env: { BLENDER_JOBS_SERVER: '/opt/bj/run-server', PATH: '' } }), files([]));
-    assert.deepEqual(exe, { ok: true, server: { command: '/opt/bj/run-server', args: [], source: 'environment variable BLENDER_JOBS_SERVER' } });
-    const jar = resolveServerCommand(inputs({ env: { BLENDER_JOBS_SERVER: '/x/s.jar', JAVA_HOME: '/jdk' }, blender: '/b' }), files(['/x/s.jar']));
-    assert.deepEqual(jar, { ok: true, server: { command: '/jdk/bin/java', args: [...JVM_FLAGS, '-jar', '/x/s.jar', '--blender', '/b'],
-        source: 'environment variable BLENDER_JOBS_SERVER' } });
-    const missing = resolveServerCommand(inputs({ env: { BLENDER_JOBS_SERVER: '/x/none.jar' } }), files([]));
-    assert.deepEqual(missing, { ok: false, problem: 'BLENDER_JOBS_SERVER names the jar /x/none.jar, which does not exist.' });
+test('server command: BLENDER_JOBS_SERVER (a command line, or a jar run with java and the JVM flags), before PATH', () => {
+    const exe = resolveServerCommand(inputs({ env: { BLENDER_JOBS_SERVER: `${OWN} --workers 1`, PATH: BIN } }));
+    assert.deepEqual(exe, { ok: true, server: { command: OWN, args: ['--workers', '1'], source: '$BLENDER_JOBS_SERVER' } });
+    const jar = resolveServerCommand(inputs({ env: { BLENDER_JOBS_SERVER: JAR, BLENDER_JOBS_JAVA: '/opt/java17/bin/java', PATH: BIN } }));
+    assert.deepEqual(jar.ok && [jar.server.command, ...jar.server.args], ['/opt/java17/bin/java', ...JVM_FLAGS, '-jar', JAR]);
+    const missing = resolveServerCommand(inputs({ env: { BLENDER_JOBS_SERVER: path.join(SCRATCH, 'none.jar'), PATH: BIN } }));
+    assert.equal(missing.ok, false);
+    assert.match(!missing.ok ? missing.problem : '', /\$BLENDER_JOBS_SERVER names the jar .*none\.jar, which does not exist/);
 });
 
-test('server command: blender-jobs-server on PATH, then the checkout jar, else a message naming every way', () => {
-    const onPath = resolveServerCommand(inputs(), files([JAR], ['/opt/bj/bin/blender-jobs-server']));
-    assert.deepEqual(onPath, { ok: true, server: { command: '/opt/bj/bin/blender-jobs-server', args: [], source: 'blender-jobs-server on PATH' } });
-    assert.equal(checkoutJar(EXT), JAR);
-    const checkout = resolveServerCommand(inputs({ env: { PATH: '/usr/bin' } }), files([JAR]));
-    assert.deepEqual(checkout, { ok: true, server: { command: 'java', args: [...JVM_FLAGS, '-jar', JAR], source: `the checkout's jar ${JAR}` } });
-    const none = resolveServerCommand(inputs({ extensionPath: path.join('/home/me/.vscode/extensions/blender-jobs.blender-jobs-vscode-0.2.0') }), files([]));
+test('server command: blender-jobs-server on PATH, then the checkout build output (launcher, then jar), else a message naming every place', () => {
+    const onPath = resolveServerCommand(inputs());
+    assert.deepEqual(onPath, { ok: true, server: { command: ON_PATH, args: [], source: 'blender-jobs-server on PATH' } });
+    assert.equal(checkoutRoot(EXT), CHECKOUT);
+
+    const none = resolveServerCommand(inputs({ env: { PATH: EMPTY } }));
     assert.equal(none.ok, false);
-    assert.match(!none.ok ? none.problem : '', /blenderJobs\.serverCommand.*BLENDER_JOBS_SERVER.*blender-jobs-server on PATH.*mvn package/s);
+    assert.match(!none.ok ? none.problem : '', /blenderJobs\.server: not given.*BLENDER_JOBS_SERVER.*blender-jobs-server on PATH.*nothing built in .*checkout.*mvn -q package/s);
+
+    const checkoutJar = plainFile(path.join(TARGET, 'blender-jobs-server.jar'));
+    const jar = resolveServerCommand(inputs({ env: { PATH: EMPTY } }));
+    assert.deepEqual(jar.ok && [jar.server.command, ...jar.server.args], ['java', ...JVM_FLAGS, '-jar', checkoutJar]);
+    assert.match(jar.ok ? jar.server.source : '', /the build output of the checkout .*checkout$/);
+    const launcher = executable(path.join(TARGET, 'blender-jobs-server-0.2.0', 'bin', 'blender-jobs-server'));
+    const dist = resolveServerCommand(inputs({ env: { PATH: EMPTY } }));
+    assert.deepEqual(dist.ok && [dist.server.command, ...dist.server.args], [launcher]);
 });
 
 test('passed data: a JSON object, or a message saying what is wrong', () => {

@@ -14,6 +14,7 @@ import dev.blenderjobs.store.StateDirectory;
 import dev.blenderjobs.wire.ClientNotifier;
 import dev.blenderjobs.wire.JobClient;
 import dev.blenderjobs.wire.JobServerEndpoint;
+import dev.blenderjobs.wire.OutgoingQueue;
 import dev.blenderjobs.wire.WireLauncher;
 import dev.blenderjobs.wire.messages.Messages.BlenderInfo;
 import dev.blenderjobs.wire.messages.Messages.Capabilities;
@@ -68,6 +69,8 @@ public final class BlenderJobsServer implements JobServerEndpoint.Host {
     private JobStore store;
     private WorkerPool pool;
     private ClientNotifier notifier;
+    /** Everything sent to the client waits here for the writer thread. */
+    private volatile OutgoingQueue output;
     private ExecutorService io;
 
     public BlenderJobsServer(ServerConfig config) {
@@ -102,8 +105,10 @@ public final class BlenderJobsServer implements JobServerEndpoint.Host {
 
         JobServerEndpoint endpoint = new JobServerEndpoint(jobs, io, this, notifier, config.maxMessageBytes());
         ExecutorService rpc = Executors.newCachedThreadPool(Threads.daemon("jsonrpc"));
-        Launcher<JobClient> launcher = WireLauncher.create(endpoint, in, out, config.maxMessageBytes(), rpc,
+        WireLauncher.Wire wire = WireLauncher.create(endpoint, in, out, config.maxMessageBytes(), rpc,
                 notifier::answered);
+        Launcher<JobClient> launcher = wire.launcher();
+        output = wire.output();
         notifier.connect(launcher.getRemoteProxy());
         Runtime.getRuntime().addShutdownHook(new Thread(() -> stop("the server received a signal to stop"),
                 "shutdown-hook"));
@@ -203,6 +208,13 @@ public final class BlenderJobsServer implements JobServerEndpoint.Host {
         if (store != null) store.close();
         if (pool != null) pool.shutdown(Duration.ofSeconds(2));
         if (notifier != null) notifier.close();
+        if (output != null) {
+            try {
+                output.drain(Duration.ofSeconds(3)); // the last states reach a client that reads; none waits forever
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
         if (io != null) io.shutdownNow();
         if (loop != null) loop.close();
         StateDirectory dir = stateDir != null ? stateDir : explicitStateDir;

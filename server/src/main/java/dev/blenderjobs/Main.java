@@ -13,8 +13,17 @@ import java.util.concurrent.Callable;
 /** The command line: parses flags into a {@link ServerConfig} and runs the server over stdio. */
 @Command(name = "blender-jobs", mixinStandardHelpOptions = true, version = BlenderJobsServer.VERSION,
         description = "Runs Blender Python scripts in a pool of headless Blender processes, driven by JSON-RPC "
-                + "(LSP base-protocol framing) over stdin/stdout. Logs go to stderr.")
+                + "(LSP base-protocol framing) over stdin/stdout. Logs go to stderr.",
+        exitCodeListHeading = "%nExit codes:%n",
+        exitCodeList = {
+                "0:after shutdown and exit, at the end of stdin, or on SIGTERM",
+                "1:exit without shutdown",
+                "2:the --state-dir is in use by another server; or a bad command line",
+                "3:the --state-dir cannot be used (not creatable, not writable)"})
 public final class Main implements Callable<Integer> {
+    /** Exit codes (protocol.md, command-line flags): 0 and 1 are the lifecycle's, 2 and 3 the state directory's. */
+    static final int EXIT_STATE_DIR_IN_USE = 2;
+    static final int EXIT_STATE_DIR_UNUSABLE = 3;
 
     @Option(names = "--blender", paramLabel = "PATH",
             description = "Blender executable. Default: $BLENDER, then PATH, then the usual install places.")
@@ -79,7 +88,10 @@ public final class Main implements Callable<Integer> {
         // Keep stdout for the protocol before anything can print to it.
         StdioGuard.claimStdout();
         CommandLine cli = new CommandLine(new Main());
-        cli.setOut(new java.io.PrintWriter(System.err, true));
+        // Only --help and --version print to picocli's "out", and they do not start the server,
+        // so stdout is not the protocol then: they print there and exit 0, as command-line tools do.
+        cli.setOut(new java.io.PrintWriter(new java.io.OutputStreamWriter(StdioGuard.protocolOut(),
+                java.nio.charset.StandardCharsets.UTF_8), true));
         int code = cli.execute(args);
         System.exit(code);
     }
@@ -106,7 +118,13 @@ public final class Main implements Callable<Integer> {
             return new BlenderJobsServer(config).run(StdioGuard.protocolIn(), StdioGuard.protocolOut());
         } catch (dev.blenderjobs.store.StateDirectory.InUseException e) {
             java.util.logging.Logger.getLogger(Main.class.getName()).severe(e.getMessage());
-            return 2;
+            return EXIT_STATE_DIR_IN_USE;
+        } catch (dev.blenderjobs.store.StateDirectory.UnusableException e) {
+            // A person's mistake, not a bug: the message says what and what to do; the trace is for FINE.
+            java.util.logging.Logger.getLogger(Main.class.getName()).severe(e.getMessage());
+            java.util.logging.Logger.getLogger(Main.class.getName()).log(java.util.logging.Level.FINE, "details",
+                    e.getCause());
+            return EXIT_STATE_DIR_UNUSABLE;
         }
     }
 }

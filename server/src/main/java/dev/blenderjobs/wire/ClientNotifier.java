@@ -115,7 +115,8 @@ public final class ClientNotifier implements JobEvents, AutoCloseable {
     }
 
     /**
-     * A response was written to the client (WireLauncher calls this after writing it): what
+     * A response was written to the client (WireLauncher calls this on the OutgoingQueue's
+     * writer thread, right after writing it; so this only hands work on): what
      * must follow a particular answer goes now. The initialize answer opens the gate; an addJob
      * answer lets the job's work-done token be created; a followLog answer lets the job's
      * job/log notifications go.
@@ -132,7 +133,8 @@ public final class ClientNotifier implements JobEvents, AutoCloseable {
 
     /**
      * Sends {@code $/progress} on a client's token (LSP: valid only while the request that
-     * carried it is pending); the future completes once it is written, or dropped at stop.
+     * carried it is pending); the future completes once it is handed to the outgoing queue (which
+     * writes in order, so it precedes an answer queued after that), or dropped at stop.
      */
     CompletableFuture<Void> clientProgress(JsonElement token, WorkDoneProgressValue value) {
         CompletableFuture<Void> sent = new CompletableFuture<>();

@@ -8,7 +8,7 @@ import org.eclipse.lsp4j.jsonrpc.MessageProducer;
 import org.eclipse.lsp4j.jsonrpc.RemoteEndpoint;
 import org.eclipse.lsp4j.jsonrpc.json.ConcurrentMessageProcessor;
 import org.eclipse.lsp4j.jsonrpc.json.MessageJsonHandler;
-import org.eclipse.lsp4j.jsonrpc.json.StreamMessageProducer;
+import org.eclipse.lsp4j.jsonrpc.services.ServiceEndpoints;
 import com.google.gson.JsonElement;
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParseException;
@@ -22,13 +22,14 @@ import org.eclipse.lsp4j.jsonrpc.messages.ResponseMessage;
 
 import java.io.IOException;
 import java.io.InputStream;
-import java.nio.charset.StandardCharsets;
 import java.util.List;
 import java.util.logging.Logger;
 
 /**
- * LSP4J's launcher with a cap on incoming message size: LSP4J allocates whatever
- * Content-Length says, so a larger message is skipped unread and answered with an error.
+ * LSP4J's launcher with our two ends of the pipe: a strict reader (a cap on incoming message
+ * size, since LSP4J allocates whatever Content-Length says; resynchronization after malformed
+ * frames; malformed messages answered) and an outgoing queue with its own writer thread, so that
+ * no thread of the server ever blocks on a client that does not read.
  */
 public final class WireLauncher {
     private static final Logger LOG = Logger.getLogger(WireLauncher.class.getName());
@@ -36,31 +37,34 @@ public final class WireLauncher {
     private WireLauncher() {
     }
 
+    /** The launcher, and the queue its messages to the client go through (drained at exit). */
+    public record Wire(Launcher<JobClient> launcher, OutgoingQueue output) {
+    }
+
     /**
      * @param onAnswered given each result right after its response is written, so that what must
      *                   follow an answer does (LSP: no notification before the initialize answer;
      *                   a work-done token is created after the addJob answer; job/log after the
-     *                   followLog answer). Runs on the thread that wrote the response: it must
-     *                   only hand work on.
+     *                   followLog answer). Runs on the OutgoingQueue's writer thread, after the
+     *                   response has reached stdout: it must only hand work on.
      */
-    public static Launcher<JobClient> create(Object endpoint, InputStream in, java.io.OutputStream out,
-                                             long maxMessageBytes, java.util.concurrent.ExecutorService executor,
-                                             java.util.function.Consumer<Object> onAnswered) {
-        return new CappedBuilder(maxMessageBytes)
-                .setLocalService(endpoint)
+    public static Wire create(Object endpoint, InputStream in, java.io.OutputStream out, long maxMessageBytes,
+                              java.util.concurrent.ExecutorService executor,
+                              java.util.function.Consumer<Object> onAnswered) {
+        CappedBuilder builder = new CappedBuilder(maxMessageBytes, OutgoingQueue.Limits.DEFAULT, message -> {
+            if (message instanceof ResponseMessage r && r.getResult() != null) {
+                onAnswered.accept(r.getResult());
+            }
+        });
+        builder.setLocalService(endpoint)
                 .setRemoteInterface(JobClient.class)
                 .setInput(in)
                 .setOutput(out)
                 .setExecutorService(executor)
                 .configureGson(gson -> gson.registerTypeAdapter(RawJson.class, new RawJson.Adapter())
-                        .registerTypeAdapterFactory(new NamedEnums()))
-                .wrapMessages(consumer -> message -> {
-                    consumer.consume(message);
-                    if (message instanceof ResponseMessage r && r.getResult() != null) {
-                        onAnswered.accept(r.getResult());
-                    }
-                })
-                .create();
+                        .registerTypeAdapterFactory(new NamedEnums()));
+        Launcher<JobClient> launcher = builder.create();
+        return new Wire(launcher, builder.outgoing);
     }
 
     /**
@@ -82,11 +86,16 @@ public final class WireLauncher {
 
     private static final class CappedBuilder extends Launcher.Builder<JobClient> {
         private final long maxMessageBytes;
+        private final OutgoingQueue.Limits limits;
+        private final java.util.function.Consumer<Message> afterWrite;
         private MessageJsonHandler jsonHandler;
         private RemoteEndpoint remoteEndpoint;
+        private OutgoingQueue outgoing;
 
-        CappedBuilder(long maxMessageBytes) {
+        CappedBuilder(long maxMessageBytes, OutgoingQueue.Limits limits, java.util.function.Consumer<Message> afterWrite) {
             this.maxMessageBytes = maxMessageBytes;
+            this.limits = limits;
+            this.afterWrite = afterWrite;
         }
 
         @Override
@@ -95,43 +104,53 @@ public final class WireLauncher {
             return jsonHandler;
         }
 
+        /**
+         * LSP4J's endpoint, writing through the outgoing queue instead of straight to the
+         * stream: LSP4J's StreamMessageConsumer writes on the caller's thread and would block it
+         * (the job event loop, for one) whenever the client stops reading.
+         */
         @Override
         protected RemoteEndpoint createRemoteEndpoint(MessageJsonHandler handler) {
-            remoteEndpoint = super.createRemoteEndpoint(handler);
+            outgoing = new OutgoingQueue(output, handler, afterWrite, limits);
+            remoteEndpoint = new RemoteEndpoint(outgoing, ServiceEndpoints.toEndpoint(localServices));
+            handler.setMethodProvider(remoteEndpoint);
+            remoteEndpoint.setJsonHandler(handler);
             return remoteEndpoint;
         }
 
         @Override
         protected ConcurrentMessageProcessor createMessageProcessor(MessageProducer reader, MessageConsumer consumer,
                                                                     JobClient proxy) {
-            MessageProducer capped = new CappedMessageProducer(
-                    new java.io.PushbackInputStream(input, CappedMessageProducer.CHUNK_BYTES),
-                    jsonHandler, remoteEndpoint, maxMessageBytes);
-            return super.createMessageProcessor(capped, consumer, proxy);
+            MessageProducer strict = new StrictMessageProducer(input, jsonHandler, remoteEndpoint, maxMessageBytes);
+            return super.createMessageProcessor(strict, consumer, proxy);
         }
     }
 
     /**
      * LSP4J's reader, made strict about what it accepts and never silent about what it
-     * refuses: a message over the size cap is skipped unread, and a body that is not JSON, not
-     * a JSON-RPC object, or has an id LSP4J cannot represent gets a JSON-RPC error response
+     * refuses. Frames come from {@link FrameReader}, which finds the next message after any
+     * malformed one; a message over the size cap is skipped unread, and a body that is not JSON,
+     * not a JSON-RPC object, or has an id LSP4J cannot represent gets a JSON-RPC error response
      * (id null when the id cannot be read) instead of only a log line. The server then goes on
-     * with the next message.
+     * with the next message. (It replaces LSP4J's StreamMessageProducer rather than extending
+     * it: that class's read loop is the part that cannot resynchronize.)
      */
-    static final class CappedMessageProducer extends StreamMessageProducer {
-        static final int SKIP_CHUNK = 64 * 1024;
-        /** Where a header starts. Valid JSON never holds these bytes followed by digits and CR LF. */
-        static final byte[] HEADER_MARK = "Content-Length:".getBytes(StandardCharsets.US_ASCII);
-        /** The end of the previous chunk kept while skipping: a header cut in two is still seen. */
-        static final int CARRY = HEADER_MARK.length + 24;
-        static final int CHUNK_BYTES = CARRY + SKIP_CHUNK;
+    static final class StrictMessageProducer implements MessageProducer, java.io.Closeable {
+        /**
+         * Methods that take no parameters. LSP allows params to be left out, and stock clients
+         * send what their language has for "nothing": vscode-jsonrpc's sendRequest('shutdown',
+         * undefined) sends [null]. So null, [] and [null] mean "no params" for these.
+         */
+        static final java.util.Set<String> NO_PARAMS = java.util.Set.of("shutdown", "exit", "initialized",
+                "cancelAll", "resumeAll", "getStats");
+        private final FrameReader frames;
         private final MessageJsonHandler handler;
         private final MessageIssueHandler issues;
         private final long max;
-        private MessageConsumer callback;
+        private volatile boolean running;
 
-        CappedMessageProducer(InputStream input, MessageJsonHandler handler, MessageIssueHandler issues, long max) {
-            super(input, handler, issues);
+        StrictMessageProducer(InputStream input, MessageJsonHandler handler, MessageIssueHandler issues, long max) {
+            this.frames = new FrameReader(input, max);
             this.handler = handler;
             this.issues = issues;
             this.max = max;
@@ -139,127 +158,126 @@ public final class WireLauncher {
 
         @Override
         public void listen(MessageConsumer callback) {
-            this.callback = callback;
-            super.listen(callback);
+            running = true;
+            try {
+                while (running) {
+                    FrameReader.Frame frame = frames.next();
+                    if (frame == null) return; // end of input
+                    if (frame instanceof FrameReader.Oversized o) {
+                        reject(null, ErrorCodes.INVALID_REQUEST, "Message of " + o.length() + " bytes exceeds the "
+                                + "server's limit of " + max + " bytes (--max-message-size); it was skipped unread. "
+                                + "Send large data as files.");
+                    } else if (frame instanceof FrameReader.Body b) {
+                        handle(b, callback);
+                    }
+                }
+            } catch (IOException e) {
+                LOG.log(java.util.logging.Level.FINE, "the protocol input could not be read", e);
+            } finally {
+                running = false;
+            }
         }
 
         @Override
-        protected boolean handleMessage(InputStream input, Headers headers) throws IOException {
-            if (headers.contentLength > max) {
-                reject(null, ErrorCodes.INVALID_REQUEST, "Message of " + headers.contentLength
-                        + " bytes exceeds the server's limit of " + max + " bytes (--max-message-size); it was "
-                        + "skipped unread. Send large data as files.");
-                return skipBody((java.io.PushbackInputStream) input, headers.contentLength);
-            }
-            // A read loop, not readNBytes: FileInputStream.readNBytes seeks, which fails on pipes.
-            byte[] body = new byte[headers.contentLength];
-            int filled = 0;
-            while (filled < body.length) {
-                int n = input.read(body, filled, body.length - filled);
-                if (n < 0) return false; // the stream ended mid-message
-                filled += n;
-            }
-            String json = new String(body, charsetOf(headers.charset));
-            JsonElement tree;
+        public void close() {
+            running = false;
+        }
+
+        private void handle(FrameReader.Body body, MessageConsumer callback) {
+            String json = new String(body.bytes(), body.charset());
+            JsonElement tree = null;
             try {
                 tree = JsonParser.parseString(json);
             } catch (JsonParseException e) {
-                reject(null, ErrorCodes.PARSE_ERROR, "Parse error: the message body is not valid JSON ("
-                        + e.getMessage() + ").");
-                return true;
+                // Its length may have been too large, taking in the start of the next message:
+                // that part goes back to the reader, and what came before it may still be a message.
+                byte[] before = frames.salvage(body.bytes());
+                if (before != null) {
+                    json = new String(before, body.charset());
+                    tree = parseOrNull(json);
+                }
+                if (tree == null) {
+                    reject(null, ErrorCodes.PARSE_ERROR, "Parse error: the message body is not valid JSON ("
+                            + e.getMessage() + ").");
+                    return;
+                }
             }
             if (!tree.isJsonObject()) {
                 reject(null, ErrorCodes.INVALID_REQUEST, "Invalid request: a message must be a JSON-RPC 2.0 object"
                         + (tree.isJsonArray() ? " (batches are not supported)." : "."));
-                return true;
+                return;
             }
             JsonObject message = tree.getAsJsonObject();
             JsonElement id = message.get("id");
             if (!message.has("method") && !message.has("result") && !message.has("error")) {
                 reject(readableId(id), ErrorCodes.INVALID_REQUEST,
                         "Invalid request: the message has no \"method\" (nor \"result\"/\"error\").");
-                return true;
+                return;
             }
             if (id != null && id.isJsonNull() && message.has("method")) {
                 reject(null, ErrorCodes.INVALID_REQUEST, "Invalid request: \"id\" is null; give a request a "
                         + "string or integer id, or leave \"id\" out to send a notification.");
-                return true;
+                return;
             }
             if (id != null && !id.isJsonNull() && readableId(id) == null) {
                 reject(null, ErrorCodes.INVALID_REQUEST, "Invalid request: \"id\" must be a string or an integer "
                         + "between -2147483648 and 2147483647, got " + abbreviate(id.toString()) + ".");
-                return true;
+                return;
+            }
+            boolean request = id != null && !id.isJsonNull() && message.has("method");
+            String method = methodOf(message);
+            if (request && method != null && method.startsWith("$/")) {
+                // LSP: "$/" requests the server does not implement are MethodNotFound (LSP4J
+                // would answer null); "$/" notifications it does not know are ignored.
+                reject(readableId(id), ErrorCodes.METHOD_NOT_FOUND, "Unsupported request method: " + method);
+                return;
             }
             JsonElement params = message.get("params");
-            if (message.has("method") && params != null && !params.isJsonNull() && !params.isJsonObject()
-                    && id != null && !id.isJsonNull()) {
+            if (method != null && NO_PARAMS.contains(method) && meansNoParams(params)) {
+                message.remove("params");
+                json = message.toString();
+                params = null;
+            }
+            if (request && params != null && !params.isJsonNull() && !params.isJsonObject()) {
                 reject(readableId(id), ErrorCodes.INVALID_PARAMS, "Invalid params: \"params\" must be a JSON "
                         + "object (named parameters), got " + dev.blenderjobs.model.Fields.describe(params) + ".");
-                return true;
+                return;
             }
             Message parsed;
             try {
                 parsed = handler.parseMessage(json);
             } catch (MessageIssueException e) {
                 issues.handle(e.getRpcMessage(), e.getIssues());
-                return true;
+                return;
             } catch (RuntimeException e) {
                 reject(readableId(id), ErrorCodes.INVALID_REQUEST, "Invalid request: " + e.getMessage());
-                return true;
+                return;
             }
             try {
                 callback.consume(parsed);
             } catch (MessageIssueException e) {
                 issues.handle(e.getRpcMessage(), e.getIssues());
             }
-            return true;
         }
 
-        /**
-         * Reads and drops an oversized body in chunks (skip() fails on pipes: "Illegal seek"),
-         * never holding more than one chunk. A Content-Length can lie (2 GB announced, a few
-         * bytes sent): rather than swallow every later message while waiting for bytes that
-         * never come, the skip stops where the next header starts, which a JSON body cannot
-         * contain, and puts those bytes back for the reader.
-         *
-         * @return false when the stream ended
-         */
-        static boolean skipBody(java.io.PushbackInputStream input, long length) throws IOException {
-            long left = length;
-            byte[] chunk = new byte[CHUNK_BYTES];
-            int carried = 0; // the end of the previous chunk, where a header may have begun
-            while (left > 0) {
-                int n = input.read(chunk, carried, (int) Math.min(SKIP_CHUNK, left));
-                if (n < 0) return false;
-                left -= n;
-                int filled = carried + n;
-                int header = nextHeader(chunk, filled);
-                if (header >= 0) {
-                    input.unread(chunk, header, filled - header);
-                    LOG.warning("the oversized message's body ended early: a new message starts inside it "
-                            + "(its Content-Length was wrong); reading on from there");
-                    return true;
-                }
-                carried = Math.min(CARRY, filled);
-                System.arraycopy(chunk, filled - carried, chunk, 0, carried);
+        private static JsonElement parseOrNull(String json) {
+            try {
+                return JsonParser.parseString(json);
+            } catch (JsonParseException e) {
+                return null;
             }
-            return true;
         }
 
-        /** Index of "Content-Length:" followed by spaces, digits and CR LF, or -1 (also when cut off). */
-        private static int nextHeader(byte[] buf, int filled) {
-            outer:
-            for (int i = 0; i + HEADER_MARK.length <= filled; i++) {
-                for (int j = 0; j < HEADER_MARK.length; j++) {
-                    if (buf[i + j] != HEADER_MARK[j]) continue outer;
-                }
-                int k = i + HEADER_MARK.length;
-                while (k < filled && buf[k] == ' ') k++;
-                int digits = k;
-                while (k < filled && buf[k] >= '0' && buf[k] <= '9') k++;
-                if (k > digits && k + 1 < filled && buf[k] == '\r' && buf[k + 1] == '\n') return i;
-            }
-            return -1;
+        private static String methodOf(JsonObject message) {
+            JsonElement m = message.get("method");
+            return m != null && m.isJsonPrimitive() && m.getAsJsonPrimitive().isString() ? m.getAsString() : null;
+        }
+
+        /** [] and [null]: what clients send for "no arguments" (null and absent need no change). */
+        private static boolean meansNoParams(JsonElement params) {
+            if (params == null || !params.isJsonArray()) return false;
+            com.google.gson.JsonArray a = params.getAsJsonArray();
+            return a.isEmpty() || (a.size() == 1 && a.get(0).isJsonNull());
         }
 
         /** Answers with an error; id null when the request's id is unknown or unusable. */
@@ -283,14 +301,6 @@ public final class WireLauncher {
                 }
             }
             return null;
-        }
-
-        private static java.nio.charset.Charset charsetOf(String name) {
-            try {
-                return name == null ? StandardCharsets.UTF_8 : java.nio.charset.Charset.forName(name);
-            } catch (RuntimeException e) {
-                return StandardCharsets.UTF_8;
-            }
         }
 
         private static String abbreviate(String s) {

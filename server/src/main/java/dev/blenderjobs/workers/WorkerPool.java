@@ -395,7 +395,11 @@ public final class WorkerPool {
                 shuttingDown = true;
                 List<Worker> all = new ArrayList<>(retiring);
                 for (Slot s : slots) {
-                    if (s.worker != null) all.add(s.worker);
+                    if (s.worker == null) continue;
+                    // A worker still starting cannot hear "shutdown" yet: it is killed at once
+                    // rather than waited for (a client that only lists jobs must not wait for Blender).
+                    if (s.state == SlotState.STARTING) s.worker.kill();
+                    all.add(s.worker);
                 }
                 return all;
             }).get(5, TimeUnit.SECONDS);

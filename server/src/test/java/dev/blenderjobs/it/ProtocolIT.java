@@ -135,6 +135,62 @@ class ProtocolIT {
         assertEquals(-32601, e.getCode());
     }
 
+    /** LSP base protocol: "$/" requests the server does not know are MethodNotFound; such notifications are ignored. */
+    @Test
+    void anUnknownDollarRequestIsMethodNotFoundAndAnUnknownDollarNotificationIsIgnored() throws Exception {
+        ResponseError e = server.callError("$/unknownThing", new JsonObject());
+        assertEquals(-32601, e.getCode());
+        assertTrue(e.getMessage().contains("$/unknownThing"), e.getMessage());
+        server.remote.notify("$/unknownThing", new JsonObject());
+        assertNotNull(server.call("getStats", new JsonObject()), "the server goes on");
+    }
+
+    /**
+     * Methods without parameters take params absent, null, {}, [] and [null]: what stock clients
+     * send (vscode-jsonrpc's sendRequest('shutdown', undefined) sends [null]), ending with a
+     * clean shutdown and exit.
+     */
+    @Test
+    void noParameterMethodsAcceptWhatStockClientsSendForNothing() throws Exception {
+        try (ServerProcess s = ServerProcess.start("--workers", "1")) {
+            var out = s.process.getOutputStream();
+            List<String> variants = List.of("", ",\"params\":null", ",\"params\":{}", ",\"params\":[]", ",\"params\":[null]");
+            List<Integer> ids = new java.util.ArrayList<>();
+            int id = 500;
+            for (String method : List.of("cancelAll", "resumeAll", "getStats", "shutdown")) {
+                for (String params : variants) {
+                    ids.add(id);
+                    BadInputIT.frame(out, "{\"jsonrpc\":\"2.0\",\"id\":" + id++ + ",\"method\":\"" + method + "\"" + params + "}");
+                }
+            }
+            assertEquals(List.of(), BadInputIT.awaitAnswers(s, ids, Duration.ofSeconds(30)), s.stderr());
+            String stdout = s.rawStdout();
+            for (int i : ids) {
+                assertTrue(stdout.contains("\"id\":" + i + ",\"result\""), "request " + i + " failed:\n" + stdout);
+            }
+            BadInputIT.frame(out, "{\"jsonrpc\":\"2.0\",\"method\":\"exit\",\"params\":[null]}");
+            assertTrue(s.process.waitFor(30, TimeUnit.SECONDS), "exit with [null] params must end the server");
+            assertEquals(0, s.process.exitValue(), "exit after a shutdown that was answered is code 0");
+        }
+    }
+
+    /** --help and --version do not start the server, so they print to stdout (not the protocol then) and exit 0. */
+    @Test
+    void helpAndVersionPrintToStdoutAndExitZero() throws Exception {
+        for (String flag : List.of("--help", "--version")) {
+            Process p = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-jar",
+                    ServerProcess.jar().toString(), flag).redirectError(ProcessBuilder.Redirect.PIPE).start();
+            p.getOutputStream().close();
+            String stdout = new String(p.getInputStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
+            String stderr = new String(p.getErrorStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
+            assertTrue(p.waitFor(30, TimeUnit.SECONDS));
+            assertEquals(0, p.exitValue(), flag + ": " + stderr);
+            assertTrue(stdout.contains(flag.equals("--help") ? "--state-dir" : dev.blenderjobs.BlenderJobsServer.VERSION), flag + " stdout: " + stdout
+                    + "\nstderr: " + stderr);
+            assertEquals("", stderr, flag);
+        }
+    }
+
     @Test
     void badAddJobParamsAreRejectedWithTheFieldNamedAndNothingQueued() throws Exception {
         int before = server.callObject("listJobs", new JsonObject()).get("count").getAsInt();

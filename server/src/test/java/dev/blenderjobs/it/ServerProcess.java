@@ -103,6 +103,7 @@ final class ServerProcess implements AutoCloseable {
         InputStream recorded = new FilterInputStream(process.getInputStream()) {
             @Override
             public int read() throws IOException {
+                awaitReading();
                 int b = super.read();
                 if (b >= 0) synchronized (rawStdout) { rawStdout.write(b); }
                 return b;
@@ -110,6 +111,7 @@ final class ServerProcess implements AutoCloseable {
 
             @Override
             public int read(byte[] buf, int off, int len) throws IOException {
+                awaitReading();
                 int n = super.read(buf, off, len);
                 if (n > 0) synchronized (rawStdout) { rawStdout.write(buf, off, n); }
                 return n;
@@ -128,6 +130,36 @@ final class ServerProcess implements AutoCloseable {
                 .create();
         remote = launcher.getRemoteEndpoint();
         launcher.startListening();
+    }
+
+    /** While true, the client reads nothing from the server's stdout: the pipe fills and the server's writes block. */
+    private boolean paused;
+
+    /** Stops reading the server's stdout (a read already waiting for data may still take one chunk). */
+    void pauseReading() {
+        synchronized (rawStdout) {
+            paused = true;
+        }
+    }
+
+    void resumeReading() {
+        synchronized (rawStdout) {
+            paused = false;
+            rawStdout.notifyAll();
+        }
+    }
+
+    private void awaitReading() throws IOException {
+        synchronized (rawStdout) {
+            while (paused) {
+                try {
+                    rawStdout.wait();
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    throw new java.io.InterruptedIOException();
+                }
+            }
+        }
     }
 
     private static String javaBin() {
@@ -451,6 +483,7 @@ final class ServerProcess implements AutoCloseable {
 
     @Override
     public void close() throws Exception {
+        resumeReading();
         List<ProcessHandle> children = process.descendants().toList();
         if (process.isAlive()) {
             try {

@@ -468,6 +468,17 @@ class WorkerPoolTest {
         assertTrue(onLoop(pool::describe).stream().allMatch(s -> s.state() == WorkerPool.SlotState.SHUT_DOWN));
     }
 
+    @Test
+    void shutdownKillsAWorkerThatIsStillStarting() throws Exception {
+        startPool(2, 200, 0);
+        FakeWorker ready = connectedWorker();
+        FakeWorker starting = launcher.next();
+        CompletableFuture.runAsync(() -> pool.shutdown(Duration.ofMillis(10))).get(5, TimeUnit.SECONDS);
+        assertTrue(starting.killed, "a worker that cannot hear shutdown yet is killed at once");
+        assertFalse(ready.killed, "a connected one is asked to stop");
+        assertTrue(ready.stopped);
+    }
+
     // ------------------------------------------------------------------ how deaths and start failures read
 
     private static WorkerExit exit(int code, String crashReport) {

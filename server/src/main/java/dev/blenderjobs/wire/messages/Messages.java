@@ -84,6 +84,7 @@ public final class Messages {
      * server's addition, a stable name for programs (an LSP client ignores it).
      */
     public record ShowMessageParams(int type, String message, String kind) {
+        public static final int ERROR = 1;
         public static final int WARNING = 2;
         public static final int INFO = 3;
     }
