@@ -20,9 +20,10 @@ import java.util.regex.Pattern;
 public final class ChannelCodec {
     /**
      * The channel protocol version. The runtime states the one it speaks in its hello; a
-     * different one is refused. Version 1 was the untyped channel of blender-jobs 0.1.
+     * different one is refused. Version 1 was the untyped channel of blender-jobs 0.1; version 3
+     * added {@code started} and {@code idle} (a runtime of version 2 would never say either).
      */
-    public static final int PROTOCOL = 2;
+    public static final int PROTOCOL = 3;
     static final int MAX_MESSAGE_CHARS = 64 * 1024;
     static final int MAX_TRACEBACK_CHARS = 1024 * 1024;
     static final int MAX_SHORT_CHARS = 200;

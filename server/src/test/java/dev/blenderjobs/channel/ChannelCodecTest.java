@@ -37,9 +37,9 @@ class ChannelCodecTest {
     @Test
     void everyWorkerMessageDecodesToItsType() throws Exception {
         FromWorker.Hello hello = assertInstanceOf(FromWorker.Hello.class, ChannelCodec.decode(json(
-                "{'type':'hello','protocol':2,'runtimeVersion':'0.2.0','worker':'w1.1','pid':42,"
+                "{'type':'hello','protocol':3,'runtimeVersion':'0.2.0','worker':'w1.1','pid':42,"
                         + "'blenderVersion':'3.4.1','pythonVersion':'3.10.8','proof':'" + SHA + "'}")));
-        assertEquals(2, hello.protocol());
+        assertEquals(3, hello.protocol());
         assertEquals(42, hello.pid());
         FromWorker.Progress p = assertInstanceOf(FromWorker.Progress.class, ChannelCodec.decode(json(
                 "{'type':'progress','jobId':'job-0123456789ab','progress':0.25,'message':'a quarter','reportedAt':7}")));

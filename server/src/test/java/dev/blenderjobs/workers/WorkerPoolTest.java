@@ -93,7 +93,7 @@ class WorkerPoolTest {
         }
 
         void connect() {
-            listener.connected(this, new FromWorker.Hello(2, "0.2.0", id, pid(), "3.4.1", "3.10.8", "0".repeat(64)));
+            listener.connected(this, new FromWorker.Hello(3, "0.2.0", id, pid(), "3.4.1", "3.10.8", "0".repeat(64)));
         }
 
         void send(FromWorker m) {
