@@ -113,7 +113,7 @@ def printable(text):
 
 
 def encode(message):
-    """One frame for a worker -> server message (hello, started, progress, completed, failed)."""
+    """One frame for a worker -> server message (hello, started, progress, completed, failed, idle)."""
     kind = message.get("type")
     if kind == "failed":
         message["message"] = _clip(printable(message["message"]), MAX_MESSAGE_CHARS)
@@ -1589,7 +1589,9 @@ def main():
             break
     flush_quietly(sys.stdout, sys.stderr)
     sock.close()
-    kill_descendants()  # the guard, and anything a job may have left
+    # The guard and anything a job may have left die first; then exit at once, without waiting
+    # for threads a job may have left (Python would join them at exit, forever for some).
+    supervisor.die(0)
 
 
 main()
