@@ -332,6 +332,8 @@ export type GetJobParams = JobIdParams;
 export interface JobTiming {
     setupMs: number;
     scriptMs: number;
+    /** Undoing what the script changed in the interpreter; absent in the records of older servers. */
+    resetMs?: number;
     collectMs: number;
 }
 

@@ -20,12 +20,14 @@ import java.util.regex.Pattern;
 public final class ChannelCodec {
     /**
      * The channel protocol version. The runtime states the one it speaks in its hello; a
-     * different one is refused. Version 1 was the untyped channel of blender-jobs 0.1.
+     * different one is refused. Version 1 was the untyped channel of blender-jobs 0.1; version 3
+     * added {@code started} and {@code idle} (a runtime of version 2 would never say either).
      */
-    public static final int PROTOCOL = 2;
+    public static final int PROTOCOL = 3;
     static final int MAX_MESSAGE_CHARS = 64 * 1024;
     static final int MAX_TRACEBACK_CHARS = 1024 * 1024;
     static final int MAX_SHORT_CHARS = 200;
+    static final int MAX_RECYCLE_CHARS = 4096;
     private static final Pattern JOB_ID = Pattern.compile("job-[0-9a-f]{12}");
     private static final Pattern HEX64 = Pattern.compile("[0-9a-f]{64}");
     private static final Gson GSON = new GsonBuilder().disableHtmlEscaping().create();
@@ -79,6 +81,10 @@ public final class ChannelCodec {
                         integer(m, "pid", 1, Long.MAX_VALUE), string(m, "blenderVersion", MAX_SHORT_CHARS, true),
                         string(m, "pythonVersion", MAX_SHORT_CHARS, true), hex64(m, "proof"));
             }
+            case "started" -> {
+                only(m, type, Set.of("type", "jobId"));
+                yield new FromWorker.Started(jobId(m));
+            }
             case "progress" -> {
                 only(m, type, Set.of("type", "jobId", "progress", "message", "reportedAt"));
                 double progress = number(m, "progress");
@@ -101,6 +107,10 @@ public final class ChannelCodec {
                                 + "\", which a worker may not report (it may report " + FromWorker.REPORTABLE + ")"));
                 yield new FromWorker.Failed(jobId(m), kind, string(m, "message", MAX_MESSAGE_CHARS, true),
                         string(m, "traceback", MAX_TRACEBACK_CHARS, false));
+            }
+            case "idle" -> {
+                only(m, type, Set.of("type", "recycle"));
+                yield new FromWorker.Idle(string(m, "recycle", MAX_RECYCLE_CHARS, false));
             }
             default -> throw new ProtocolViolation("a message of unknown type \"" + clip(type) + "\"");
         };

@@ -10,6 +10,7 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.OptionalLong;
+import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.logging.Level;
 import java.util.logging.Logger;
@@ -20,22 +21,43 @@ import java.util.logging.Logger;
  * (which knows where and how they run), recycles and replaces them, and turns their events into
  * attempt outcomes for its owner ({@link WorkerEvents}). Recycling: after
  * {@code maxJobsPerWorker} jobs, past {@code maxWorkerMemoryMb} of resident memory, after a job
- * that needed a fresh process, after a runtime failure or a protocol violation, and always after
- * an aborted or crashed job.
+ * that needed a fresh process, after a runtime failure or a protocol violation, when the runtime
+ * says its job left state behind that cannot be undone, and always after an aborted or crashed
+ * job. A worker is free again only when it says {@code idle} after a job's outcome (it checks
+ * and resets after sending the outcome, off the outcome's path). A worker that does not take a
+ * run (answer {@code started}) within {@code takeTimeout} is killed, and so is one that does not
+ * say idle within {@code idleTimeout}: its runtime no longer works, and jobs would wait forever.
  */
 public final class WorkerPool {
     private static final Logger LOG = Logger.getLogger(WorkerPool.class.getName());
     /** Consecutive failed starts of one slot after which waiting jobs are failed. */
     static final int FAILING_AFTER = 3;
     static final Duration MAX_RESTART_DELAY = Duration.ofSeconds(30);
+    /**
+     * How long a worker may take to answer a run with {@code started}. Its main loop takes the
+     * run as soon as it has reset Blender after the previous job (milliseconds, a second or two
+     * after a job that filled Blender with data).
+     */
+    public static final Duration TAKE_TIMEOUT = Duration.ofSeconds(10);
+    /**
+     * How long a worker may take, after a job's outcome, to say it is idle: checking what the job
+     * left and resetting Blender to empty data, seconds at most after a job that filled it.
+     */
+    public static final Duration IDLE_TIMEOUT = Duration.ofSeconds(60);
 
     /**
      * Pool-wide settings.
      *
      * @param restartBackoff the delay before a slot whose worker failed to start tries again; it
      *                       doubles with each failure in a row, up to {@link #MAX_RESTART_DELAY}
+     * @param takeTimeout    how long a worker may take to answer a run with {@code started}
+     * @param idleTimeout    how long a worker may take to say idle after a job's outcome
      */
-    public record Settings(int workers, int maxJobsPerWorker, long maxWorkerMemoryMb, Duration restartBackoff) {
+    public record Settings(int workers, int maxJobsPerWorker, long maxWorkerMemoryMb, Duration restartBackoff,
+                           Duration takeTimeout, Duration idleTimeout) {
+        public Settings(int workers, int maxJobsPerWorker, long maxWorkerMemoryMb, Duration restartBackoff) {
+            this(workers, maxJobsPerWorker, maxWorkerMemoryMb, restartBackoff, TAKE_TIMEOUT, IDLE_TIMEOUT);
+        }
     }
 
     /** What a slot is doing; shown in getStats (protocol.md lists these names). */
@@ -53,6 +75,13 @@ public final class WorkerPool {
         int generation;
         int jobsRun;
         ToWorker.Run job;
+        /** Whether the worker answered the job's run with started. */
+        boolean taken;
+        /** The check that it does, cancelled when it has. */
+        ScheduledFuture<?> takeCheck;
+        /** Between a job's outcome and the worker's idle message: not free yet. */
+        boolean cleaning;
+        ScheduledFuture<?> idleCheck;
         boolean aborting;
         int failedStarts;
 
@@ -97,6 +126,7 @@ public final class WorkerPool {
         slot.jobsRun = 0;
         slot.job = null;
         slot.aborting = false;
+        slot.cleaning = false;
         slot.state = SlotState.STARTING;
         String id = slot.name() + "." + slot.generation;
         LOG.fine("starting worker " + id + " (" + launcher.name() + ")");
@@ -152,9 +182,34 @@ public final class WorkerPool {
         }
         chosen.state = SlotState.BUSY;
         chosen.job = run;
+        chosen.taken = false;
         chosen.aborting = false;
         chosen.worker.run(run, log);
+        Slot slot = chosen;
+        Worker w = chosen.worker;
+        chosen.takeCheck = loop.schedule(() -> checkTaken(slot, w, run), settings.takeTimeout().toMillis(),
+                TimeUnit.MILLISECONDS);
         return true;
+    }
+
+    /**
+     * The worker did not take the run in time: its runtime stopped reading its channel (a script
+     * of an earlier job on it can do that). The attempt fails as a protocol violation (the worker
+     * broke the channel's rule to answer a run at once; it is retried if attempts remain) and the
+     * worker is killed and replaced.
+     */
+    private void checkTaken(Slot slot, Worker w, ToWorker.Run run) {
+        if (slot.worker != w || slot.job != run || slot.taken || slot.aborting) return;
+        Duration t = settings.takeTimeout();
+        String within = t.toMillis() % 1000 == 0 ? t.toSeconds() + " s" : t.toMillis() + " ms";
+        LOG.warning("worker " + w.id() + " did not take job " + run.jobId() + " within " + within + "; killing it");
+        slot.aborting = true; // its exit is not a second outcome
+        slot.state = SlotState.BUSY; // not free: it is being killed
+        events.attemptFinished(run.jobId(), run.attempt(), new AttemptOutcome.Failed(FailureKind.PROTOCOL_VIOLATION,
+                "The worker did not take the job within " + within + " of being sent it: its runtime stopped "
+                        + "reading its channel, which the script of an earlier job on the same worker can cause. The "
+                        + "job's script did not start; the worker was replaced.", null, null));
+        w.kill();
     }
 
     private boolean hasFreshSoon() {
@@ -232,10 +287,30 @@ public final class WorkerPool {
 
     private void onMessage(Slot slot, Worker w, FromWorker message) {
         if (slot.worker != w || slot.aborting) return;
+        if (message instanceof FromWorker.Idle idle) {
+            onIdle(slot, w, idle);
+            return;
+        }
         ToWorker.Run running = slot.job;
         if (running == null || !running.jobId().equals(message.jobId())) {
             onViolation(slot, w, "a \"" + typeOf(message) + "\" message for job " + message.jobId() + " while "
                     + (running == null ? "it ran no job" : "it ran job " + running.jobId()));
+            w.kill();
+            return;
+        }
+        if (message instanceof FromWorker.Started) {
+            if (slot.taken) {
+                onViolation(slot, w, "a second \"started\" message for job " + running.jobId());
+                w.kill();
+                return;
+            }
+            slot.taken = true;
+            if (slot.takeCheck != null) slot.takeCheck.cancel(false);
+            return;
+        }
+        if (!slot.taken) {
+            onViolation(slot, w, "a \"" + typeOf(message) + "\" message for job " + running.jobId()
+                    + " before \"started\"");
             w.kill();
             return;
         }
@@ -260,10 +335,40 @@ public final class WorkerPool {
         if (recycleReason != null) {
             recycle(slot, recycleReason);
         } else {
-            slot.state = SlotState.IDLE;
+            // Not free yet: the runtime now checks what the job left and resets Blender, off the
+            // path of this outcome, and says idle when it is done (or that it must be replaced).
+            slot.cleaning = true;
+            slot.idleCheck = loop.schedule(() -> checkIdle(slot, w), settings.idleTimeout().toMillis(),
+                    TimeUnit.MILLISECONDS);
         }
         events.attemptFinished(running.jobId(), running.attempt(), outcome);
-        if (slot.state == SlotState.IDLE) events.workerAvailable();
+    }
+
+    private void onIdle(Slot slot, Worker w, FromWorker.Idle idle) {
+        if (!slot.cleaning) {
+            onViolation(slot, w, "an \"idle\" message " + (slot.job == null ? "that answers no job's outcome"
+                    : "while it ran job " + slot.job.jobId()));
+            w.kill();
+            return;
+        }
+        slot.cleaning = false;
+        if (slot.idleCheck != null) slot.idleCheck.cancel(false);
+        if (idle.recycle() != null) {
+            LOG.info("worker " + w.id() + " is replaced: " + idle.recycle());
+            recycle(slot, idle.recycle());
+            return;
+        }
+        slot.state = SlotState.IDLE;
+        events.workerAvailable();
+    }
+
+    /** The worker did not finish cleaning up after a job in time: it is killed and replaced. */
+    private void checkIdle(Slot slot, Worker w) {
+        if (slot.worker != w || !slot.cleaning) return;
+        LOG.warning("worker " + w.id() + " did not become idle within " + settings.idleTimeout().toSeconds()
+                + " s of its job's end; killing it");
+        slot.cleaning = false;
+        w.kill();
     }
 
     /**
