@@ -330,13 +330,16 @@ public final class StateDirectory implements AutoCloseable {
                 }
                 created = false;
             }
+            // The file's key at once, before locking and writing (an fsync can take a while): a
+            // holder whose check finds this new file under the name renames its own over it, and
+            // a key read after that would be the holder's, letting this server believe it won.
+            Object key = keyOf(file);
             if (!tryLock(channel)) {
                 channel.close();
                 return null;
             }
             Claim claim = Claim.mine();
             write(channel, claim);
-            Object key = keyOf(file);
             if (created && dirExisted && !claimWait.isZero()) {
                 // We made server.lock in a directory that existed: a holder may be alive with its
                 // name deleted. Give it the time to take the name back.
