@@ -120,6 +120,7 @@ public final class JobManager implements WorkerEvents {
     private final int logTailLines;
     private final String blenderProblem;
     private final Retention retention;
+    private final long maxLogBytes;
     /** Set once by {@link #open}, when the state directory is known (at initialize). */
     private volatile JobFiles files;
     private JobEvents events = JobEvents.NONE;
@@ -134,10 +135,20 @@ public final class JobManager implements WorkerEvents {
      * @param blenderProblem why no Blender can run jobs, or null when one was found
      */
     public JobManager(EventLoop loop, int logTailLines, String blenderProblem, Retention retention) {
+        this(loop, logTailLines, blenderProblem, retention, Long.MAX_VALUE);
+    }
+
+    /** @param maxLogBytes largest log file of one job (--max-log-size) */
+    public JobManager(EventLoop loop, int logTailLines, String blenderProblem, Retention retention, long maxLogBytes) {
         this.loop = loop;
         this.logTailLines = logTailLines;
         this.blenderProblem = blenderProblem;
         this.retention = retention;
+        this.maxLogBytes = maxLogBytes;
+    }
+
+    private JobLog newLog(String jobId) {
+        return JobLog.committedOnRelease(files.logOf(jobId), logTailLines, maxLogBytes);
     }
 
     /** Wiring, before any job arrives: the pool that runs attempts (absent without Blender). */
@@ -204,7 +215,7 @@ public final class JobManager implements WorkerEvents {
     /** A job of the table, rebuilt from its record (on the loop). */
     private Entry restore(Recovered r) {
         Job rec = r.job();
-        JobLog log = JobLog.committedOnRelease(files.logOf(rec.jobId()), logTailLines);
+        JobLog log = newLog(rec.jobId());
         log.release(); // a recovered job's tail is read back from its log file
         Entry job = new Entry(rec.jobId(), rec.spec(), log, rec.createdAt());
         job.state = rec.state();
@@ -243,7 +254,7 @@ public final class JobManager implements WorkerEvents {
         }
         JobFiles files = this.files;
         if (files == null) throw new IllegalStateException("submit before open: the endpoint must wait for initialize");
-        Entry job = new Entry(id, request.spec(), JobLog.committedOnRelease(files.logOf(id), logTailLines),
+        Entry job = new Entry(id, request.spec(), JobLog.committedOnRelease(files.logOf(id), logTailLines, maxLogBytes),
                 System.currentTimeMillis());
         try {
             files.prepare(request, job.snapshot());
@@ -324,8 +335,22 @@ public final class JobManager implements WorkerEvents {
         });
     }
 
-    /** Forgets a finished or interrupted job; the job store deletes its files. */
-    public CompletableFuture<Job> remove(String jobId) {
+    /**
+     * What removeJob did: the job as it was, and what of its files could not be deleted (null
+     * when nothing is left). The job cannot come back after a restart.
+     */
+    public record Removal(Job job, String leftBehind) {
+    }
+
+    /**
+     * Forgets a finished or interrupted job and removes its files; completes once the removal is
+     * on disk (the store's thread does it), so that "removed" is never said of a job a restart
+     * would list again. When the removal cannot be made durable, the job is put back and the
+     * future fails with JOB_FILES_UNAVAILABLE.
+     */
+    public CompletableFuture<Removal> remove(String jobId) {
+        record Pending(Entry job, Job snapshot, CompletableFuture<String> done) {
+        }
         return loop.call(() -> {
             Entry job = find(jobId);
             if (job.state.isLive()) {
@@ -333,9 +358,35 @@ public final class JobManager implements WorkerEvents {
                         "Job " + jobId + " is " + job.state + "; cancel it (cancelJob) before removing it.",
                         stateData(job));
             }
-            forget(job, RemovalReason.REMOVED);
-            return job.snapshot();
-        });
+            Job snapshot = job.snapshot();
+            return new Pending(job, snapshot, forget(job, RemovalReason.REMOVED));
+        }).thenCompose(p -> p.done().handle((left, error) -> error == null ? null : error).thenCompose(error -> {
+            if (error == null) return CompletableFuture.completedFuture(new Removal(p.snapshot(), p.done().join()));
+            return loop.call(() -> {
+                putBack(p.job());
+                Throwable cause = error instanceof java.util.concurrent.CompletionException c && c.getCause() != null
+                        ? c.getCause() : error;
+                throw new JobException(JobException.Reason.JOB_FILES_UNAVAILABLE, "Could not remove job " + jobId
+                        + ": its record could not be deleted (" + cause + "), so a restarted server would list it "
+                        + "again; the job is kept. Check that the state directory " + files.stateDir()
+                        + " is writable.", stateData(p.job()));
+            });
+        }));
+    }
+
+    /** A job whose removal could not be made durable goes back into the table, in its place. */
+    private void putBack(Entry job) {
+        if (jobs.containsKey(job.id)) return;
+        List<Entry> all = new ArrayList<>(jobs.values());
+        all.add(job);
+        all.sort(Comparator.comparingLong(e -> e.createdAt));
+        jobs.clear();
+        for (Entry e : all) jobs.put(e.id, e);
+        List<Entry> rest = new ArrayList<>(resting);
+        rest.add(job);
+        rest.sort(Comparator.comparingLong(e -> e.finishedAt));
+        resting.clear();
+        resting.addAll(rest);
     }
 
     /** Queues an interrupted job again, at the end of its priority; returns its new snapshot. */
@@ -378,13 +429,13 @@ public final class JobManager implements WorkerEvents {
 
     /** INTERRUPTED -> QUEUED with a fresh attempt budget; the interruption moves to the history. */
     private void requeue(Entry job) {
-        if (job.error != null) job.earlierErrors.add(job.error);
+        if (job.error != null) job.earlierErrors.add(job.error.asEarlierError());
         job.error = null;
         job.attempt = 0;
         job.progress = 0;
         job.progressMessage = null;
         job.finishedAt = 0;
-        job.log = JobLog.committedOnRelease(files.logOf(job.id), logTailLines);
+        job.log = newLog(job.id);
         job.log.note("=== blender-jobs: resumed after an interruption ===");
         job.state = JobState.QUEUED;
         resting.remove(job);
@@ -543,12 +594,24 @@ public final class JobManager implements WorkerEvents {
         loop.schedule(this::pruneByAgePeriodically, 1, TimeUnit.HOURS);
     }
 
-    /** Takes a resting job out of the table; the store deletes its directory after its last write. */
-    private void forget(Entry job, RemovalReason reason) {
+    /**
+     * Takes a resting job out of the table; the store removes its directory after its last
+     * write. The future completes when the removal is on disk (see {@link #remove}).
+     */
+    private CompletableFuture<String> forget(Entry job, RemovalReason reason) {
         jobs.remove(job.id);
         resting.remove(job);
         job.log.release();
-        events.removed(job.id, reason);
+        CompletableFuture<String> done = events.removing(job.id, reason);
+        if (reason != RemovalReason.REMOVED) {
+            done.whenComplete((left, error) -> {
+                if (error != null) {
+                    LOG.warning("job " + job.id + " was dropped (" + reason + ") but its record could not be deleted: "
+                            + error + "; a restarted server will list it again");
+                }
+            });
+        }
+        return done;
     }
 
     // ------------------------------------------------------------------ worker events (event loop)
@@ -601,7 +664,7 @@ public final class JobManager implements WorkerEvents {
     private void failAttempt(Entry job, JobFailure failure) {
         cancelTimeout(job);
         if (job.attempt < job.spec.maxAttempts() && !shuttingDown) {
-            job.earlierErrors.add(failure);
+            job.earlierErrors.add(failure.asEarlierError());
             job.state = JobState.QUEUED;
             queue.rejoin(job, job.place); // a retry keeps its place in the line
             // The retry's QUEUED notification says why the attempt failed; the job's own

@@ -52,6 +52,11 @@ public final class WireLauncher {
                 .setExecutorService(executor)
                 .configureGson(gson -> gson.registerTypeAdapter(RawJson.class, new RawJson.Adapter())
                         .registerTypeAdapterFactory(new NamedEnums()))
+                // A request handler's OutOfMemoryError ends the server instead of becoming -32603.
+                .setExceptionHandler(t -> {
+                    dev.blenderjobs.concurrent.Fatal.check(t);
+                    return org.eclipse.lsp4j.jsonrpc.RemoteEndpoint.DEFAULT_EXCEPTION_HANDLER.apply(t);
+                })
                 .wrapMessages(consumer -> message -> {
                     consumer.consume(message);
                     if (message instanceof ResponseMessage r && r.getResult() instanceof InitializeResult) {
@@ -158,20 +163,24 @@ public final class WireLauncher {
                 filled += n;
             }
             String json = new String(body, charsetOf(headers.charset));
-            JsonElement tree;
+            body = null; // the text is all that is needed now; a large body can be collected
+            JsonObject message;
             try {
-                tree = JsonParser.parseString(json);
-            } catch (JsonParseException e) {
+                // The message's envelope only (its params are described, not built into a tree:
+                // a tree of 38 MB of numbers needs about ten times that on the heap).
+                message = Envelope.read(json);
+            } catch (JsonParseException | IOException | IllegalStateException e) {
+                dev.blenderjobs.concurrent.Fatal.check(e);
                 reject(null, ErrorCodes.PARSE_ERROR, "Parse error: the message body is not valid JSON ("
                         + e.getMessage() + ").");
                 return true;
             }
-            if (!tree.isJsonObject()) {
+            if (message.has(Envelope.NOT_AN_OBJECT)) {
                 reject(null, ErrorCodes.INVALID_REQUEST, "Invalid request: a message must be a JSON-RPC 2.0 object"
-                        + (tree.isJsonArray() ? " (batches are not supported)." : "."));
+                        + (message.get(Envelope.NOT_AN_OBJECT).getAsString().equals("an array")
+                        ? " (batches are not supported)." : "."));
                 return true;
             }
-            JsonObject message = tree.getAsJsonObject();
             JsonElement id = message.get("id");
             if (!message.has("method") && !message.has("result") && !message.has("error")) {
                 reject(readableId(id), ErrorCodes.INVALID_REQUEST,
@@ -185,14 +194,15 @@ public final class WireLauncher {
             }
             if (id != null && !id.isJsonNull() && readableId(id) == null) {
                 reject(null, ErrorCodes.INVALID_REQUEST, "Invalid request: \"id\" must be a string or an integer "
-                        + "between -2147483648 and 2147483647, got " + abbreviate(id.toString()) + ".");
+                        + "between -2147483648 and 2147483647, got " + abbreviate(id.isJsonObject()
+                        ? Envelope.describe(id) : id.toString()) + ".");
                 return true;
             }
             JsonElement params = message.get("params");
             if (message.has("method") && params != null && !params.isJsonNull() && !params.isJsonObject()
                     && id != null && !id.isJsonNull()) {
                 reject(readableId(id), ErrorCodes.INVALID_PARAMS, "Invalid params: \"params\" must be a JSON "
-                        + "object (named parameters), got " + dev.blenderjobs.model.Fields.describe(params) + ".");
+                        + "object (named parameters), got " + Envelope.describe(params) + ".");
                 return true;
             }
             Message parsed;
@@ -258,6 +268,73 @@ public final class WireLauncher {
                 if (k > digits && k + 1 < filled && buf[k] == '\r' && buf[k + 1] == '\n') return i;
             }
             return -1;
+        }
+
+        /**
+         * Reads a message's envelope with a streaming reader: id, method, whether it has result
+         * or error, and what its params are. Containers other than params' top level are
+         * skipped, never built: the object returned is small whatever the message's size.
+         * Params that are an object come back as an empty object; other non-primitive values
+         * as a {@link #STANDS_FOR} marker. A body that is not an object comes back as
+         * {@link #NOT_AN_OBJECT}. Lenient, as LSP4J's own reading is; the whole body must be
+         * one value.
+         */
+        static final class Envelope {
+            static final String NOT_AN_OBJECT = "\u0000notAnObject";
+            static final String STANDS_FOR = "\u0000standsFor";
+
+            static JsonObject read(String json) throws IOException {
+                com.google.gson.stream.JsonReader in = new com.google.gson.stream.JsonReader(new java.io.StringReader(json));
+                in.setStrictness(com.google.gson.Strictness.LENIENT);
+                JsonObject envelope = new JsonObject();
+                com.google.gson.stream.JsonToken first = in.peek();
+                if (first != com.google.gson.stream.JsonToken.BEGIN_OBJECT) {
+                    envelope.addProperty(NOT_AN_OBJECT, first == com.google.gson.stream.JsonToken.BEGIN_ARRAY
+                            ? "an array" : "a value");
+                    in.skipValue();
+                } else {
+                    in.beginObject();
+                    while (in.hasNext()) {
+                        String name = in.nextName();
+                        envelope.add(name, small(in, name.equals("params")));
+                    }
+                    in.endObject();
+                }
+                if (in.peek() != com.google.gson.stream.JsonToken.END_DOCUMENT) {
+                    throw new JsonParseException("the body holds more than one JSON value");
+                }
+                return envelope;
+            }
+
+            /** A primitive as it is; an object or array as a marker (params' object as {}). */
+            private static JsonElement small(com.google.gson.stream.JsonReader in, boolean params) throws IOException {
+                switch (in.peek()) {
+                    case BEGIN_OBJECT -> {
+                        in.skipValue();
+                        if (params) return new JsonObject();
+                        JsonObject marker = new JsonObject();
+                        marker.addProperty(STANDS_FOR, "an object");
+                        return marker;
+                    }
+                    case BEGIN_ARRAY -> {
+                        in.skipValue();
+                        JsonObject marker = new JsonObject();
+                        marker.addProperty(STANDS_FOR, "an array");
+                        return marker;
+                    }
+                    default -> {
+                        return JsonParser.parseReader(in);
+                    }
+                }
+            }
+
+            /** As {@link dev.blenderjobs.model.Fields#describe}, for envelope values. */
+            static String describe(JsonElement e) {
+                if (e.isJsonObject() && e.getAsJsonObject().has(STANDS_FOR)) {
+                    return e.getAsJsonObject().get(STANDS_FOR).getAsString();
+                }
+                return dev.blenderjobs.model.Fields.describe(e);
+            }
         }
 
         /** Answers with an error; id null when the request's id is unknown or unusable. */
