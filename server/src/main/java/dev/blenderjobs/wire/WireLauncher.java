@@ -274,8 +274,8 @@ public final class WireLauncher {
          * Reads a message's envelope with a streaming reader: id, method, whether it has result
          * or error, and what its params are. Containers other than params' top level are
          * skipped, never built: the object returned is small whatever the message's size.
-         * Params that are an object come back as an empty object; other non-primitive values
-         * as a {@link #STANDS_FOR} marker. A body that is not an object comes back as
+         * Params that are an object come back as an empty object, any array as an empty array,
+         * other objects as a {@link #STANDS_FOR} marker. A body that is not an object comes back as
          * {@link #NOT_AN_OBJECT}. Lenient, as LSP4J's own reading is; the whole body must be
          * one value.
          */
@@ -318,9 +318,7 @@ public final class WireLauncher {
                     }
                     case BEGIN_ARRAY -> {
                         in.skipValue();
-                        JsonObject marker = new JsonObject();
-                        marker.addProperty(STANDS_FOR, "an array");
-                        return marker;
+                        return new com.google.gson.JsonArray();
                     }
                     default -> {
                         return JsonParser.parseReader(in);
