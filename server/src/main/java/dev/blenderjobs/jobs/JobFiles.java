@@ -201,6 +201,26 @@ public final class JobFiles {
         }
     }
 
+    /**
+     * The job with the whole failures of its record ({@code error}, {@code earlierErrors}) when
+     * the record on disk is of this very state; the job as given otherwise. For getJob of a
+     * finished job whose failures the table keeps as summaries. Reads a file: not on the loop.
+     */
+    public Job withRecordedDetails(Job job) {
+        try {
+            Job onDisk = jobOf(job.jobId(), readRecordJson(job.jobId()));
+            if (onDisk.state() != job.state() || onDisk.attempt() != job.attempt()
+                    || onDisk.finishedAt() != job.finishedAt()) {
+                return job;
+            }
+            return new Job(job.jobId(), job.spec(), job.state(), job.progress(), job.progressMessage(), job.attempt(),
+                    job.createdAt(), job.startedAt(), job.finishedAt(), onDisk.error(), onDisk.earlierErrors(),
+                    job.workerPid(), job.result());
+        } catch (IOException | RuntimeException e) {
+            return job;
+        }
+    }
+
     /** A format-2 record's job, checked to be a record of that job. */
     public static Job jobOf(String jobId, JsonObject record) throws IOException {
         try {

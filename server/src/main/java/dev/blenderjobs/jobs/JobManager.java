@@ -74,8 +74,18 @@ public final class JobManager implements WorkerEvents {
      * A job's snapshot with its live log: the log is shared (written by a worker's output
      * drainer), so reading its tail belongs off the event loop.
      */
-    public record Inspection(Job job, JobLog log) {
+    public record Inspection(Job job, JobLog log, boolean detailsOnDisk) {
     }
+
+    /**
+     * Finished jobs whose failures the table keeps whole (tracebacks, log tails), the latest
+     * first, within a count and a size; older ones keep a summary, and getJob reads the rest
+     * from their records. Without this bound, every
+     * failed job kept up to a few hundred KB on the heap for as long as it was retained.
+     */
+    static final int DETAILED_FINAL_JOBS = 200;
+    /** ... and at most this many characters of failure text between them. */
+    static final long DETAILED_FAILURE_CHARS = 4L * 1024 * 1024;
 
     /** Mutable state of one job; touched only on the event loop. */
     private static final class Entry {
@@ -97,6 +107,10 @@ public final class JobManager implements WorkerEvents {
         ScheduledFuture<?> timeoutTask;
         /** Its place in the line, kept for a retry. */
         long place;
+        /** A finished job whose failures are kept as summaries: the record on disk has them whole. */
+        boolean trimmed;
+        /** Characters of failure text it kept when it finished (for the detailed budget). */
+        long detailChars;
 
         Entry(String id, JobSpec spec, JobLog log, long createdAt) {
             this.id = id;
@@ -129,6 +143,10 @@ public final class JobManager implements WorkerEvents {
     private final JobQueue<Entry> queue = new JobQueue<>(e -> e.spec.priority());
     /** Finished and interrupted jobs, in the order they came to rest: retention drops from the head. */
     private final LinkedHashSet<Entry> resting = new LinkedHashSet<>();
+    /** The latest finished jobs, whose failures are kept whole; the oldest are trimmed first. */
+    private final java.util.ArrayDeque<Entry> detailed = new java.util.ArrayDeque<>();
+    /** Characters of failure text the jobs in {@link #detailed} keep. */
+    private long detailedChars;
     private boolean shuttingDown;
 
     /**
@@ -228,6 +246,7 @@ public final class JobManager implements WorkerEvents {
         job.error = rec.error();
         job.earlierErrors.addAll(rec.earlierErrors());
         job.result = rec.state() == JobState.COMPLETED ? rec.result() : null;
+        if (rec.state().isFinal()) trim(job); // its record, just read, has the details
         if (!r.resumable() && !rec.state().isFinal()) {
             // Its inputs are gone or unreadable: it can never run again, so it is not left
             // waiting for a resume that would fail.
@@ -296,7 +315,7 @@ public final class JobManager implements WorkerEvents {
     public CompletableFuture<Inspection> inspect(String jobId) {
         return loop.call(() -> {
             Entry job = find(jobId);
-            return new Inspection(job.snapshot(), job.log);
+            return new Inspection(job.snapshot(), job.log, job.trimmed);
         });
     }
 
@@ -568,7 +587,46 @@ public final class JobManager implements WorkerEvents {
         resting.remove(job); // an interrupted job canceled now comes to rest again, last
         resting.add(job);
         events.stateChanged(job.snapshot(), previous);
+        if (state.isFinal()) {
+            detailed.addLast(job);
+            job.detailChars = failureChars(job);
+            detailedChars += job.detailChars;
+            while (detailed.size() > DETAILED_FINAL_JOBS || (detailedChars > DETAILED_FAILURE_CHARS && detailed.size() > 1)) {
+                Entry oldest = detailed.pollFirst();
+                detailedChars -= oldest.detailChars;
+                trim(oldest);
+            }
+        }
         enforceRetention();
+    }
+
+    /**
+     * Keeps only summaries of a finished job's failures; called once its final record has been
+     * handed to the store (final states are never written again, so the record keeps the whole).
+     */
+    private static long failureChars(Entry job) {
+        long n = chars(job.error);
+        for (JobFailure f : job.earlierErrors) n += chars(f);
+        return n;
+    }
+
+    private static long chars(JobFailure f) {
+        if (f == null) return 0;
+        long n = f.message() == null ? 0 : f.message().length();
+        if (f.traceback() != null) n += f.traceback().length();
+        if (f.crashReport() != null) n += f.crashReport().length();
+        for (String line : f.logTail()) n += line.length();
+        return n;
+    }
+
+    private static void trim(Entry job) {
+        if (job.error != null) job.error = job.error.summary();
+        if (!job.earlierErrors.isEmpty()) {
+            List<JobFailure> summaries = job.earlierErrors.stream().map(JobFailure::summary).toList();
+            job.earlierErrors.clear();
+            job.earlierErrors.addAll(summaries);
+        }
+        job.trimmed = true;
     }
 
     /**
@@ -601,6 +659,7 @@ public final class JobManager implements WorkerEvents {
     private CompletableFuture<String> forget(Entry job, RemovalReason reason) {
         jobs.remove(job.id);
         resting.remove(job);
+        if (detailed.remove(job)) detailedChars -= job.detailChars;
         job.log.release();
         CompletableFuture<String> done = events.removing(job.id, reason);
         if (reason != RemovalReason.REMOVED) {

@@ -33,6 +33,20 @@ public record JobFailure(FailureKind kind, String message, int attempt, String t
         return s.substring(0, MAX_DETAIL_CHARS) + " ... (" + (s.length() - MAX_DETAIL_CHARS) + " characters cut)";
     }
 
+    /** Longest message kept by {@link #summary}. */
+    public static final int SUMMARY_MESSAGE_CHARS = 2048;
+
+    /**
+     * What the job table keeps of the failure of a job that finished a while ago: its kind,
+     * attempt and the start of its message. The job's record on disk keeps the whole failure,
+     * and getJob reads it from there.
+     */
+    public JobFailure summary() {
+        String m = message == null || message.length() <= SUMMARY_MESSAGE_CHARS ? message
+                : message.substring(0, SUMMARY_MESSAGE_CHARS) + " ...";
+        return new JobFailure(kind, m, attempt, null, null, List.of());
+    }
+
     /** As kept among a job's earlier errors: notifications and getJob show only the last 20 log lines of those. */
     public JobFailure asEarlierError() {
         return logTail.size() <= 20 ? this : withLogTail(logTail.subList(logTail.size() - 20, logTail.size()));

@@ -278,7 +278,9 @@ public final class JobServerEndpoint {
     @JsonRequest
     public CompletableFuture<JsonObject> getJob(JsonObject params) {
         // The log's tail may be read from its file: on the I/O executor, not the event loop.
-        return guard(() -> jobs.inspect(jobId("getJob", params)).thenApplyAsync(i -> JobViews.detail(i.job(),
+        // A finished job's failures may be summaries in the table: the whole is read from its record.
+        return guard(() -> jobs.inspect(jobId("getJob", params)).thenApplyAsync(i -> JobViews.detail(
+                i.detailsOnDisk() ? jobs.files().withRecordedDetails(i.job()) : i.job(),
                 jobs.files(), i.log().file(), i.log().tail()), io));
     }
 

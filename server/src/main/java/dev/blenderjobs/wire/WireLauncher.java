@@ -123,6 +123,8 @@ public final class WireLauncher {
      */
     static final class CappedMessageProducer extends StreamMessageProducer {
         static final int SKIP_CHUNK = 64 * 1024;
+        /** Largest message other than addJob that is parsed (initialize's capabilities are tens of KB). */
+        static final int SMALL_MESSAGE_CHARS = 1024 * 1024;
         /** Where a header starts. Valid JSON never holds these bytes followed by digits and CR LF. */
         static final byte[] HEADER_MARK = "Content-Length:".getBytes(StandardCharsets.US_ASCII);
         /** The end of the previous chunk kept while skipping: a header cut in two is still seen. */
@@ -196,6 +198,16 @@ public final class WireLauncher {
                 reject(null, ErrorCodes.INVALID_REQUEST, "Invalid request: \"id\" must be a string or an integer "
                         + "between -2147483648 and 2147483647, got " + abbreviate(id.isJsonObject()
                         ? Envelope.describe(id) : id.toString()) + ".");
+                return true;
+            }
+            JsonElement method = message.get("method");
+            if (method != null && method.isJsonPrimitive() && !"addJob".equals(method.getAsString())
+                    && json.length() > SMALL_MESSAGE_CHARS) {
+                // Only addJob's params are read without a tree (its passedData streams into text);
+                // a tree of any other request this large could take the whole heap.
+                reject(readableId(id), ErrorCodes.INVALID_REQUEST, "Invalid request: a " + abbreviate(method.getAsString())
+                        + " message of " + json.length() + " characters; only addJob's may be larger than "
+                        + SMALL_MESSAGE_CHARS + " (its passedData), so it was not read further.");
                 return true;
             }
             JsonElement params = message.get("params");

@@ -503,6 +503,29 @@ class ServerHardeningIT {
             assertTrue(heapAfterAll - heapAfterTwenty < 8_000_000, "the table grew by "
                     + (heapAfterAll - heapAfterTwenty) + " bytes for " + (jobs - 20) + " finished jobs");
             assertEquals(jobs, s.callObject("getStats", new JsonObject()).get("completed").getAsInt());
+
+            // Failures are the other thing a finished job keeps: 300 with 50 KB messages and
+            // tracebacks. The table keeps whole failures for the latest finished jobs only.
+            String raise = "raise ValueError('x' * 50000)";
+            List<String> failed = new ArrayList<>();
+            List<CompletableFuture<Object>> failing = new ArrayList<>();
+            for (int i = 0; i < jobs; i++) {
+                inFlight.acquire();
+                CompletableFuture<Object> answer = s.remote.request("addJob", Json.of("scriptText", raise));
+                answer.whenComplete((r, e) -> inFlight.release());
+                failing.add(answer);
+            }
+            for (CompletableFuture<Object> a : failing) {
+                failed.add(((JsonObject) a.get(60, TimeUnit.SECONDS)).get("jobId").getAsString());
+            }
+            for (String id : failed) assertEquals("FAILED", s.awaitFinal(id, HANG_GUARD).get("state").getAsString());
+            long heapAfterFailures = usedHeapAfterGc(s);
+            System.out.printf(Locale.ROOT, "[heap] then %d jobs failing with 50 KB messages: heap used after GC %.1f MB%n",
+                    jobs, heapAfterFailures / 1e6);
+            JsonObject first = s.callObject("getJob", Json.jobId(failed.get(0)));
+            assertTrue(first.getAsJsonObject("error").get("traceback").getAsString().contains("x".repeat(50_000)),
+                    "getJob reads an old failure whole from its record");
+            assertTrue(heapAfterFailures < 48_000_000, heapAfterFailures + " bytes");
         }
     }
 
@@ -549,6 +572,16 @@ class ServerHardeningIT {
             System.out.println("[oom] showMessage arrived: " + s.allNotifications().stream()
                     .anyMatch(n -> n.method().equals("window/showMessage")));
         }
+    }
+
+    @Test
+    void onlyAddJobMayBeALargeMessage() throws Exception {
+        // Other requests are parsed into a tree; a large one is refused before it is read.
+        JsonObject answer = rawCall(server, "big-get", "getJob",
+                "{\"jobId\":\"job-000000000000\",\"pad\":[" + "1,".repeat(1_000_000) + "1]}");
+        assertEquals(-32600, answer.getAsJsonObject("error").get("code").getAsInt(), answer.toString());
+        assertTrue(answer.getAsJsonObject("error").get("message").getAsString().contains("only addJob's"), answer.toString());
+        assertEquals("COMPLETED", run(Json.of("scriptText", "python_data = {}")).get("state").getAsString());
     }
 
     /** Heap in use after a full GC, from jcmd (the JDK's own tool), in bytes. */

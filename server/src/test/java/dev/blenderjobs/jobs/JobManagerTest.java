@@ -6,6 +6,7 @@ import dev.blenderjobs.channel.ToWorker;
 import dev.blenderjobs.concurrent.EventLoop;
 import dev.blenderjobs.model.FailureKind;
 import dev.blenderjobs.model.Job;
+import dev.blenderjobs.model.JobFailure;
 import dev.blenderjobs.model.JobRequest;
 import dev.blenderjobs.model.JobResult;
 import dev.blenderjobs.model.JobSpec;
@@ -1006,5 +1007,33 @@ class JobManagerTest {
     void formatSeconds() {
         assertEquals("5 s", JobManager.formatSeconds(5));
         assertEquals("0.2 s", JobManager.formatSeconds(0.2));
+    }
+
+    @Test
+    void onlyTheLatestFinishedJobsKeepTheirWholeFailuresInTheTableTheRecordKeepsThemAll() throws Exception {
+        when(pool.tryRun(any(), any())).thenReturn(true);
+        String big = "x".repeat(50_000);
+        List<String> ids = new ArrayList<>();
+        for (int i = 0; i < JobManager.DETAILED_FINAL_JOBS + 1; i++) {
+            String id = submit(spec()).jobId();
+            onLoop(() -> manager.attemptFinished(id, 1,
+                    new AttemptOutcome.Failed(FailureKind.SCRIPT_ERROR, "ValueError: " + big, "Traceback: " + big, null)));
+            ids.add(id);
+        }
+        JobManager.Inspection oldest = await(manager.inspect(ids.get(0)));
+        assertTrue(oldest.detailsOnDisk());
+        assertNull(oldest.job().error().traceback(), "the table keeps a summary of an old failure");
+        assertTrue(oldest.job().error().message().length() <= JobFailure.SUMMARY_MESSAGE_CHARS + 4);
+        JobManager.Inspection newest = await(manager.inspect(ids.get(ids.size() - 1)));
+        assertFalse(newest.detailsOnDisk());
+        assertEquals("Traceback: " + big, newest.job().error().traceback());
+        // The record the store would have written (the state change carried the whole failure).
+        ArgumentCaptor<Job> told = ArgumentCaptor.forClass(Job.class);
+        verify(events, timeout(5000).atLeastOnce()).stateChanged(told.capture(), eq(JobState.ACTIVE));
+        Job failed = told.getAllValues().stream().filter(j -> j.jobId().equals(ids.get(0))
+                && j.state() == JobState.FAILED).findFirst().orElseThrow();
+        assertEquals("Traceback: " + big, failed.error().traceback());
+        files.writeRecord(failed);
+        assertEquals("Traceback: " + big, files.withRecordedDetails(oldest.job()).error().traceback());
     }
 }
