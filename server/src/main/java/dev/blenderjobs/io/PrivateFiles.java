@@ -9,7 +9,6 @@ import java.nio.file.Path;
 import java.nio.file.SimpleFileVisitor;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.attribute.BasicFileAttributes;
-import java.nio.file.attribute.PosixFileAttributeView;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.util.ArrayList;
 import java.util.List;
@@ -120,12 +119,16 @@ public final class PrivateFiles {
         }
     }
 
-    /** Gives a folder back to its owner (rwx------) without following a link; false if it cannot. */
+    /**
+     * Gives a folder back to its owner (rwx------); false if it cannot. A link is never chmod-ed:
+     * it is checked for just before. (The no-follow form of chmod opens the folder, which mode
+     * 000 forbids. Only its owner can be refused access, and a link swapped in between could only
+     * point chmod at files that owner may change anyway: root is never refused.)
+     */
     private static boolean ownerAccess(Path dir) {
         try {
             if (!Files.isDirectory(dir, LinkOption.NOFOLLOW_LINKS)) return false;
-            Files.getFileAttributeView(dir, PosixFileAttributeView.class, LinkOption.NOFOLLOW_LINKS)
-                    .setPermissions(PosixFilePermissions.fromString("rwx------"));
+            Files.setPosixFilePermissions(dir, PosixFilePermissions.fromString("rwx------"));
             return true;
         } catch (IOException | RuntimeException e) {
             return false;
@@ -138,6 +141,7 @@ public final class PrivateFiles {
 
     private static String reason(IOException e) {
         if (e instanceof java.nio.file.FileSystemException f && f.getReason() != null) return f.getReason();
+        if (e instanceof java.nio.file.AccessDeniedException) return "Permission denied";
         return e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage();
     }
 
