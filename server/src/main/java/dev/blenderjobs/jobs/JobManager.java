@@ -80,8 +80,8 @@ public final class JobManager implements WorkerEvents {
     /**
      * Finished jobs whose failures the table keeps whole (tracebacks, log tails), the latest
      * first, within a count and a size; older ones keep a summary, and getJob reads the rest
-     * from their records. Without this bound, every
-     * failed job kept up to a few hundred KB on the heap for as long as it was retained.
+     * from their records. Without this bound, every failed job kept up to a few hundred KB on
+     * the heap for as long as it was retained.
      */
     static final int DETAILED_FINAL_JOBS = 200;
     /** ... and at most this many characters of failure text between them. */
@@ -600,10 +600,6 @@ public final class JobManager implements WorkerEvents {
         enforceRetention();
     }
 
-    /**
-     * Keeps only summaries of a finished job's failures; called once its final record has been
-     * handed to the store (final states are never written again, so the record keeps the whole).
-     */
     private static long failureChars(Entry job) {
         long n = chars(job.error);
         for (JobFailure f : job.earlierErrors) n += chars(f);
@@ -619,6 +615,10 @@ public final class JobManager implements WorkerEvents {
         return n;
     }
 
+    /**
+     * Keeps only summaries of a finished job's failures; called once its final record has been
+     * handed to the store (final states are never written again, so the record keeps the whole).
+     */
     private static void trim(Entry job) {
         if (job.error != null) job.error = job.error.summary();
         if (!job.earlierErrors.isEmpty()) {

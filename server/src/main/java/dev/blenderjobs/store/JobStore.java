@@ -224,7 +224,9 @@ public final class JobStore implements JobEvents, AutoCloseable {
             else if (e instanceof Removed r) removed.add(r.jobId());
         }
         boolean wasFailing = !unsaved.isEmpty();
-        retryUnsaved(latest.keySet());
+        Set<String> notRetried = new HashSet<>(latest.keySet()); // written below, or removed: not retried
+        notRetried.addAll(removed);
+        retryUnsaved(notRetried);
         for (StateChanged s : latest.values()) {
             // A job's first record (QUEUED, no previous state) was written with its files at
             // addJob; a job removed in this batch is not written back.
@@ -264,7 +266,8 @@ public final class JobStore implements JobEvents, AutoCloseable {
     }
 
     /**
-     * Writes the records left unwritten by earlier batches, except those this batch replaces.
+     * Writes the records left unwritten by earlier batches, except those this batch replaces
+     * or removes.
      * Each is tried: one job's record may fail for a reason of its own (its directory was
      * deleted or changed by its script) while the others can be written.
      */

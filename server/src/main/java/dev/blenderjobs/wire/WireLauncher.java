@@ -224,6 +224,7 @@ public final class WireLauncher {
                 issues.handle(e.getRpcMessage(), e.getIssues());
                 return true;
             } catch (RuntimeException e) {
+                dev.blenderjobs.concurrent.Fatal.check(e); // Gson wraps an OutOfMemoryError in a JsonParseException
                 reject(readableId(id), ErrorCodes.INVALID_REQUEST, "Invalid request: " + e.getMessage());
                 return true;
             }
