@@ -129,6 +129,18 @@ public final class ClientNotifier implements JobEvents, AutoCloseable {
         submit(() -> send(() -> client.showMessage(params)));
     }
 
+    @Override
+    public void warning(String kind, String message) {
+        ShowMessageParams params = new ShowMessageParams(ShowMessageParams.WARNING, message, kind);
+        submit(() -> send(() -> client.showMessage(params)));
+    }
+
+    /** window/showMessage of type error (1), e.g. SERVER_OUT_OF_MEMORY just before the server ends. */
+    public void error(String kind, String message) {
+        ShowMessageParams params = new ShowMessageParams(ShowMessageParams.ERROR, message, kind);
+        submit(() -> send(() -> client.showMessage(params)));
+    }
+
     private void submit(Runnable task) {
         synchronized (gate) {
             if (held != null) {
@@ -142,7 +154,15 @@ public final class ClientNotifier implements JobEvents, AutoCloseable {
     /** After close() (server stopping) there is nobody left to tell: events are dropped. */
     private void execute(Runnable task) {
         try {
-            sender.execute(task);
+            // The executor keeps a task's Throwable to itself: an OutOfMemoryError must not be.
+            sender.execute(() -> {
+                try {
+                    task.run();
+                } catch (Throwable t) {
+                    dev.blenderjobs.concurrent.Fatal.check(t);
+                    throw t;
+                }
+            });
         } catch (java.util.concurrent.RejectedExecutionException closed) {
             LOG.fine("notification dropped: the server is stopping");
         }
