@@ -581,7 +581,7 @@ class BlenderJobsClient(object):
     def initialize(self, params=None, timeout=None, workspace=None):
         """Sends ``initialize`` (then the ``initialized`` notification) and returns the result:
         serverInfo, blender {available, path, version, problem}, workers, stateDir,
-        stateDirTemporary, stateDirNote?, recoveredJobs {jobs, interrupted, resumed, pruned},
+        stateDirTemporary, stateDirNote?, recoveredJobs {jobs, interrupted, resumed, pruned, unreadable},
         capabilities... (also kept as :attr:`server_info`; see :attr:`state_dir`,
         :attr:`state_dir_temporary`, :attr:`state_dir_note`, :attr:`recovered_jobs`).
 
@@ -630,7 +630,7 @@ class BlenderJobsClient(object):
 
     @property
     def recovered_jobs(self):
-        """``initialize.recoveredJobs``: {jobs, interrupted, resumed, pruned} an earlier server left
+        """``initialize.recoveredJobs``: {jobs, interrupted, resumed, pruned, unreadable} an earlier server left
         in the state directory; None before initialize."""
         return (self.server_info or {}).get("recoveredJobs")
 

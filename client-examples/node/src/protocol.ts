@@ -217,6 +217,8 @@ export interface RecoveredJobs {
     resumed: number;
     /** Removed by the retention policy (`--retain-jobs`, `--retain-days`). */
     pruned: number;
+    /** Job directories whose record could not be read (not listed; a RECORDS_UNREADABLE message names them). */
+    unreadable: number;
 }
 
 export interface InitializeResult {
@@ -439,7 +441,10 @@ export type RemoveJobParams = JobIdParams;
 
 export interface RemoveJobResult {
     jobId: string;
+    /** The job is gone and a restarted server will not list it again. */
     removed: true;
+    /** Files of the job that could not be deleted ("path: reason; ..."); the next server tries again. */
+    leftBehind?: string;
 }
 
 /** `getStats` ignores its params. */
@@ -548,7 +553,8 @@ export interface ShowMessageParams {
     /** LSP MessageType: 1 error, 2 warning, 3 info, 4 log. */
     type: 1 | 2 | 3 | 4;
     message: string;
-    kind?: 'RECORDS_NOT_SAVED' | 'RECORDS_SAVED_AGAIN' | string;
+    kind?: 'RECORDS_NOT_SAVED' | 'RECORDS_SAVED_AGAIN' | 'JOB_FILES_GONE' | 'RECORDS_UNREADABLE'
+        | 'SERVER_OUT_OF_MEMORY' | string;
 }
 
 /** LSP `WorkDoneProgressCancelParams` (client → server). */

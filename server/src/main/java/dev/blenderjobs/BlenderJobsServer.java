@@ -92,7 +92,8 @@ public final class BlenderJobsServer implements JobServerEndpoint.Host {
         notifier.hold(); // LSP: nothing before the initialize answer; a --resume may start jobs sooner
         store = new JobStore(notifier);
         jobs = new JobManager(loop, config.logTailLines(), blender.installation().isPresent() ? null : blender.problem(),
-                new JobManager.Retention(config.retainJobs(), Duration.ofDays(config.retainDays())));
+                new JobManager.Retention(config.retainJobs(), Duration.ofDays(config.retainDays())),
+                config.maxLogBytes());
         if (blender.installation().isPresent()) {
             Path runtime = RuntimeScript.install(scratchDir.resolve("runtime"));
             LocalLauncher launcher = new LocalLauncher(new BlenderCommand(blender.installation().get().executable(),
@@ -103,13 +104,20 @@ public final class BlenderJobsServer implements JobServerEndpoint.Host {
         }
         jobs.attach(pool, store);
 
-        JobServerEndpoint endpoint = new JobServerEndpoint(jobs, io, this, notifier, config.maxMessageBytes());
+        JobServerEndpoint endpoint = new JobServerEndpoint(jobs, io, this, notifier, config.maxMessageBytes(),
+                config.maxInputBytes());
         ExecutorService rpc = Executors.newCachedThreadPool(Threads.daemon("jsonrpc"));
         WireLauncher.Wire wire = WireLauncher.create(endpoint, in, out, config.maxMessageBytes(), rpc,
                 notifier::answered);
         Launcher<JobClient> launcher = wire.launcher();
         output = wire.output();
         notifier.connect(launcher.getRemoteProxy());
+        // An OutOfMemoryError anywhere: the client hears it (if it can still be written), the
+        // workers are stopped, and the process ends with its own exit code (Fatal).
+        dev.blenderjobs.concurrent.Fatal.install(message -> {
+            notifier.error("SERVER_OUT_OF_MEMORY", message);
+            stop("the server ran out of memory");
+        });
         Runtime.getRuntime().addShutdownHook(new Thread(() -> stop("the server received a signal to stop"),
                 "shutdown-hook"));
         if (pool != null) pool.start();
@@ -118,6 +126,7 @@ public final class BlenderJobsServer implements JobServerEndpoint.Host {
         try {
             launcher.startListening().get();
         } catch (Exception e) {
+            dev.blenderjobs.concurrent.Fatal.check(e); // the reader died of an OutOfMemoryError: not a clean end
             LOG.log(Level.FINE, "protocol stream ended", e);
         }
         LOG.info("stdin closed; shutting down");
@@ -148,18 +157,27 @@ public final class BlenderJobsServer implements JobServerEndpoint.Host {
         stateDir = dir;
         JobFiles files = new JobFiles(dir.path());
         store.bind(files);
-        List<JobManager.Recovered> recovered;
+        JobStore.Loaded loaded;
         try {
-            recovered = store.load(files);
+            loaded = store.loadAll(files);
         } catch (IOException e) {
             LOG.log(Level.WARNING, "could not list the jobs of " + dir.path() + "; starting with none", e);
-            recovered = List.of();
+            loaded = new JobStore.Loaded(List.of(), List.of());
         }
-        JobManager.Opened opened = jobs.open(files, recovered, config.resume()).join();
+        JobManager.Opened opened = jobs.open(files, loaded.jobs(), config.resume()).join();
         LOG.info("state in " + dir.path() + (dir.temporary() ? " (temporary)" : "") + "; " + opened.jobs()
                 + " earlier jobs, " + opened.interrupted() + " interrupted, " + opened.resumed() + " resumed, "
-                + opened.pruned() + " pruned");
-        return new RecoveredJobs(opened.jobs(), opened.interrupted(), opened.resumed(), opened.pruned());
+                + opened.pruned() + " pruned, " + loaded.unreadable().size() + " unreadable");
+        if (!loaded.unreadable().isEmpty()) {
+            // Held by the notifier until the initialize answer is written, like every notification.
+            List<String> named = loaded.unreadable().subList(0, Math.min(10, loaded.unreadable().size()));
+            notifier.warning("RECORDS_UNREADABLE", loaded.unreadable().size() + " job record(s) in " + files.stateDir()
+                    + " could not be read and are not listed; their directories are left in place for a person to "
+                    + "look at (or delete): " + String.join("; ", named)
+                    + (named.size() < loaded.unreadable().size() ? "; ..." : ""));
+        }
+        return new RecoveredJobs(opened.jobs(), opened.interrupted(), opened.resumed(), opened.pruned(),
+                loaded.unreadable().size());
     }
 
     private BlenderInfo blenderInfo() {

@@ -73,6 +73,16 @@ public final class Main implements Callable<Integer> {
             description = "Largest JSON-RPC message read; larger ones are skipped with an error. Default: ${DEFAULT-VALUE}.")
     long maxMessageMb;
 
+    @Option(names = "--max-log-size", paramLabel = "MB", defaultValue = "100",
+            description = "Largest log of one job; past it the output is cut, keeping its start, a marker line "
+                    + "and its last lines. Default: ${DEFAULT-VALUE}.")
+    long maxLogMb;
+
+    @Option(names = "--max-input-size", paramLabel = "MB", defaultValue = "1024",
+            description = "Largest file addJob copies into a job (blendFile, passedDataBlocks.library); larger "
+                    + "ones are refused. Default: ${DEFAULT-VALUE}.")
+    long maxInputMb;
+
     @Option(names = "--log-level", paramLabel = "LEVEL", defaultValue = "INFO",
             description = "SEVERE, WARNING, INFO, FINE or ALL. Default: ${DEFAULT-VALUE}.")
     String logLevel;
@@ -112,7 +122,9 @@ public final class Main implements Callable<Integer> {
                 Duration.ofMillis(Math.max(0, progressIntervalMs)),
                 Duration.ofSeconds(Math.max(1, workerStartTimeoutSeconds)),
                 maxMessageMb * 1024 * 1024,
-                defaults.logTailLines());
+                defaults.logTailLines(),
+                Math.max(1, maxLogMb) << 20,
+                Math.max(1, maxInputMb) << 20);
         Logging.configure(logLevel, logFile);
         try {
             return new BlenderJobsServer(config).run(StdioGuard.protocolIn(), StdioGuard.protocolOut());

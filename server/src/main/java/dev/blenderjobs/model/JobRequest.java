@@ -13,7 +13,7 @@ import java.util.Set;
  * directory and then dropped from memory: a job in the table holds its spec, never its inputs.
  *
  * @param scriptSource    the script's source text (read from {@code spec.script()} at intake, or scriptText)
- * @param passedData      the client's passedData object (JSON, never pasted into source)
+ * @param passedData      the client's passedData object, checked, as JSON text (never pasted into source)
  * @param libraryToCopy   the passedDataBlocks library to copy, or null
  * @param blendToCopy     the blendFile to copy, or null
  * @param replaceExisting cancel and remove jobs with the same name first
@@ -22,7 +22,7 @@ import java.util.Set;
  * @param workDoneProgress the job is reported as LSP work-done progress on a token the server
  *                        creates (window/workDoneProgress/create) for the job's whole life
  */
-public record JobRequest(JobSpec spec, String scriptSource, JsonObject passedData, Path libraryToCopy,
+public record JobRequest(JobSpec spec, String scriptSource, PassedData passedData, Path libraryToCopy,
                          Path blendToCopy, boolean replaceExisting, JsonElement workDoneToken,
                          boolean workDoneProgress) {
 
@@ -47,6 +47,16 @@ public record JobRequest(JobSpec spec, String scriptSource, JsonObject passedDat
      *                         a workDoneToken and {@code "workDoneProgress": true} kept
      */
     public static JobRequest parse(Fields p, boolean workDoneProgress) {
+        return parse(p, null, workDoneProgress);
+    }
+
+    /**
+     * The same, with passedData already read from the request as it streamed in ({@link
+     * PassedData#read}); {@code p} then holds the other params only.
+     *
+     * @param preRead passedData read from the stream, or null to take it from {@code p}
+     */
+    public static JobRequest parse(Fields p, PassedData preRead, boolean workDoneProgress) {
         p.allowOnly(fields());
         boolean hasScript = p.has("script");
         boolean hasText = p.has("scriptText");
@@ -63,16 +73,10 @@ public record JobRequest(JobSpec spec, String scriptSource, JsonObject passedDat
             p.requiredString("script");
         }
         JobSpec spec = JobSpec.parse(p);
-        JsonObject passedData = p.optionalObject("passedData");
-        if (passedData != null) {
-            for (String key : passedData.keySet()) {
-                if (RESERVED_KEYS.contains(key)) {
-                    throw p.invalid("passedData", "has the key \"" + key + "\", which the script contract "
-                            + "defines itself; rename it");
-                }
-            }
-        } else {
-            passedData = new JsonObject();
+        PassedData passedData = preRead;
+        if (passedData == null) {
+            JsonObject tree = p.optionalObject("passedData");
+            passedData = tree == null ? PassedData.EMPTY : PassedData.of(tree, p);
         }
         boolean replace = p.optionalBoolean("replaceExisting", false);
         if (replace && spec.name() == null) {
@@ -87,6 +91,7 @@ public record JobRequest(JobSpec spec, String scriptSource, JsonObject passedDat
                 throw p.invalid("workDoneToken", "must be a string or an integer (an LSP ProgressToken), got "
                         + Fields.describe(t));
             }
+            if (t.getAsJsonPrimitive().isString()) p.requiredString("workDoneToken"); // proper Unicode
             if (workDoneProgress) token = t;
         }
         boolean serverProgress = p.optionalBoolean("workDoneProgress", false) && workDoneProgress;

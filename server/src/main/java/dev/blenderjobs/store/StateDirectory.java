@@ -262,7 +262,11 @@ public final class StateDirectory implements AutoCloseable {
                 }
             }
             if (pid < 0) return null;
-            return new Claim(pid, since < 0 ? Long.MAX_VALUE : since, nonce == null ? "" : nonce);
+            // The claim line is written last: a text without it is an older server's "pid N", or a
+            // claim read half-written (truncate, then write), whose "since 17" may be the start of
+            // "since 1795...". Either way its age is unknown, so it never counts as the older claim.
+            if (nonce == null) return new Claim(pid, Long.MAX_VALUE, "");
+            return new Claim(pid, since < 0 ? Long.MAX_VALUE : since, nonce);
         }
     }
 

@@ -192,6 +192,18 @@ public final class ClientNotifier implements JobEvents, AutoCloseable {
         submit(() -> send(() -> client.showMessage(params)));
     }
 
+    @Override
+    public void warning(String kind, String message) {
+        ShowMessageParams params = new ShowMessageParams(ShowMessageParams.WARNING, message, kind);
+        submit(() -> send(() -> client.showMessage(params)));
+    }
+
+    /** window/showMessage of type error (1), e.g. SERVER_OUT_OF_MEMORY just before the server ends. */
+    public void error(String kind, String message) {
+        ShowMessageParams params = new ShowMessageParams(ShowMessageParams.ERROR, message, kind);
+        submit(() -> send(() -> client.showMessage(params)));
+    }
+
     /**
      * Runs the task on the sender thread, after everything submitted before it (held until open).
      *
@@ -210,7 +222,7 @@ public final class ClientNotifier implements JobEvents, AutoCloseable {
             }
         }
         try {
-            sender.schedule(task, delay.toNanos(), TimeUnit.NANOSECONDS);
+            sender.schedule(fatalChecked(task), delay.toNanos(), TimeUnit.NANOSECONDS);
         } catch (java.util.concurrent.RejectedExecutionException closed) {
             LOG.fine("notification dropped: the server is stopping");
         }
@@ -231,10 +243,23 @@ public final class ClientNotifier implements JobEvents, AutoCloseable {
         }
     }
 
+    /** The task, with an OutOfMemoryError (or another fatal error) reported to Fatal before it is rethrown. */
+    private static Runnable fatalChecked(Runnable task) {
+        return () -> {
+            try {
+                task.run();
+            } catch (Throwable t) {
+                dev.blenderjobs.concurrent.Fatal.check(t);
+                throw t;
+            }
+        };
+    }
+
     /** After close() (server stopping) there is nobody left to tell: events are dropped. */
     private boolean execute(Runnable task) {
         try {
-            sender.execute(task);
+            // The executor keeps a task's Throwable to itself: an OutOfMemoryError must not be.
+            sender.execute(fatalChecked(task));
             return true;
         } catch (java.util.concurrent.RejectedExecutionException closed) {
             LOG.fine("notification dropped: the server is stopping");

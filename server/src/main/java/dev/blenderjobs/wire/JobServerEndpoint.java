@@ -11,6 +11,7 @@ import dev.blenderjobs.model.Job;
 import dev.blenderjobs.model.JobRequest;
 import dev.blenderjobs.model.JobResult;
 import dev.blenderjobs.model.JobState;
+import dev.blenderjobs.wire.messages.AddJobParams;
 import dev.blenderjobs.wire.messages.Messages.AddJobResult;
 import dev.blenderjobs.wire.messages.Messages.CancelAllResult;
 import dev.blenderjobs.wire.messages.Messages.CancelJobResult;
@@ -88,6 +89,7 @@ public final class JobServerEndpoint {
     private final ClientNotifier notifier;
     private final WorkDoneTokens tokens;
     private final long maxMessageBytes;
+    private final long maxInputBytes;
     private volatile boolean initialized;
     private volatile boolean shutdownRequested;
     /** The client declared capabilities.window.workDoneProgress in initialize. */
@@ -95,12 +97,19 @@ public final class JobServerEndpoint {
 
     public JobServerEndpoint(JobManager jobs, ExecutorService io, Host host, ClientNotifier notifier,
                              long maxMessageBytes) {
+        this(jobs, io, host, notifier, maxMessageBytes, Long.MAX_VALUE);
+    }
+
+    /** @param maxInputBytes largest file addJob copies into a job (--max-input-size) */
+    public JobServerEndpoint(JobManager jobs, ExecutorService io, Host host, ClientNotifier notifier,
+                             long maxMessageBytes, long maxInputBytes) {
         this.jobs = jobs;
         this.io = io;
         this.host = host;
         this.notifier = notifier;
         this.tokens = notifier.tokens();
         this.maxMessageBytes = maxMessageBytes;
+        this.maxInputBytes = maxInputBytes;
     }
 
     // ------------------------------------------------------------------ lifecycle
@@ -179,18 +188,21 @@ public final class JobServerEndpoint {
     // ------------------------------------------------------------------ jobs
 
     /**
-     * Adds a job. With the client's {@code workDoneToken} (LSP: valid while this request is
-     * pending), the request itself is reported on it: begin before the work, end before the
-     * answer. With {@code "workDoneProgress": true} the job is reported on a token of the
-     * server's own, created once this answer is written ({@link ClientNotifier#answered}).
+     * Adds a job. The params arrive as {@link AddJobParams}: passedData was read as the message
+     * streamed in, checked and kept as text, never as a tree. With the client's
+     * {@code workDoneToken} (LSP: valid while this request is pending), the request itself is
+     * reported on it: begin before the work, end before the answer. With
+     * {@code "workDoneProgress": true} the job is reported on a token of the server's own, created
+     * once this answer is written ({@link ClientNotifier#answered}).
      */
     @JsonRequest
-    public CompletableFuture<AddJobResult> addJob(JsonObject params) {
+    public CompletableFuture<AddJobResult> addJob(AddJobParams params) {
         boolean lspProgress = workDoneProgress;
+        AddJobParams given = params == null ? AddJobParams.of(null) : params;
         // One intake thread does parse and submit (which writes the inputs and queues the job)
         // for one addJob at a time, in the order the requests arrived.
         return guard(() -> CompletableFuture.supplyAsync(() -> {
-                    JobRequest request = AddJobRequest.parse(params, lspProgress);
+                    JobRequest request = AddJobRequest.parse(given, lspProgress, maxInputBytes);
                     JsonElement token = request.workDoneToken();
                     if (token != null) {
                         String title = "Adding Blender job" + (request.spec().name() != null
@@ -293,7 +305,9 @@ public final class JobServerEndpoint {
     @JsonRequest
     public CompletableFuture<JsonObject> getJob(JsonObject params) {
         // The log's tail may be read from its file: on the I/O executor, not the event loop.
-        return guard(() -> jobs.inspect(jobId("getJob", params)).thenApplyAsync(i -> JobViews.detail(i.job(),
+        // A finished job's failures may be summaries in the table: the whole is read from its record.
+        return guard(() -> jobs.inspect(jobId("getJob", params)).thenApplyAsync(i -> JobViews.detail(
+                i.detailsOnDisk() ? jobs.files().withRecordedDetails(i.job()) : i.job(),
                 jobs.files(), i.log().file(), i.log().tail()), io));
     }
 
@@ -353,7 +367,8 @@ public final class JobServerEndpoint {
 
     @JsonRequest
     public CompletableFuture<RemoveJobResult> removeJob(JsonObject params) {
-        return guard(() -> jobs.remove(jobId("removeJob", params)).thenApply(job -> new RemoveJobResult(job.jobId(), true)));
+        return guard(() -> jobs.remove(jobId("removeJob", params)).thenApply(r -> new RemoveJobResult(r.job().jobId(),
+                true, r.leftBehind())));
     }
 
     /**
@@ -454,6 +469,7 @@ public final class JobServerEndpoint {
     static RuntimeException translate(Throwable error) {
         Throwable cause = error;
         while (cause instanceof CompletionException && cause.getCause() != null) cause = cause.getCause();
+        dev.blenderjobs.concurrent.Fatal.check(cause); // an OutOfMemoryError ends the server, loudly
         if (cause instanceof ResponseErrorException r) return r;
         if (cause instanceof Fields.InvalidFieldException f) {
             JsonObject data = new JsonObject();

@@ -62,7 +62,12 @@ public final class WireLauncher {
                 .setOutput(out)
                 .setExecutorService(executor)
                 .configureGson(gson -> gson.registerTypeAdapter(RawJson.class, new RawJson.Adapter())
-                        .registerTypeAdapterFactory(new NamedEnums()));
+                        .registerTypeAdapterFactory(new NamedEnums()))
+                // A request handler's OutOfMemoryError ends the server instead of becoming -32603.
+                .setExceptionHandler(t -> {
+                    dev.blenderjobs.concurrent.Fatal.check(t);
+                    return RemoteEndpoint.DEFAULT_EXCEPTION_HANDLER.apply(t);
+                });
         Launcher<JobClient> launcher = builder.create();
         return new Wire(launcher, builder.outgoing);
     }
@@ -143,6 +148,8 @@ public final class WireLauncher {
          */
         static final java.util.Set<String> NO_PARAMS = java.util.Set.of("shutdown", "exit", "initialized",
                 "cancelAll", "resumeAll", "getStats");
+        /** Largest message other than addJob that is parsed (initialize's capabilities are tens of KB). */
+        static final int SMALL_MESSAGE_CHARS = 1024 * 1024;
         private final FrameReader frames;
         private final MessageJsonHandler handler;
         private final MessageIssueHandler issues;
@@ -185,29 +192,32 @@ public final class WireLauncher {
 
         private void handle(FrameReader.Body body, MessageConsumer callback) {
             String json = new String(body.bytes(), body.charset());
-            JsonElement tree = null;
+            JsonObject message = null;
             try {
-                tree = JsonParser.parseString(json);
-            } catch (JsonParseException e) {
+                // The message's envelope only (its params are described, not built into a tree:
+                // a tree of 38 MB of numbers needs about ten times that on the heap).
+                message = Envelope.read(json, json.length() <= SMALL_MESSAGE_CHARS);
+            } catch (JsonParseException | IOException | IllegalStateException e) {
+                dev.blenderjobs.concurrent.Fatal.check(e);
                 // Its length may have been too large, taking in the start of the next message:
                 // that part goes back to the reader, and what came before it may still be a message.
                 byte[] before = frames.salvage(body.bytes());
                 if (before != null) {
                     json = new String(before, body.charset());
-                    tree = parseOrNull(json);
+                    message = envelopeOrNull(json);
                 }
-                if (tree == null) {
+                if (message == null) {
                     reject(null, ErrorCodes.PARSE_ERROR, "Parse error: the message body is not valid JSON ("
                             + e.getMessage() + ").");
                     return;
                 }
             }
-            if (!tree.isJsonObject()) {
+            if (message.has(Envelope.NOT_AN_OBJECT)) {
                 reject(null, ErrorCodes.INVALID_REQUEST, "Invalid request: a message must be a JSON-RPC 2.0 object"
-                        + (tree.isJsonArray() ? " (batches are not supported)." : "."));
+                        + (message.get(Envelope.NOT_AN_OBJECT).getAsString().equals("an array")
+                        ? " (batches are not supported)." : "."));
                 return;
             }
-            JsonObject message = tree.getAsJsonObject();
             JsonElement id = message.get("id");
             if (!message.has("method") && !message.has("result") && !message.has("error")) {
                 reject(readableId(id), ErrorCodes.INVALID_REQUEST,
@@ -221,7 +231,8 @@ public final class WireLauncher {
             }
             if (id != null && !id.isJsonNull() && readableId(id) == null) {
                 reject(null, ErrorCodes.INVALID_REQUEST, "Invalid request: \"id\" must be a string or an integer "
-                        + "between -2147483648 and 2147483647, got " + abbreviate(id.toString()) + ".");
+                        + "between -2147483648 and 2147483647, got " + abbreviate(id.isJsonObject()
+                        ? Envelope.describe(id) : id.toString()) + ".");
                 return;
             }
             boolean request = id != null && !id.isJsonNull() && message.has("method");
@@ -232,6 +243,14 @@ public final class WireLauncher {
                 reject(readableId(id), ErrorCodes.METHOD_NOT_FOUND, "Unsupported request method: " + method);
                 return;
             }
+            if (method != null && !"addJob".equals(method) && json.length() > SMALL_MESSAGE_CHARS) {
+                // Only addJob's params are read without a tree (its passedData streams into text);
+                // a tree of any other request this large could take the whole heap.
+                reject(readableId(id), ErrorCodes.INVALID_REQUEST, "Invalid request: a " + abbreviate(method)
+                        + " message of " + json.length() + " characters; only addJob's may be larger than "
+                        + SMALL_MESSAGE_CHARS + " (its passedData), so it was not read further.");
+                return;
+            }
             JsonElement params = message.get("params");
             if (method != null && NO_PARAMS.contains(method) && meansNoParams(params)) {
                 message.remove("params");
@@ -240,7 +259,7 @@ public final class WireLauncher {
             }
             if (request && params != null && !params.isJsonNull() && !params.isJsonObject()) {
                 reject(readableId(id), ErrorCodes.INVALID_PARAMS, "Invalid params: \"params\" must be a JSON "
-                        + "object (named parameters), got " + dev.blenderjobs.model.Fields.describe(params) + ".");
+                        + "object (named parameters), got " + Envelope.describe(params) + ".");
                 return;
             }
             Message parsed;
@@ -250,6 +269,7 @@ public final class WireLauncher {
                 issues.handle(e.getRpcMessage(), e.getIssues());
                 return;
             } catch (RuntimeException e) {
+                dev.blenderjobs.concurrent.Fatal.check(e); // Gson wraps an OutOfMemoryError in a JsonParseException
                 reject(readableId(id), ErrorCodes.INVALID_REQUEST, "Invalid request: " + e.getMessage());
                 return;
             }
@@ -260,10 +280,10 @@ public final class WireLauncher {
             }
         }
 
-        private static JsonElement parseOrNull(String json) {
+        private static JsonObject envelopeOrNull(String json) {
             try {
-                return JsonParser.parseString(json);
-            } catch (JsonParseException e) {
+                return Envelope.read(json, json.length() <= SMALL_MESSAGE_CHARS);
+            } catch (JsonParseException | IOException | IllegalStateException e) {
                 return null;
             }
         }
@@ -278,6 +298,74 @@ public final class WireLauncher {
             if (params == null || !params.isJsonArray()) return false;
             com.google.gson.JsonArray a = params.getAsJsonArray();
             return a.isEmpty() || (a.size() == 1 && a.get(0).isJsonNull());
+        }
+
+        /**
+         * Reads a message's envelope with a streaming reader: id, method, whether it has result
+         * or error, and what its params are. Containers other than params' top level are
+         * skipped, never built: the object returned is small whatever the message's size.
+         * Params that are an object come back as an empty object; an array as itself when the
+         * message is small (so that [null], meaning "no params", differs from [1]), else as an
+         * empty array; other objects as a {@link #STANDS_FOR} marker. A body that is not an object comes back as
+         * {@link #NOT_AN_OBJECT}. Lenient, as LSP4J's own reading is; the whole body must be
+         * one value.
+         */
+        static final class Envelope {
+            static final String NOT_AN_OBJECT = "\u0000notAnObject";
+            static final String STANDS_FOR = "\u0000standsFor";
+
+            static JsonObject read(String json, boolean small) throws IOException {
+                com.google.gson.stream.JsonReader in = new com.google.gson.stream.JsonReader(new java.io.StringReader(json));
+                in.setStrictness(com.google.gson.Strictness.LENIENT);
+                JsonObject envelope = new JsonObject();
+                com.google.gson.stream.JsonToken first = in.peek();
+                if (first != com.google.gson.stream.JsonToken.BEGIN_OBJECT) {
+                    envelope.addProperty(NOT_AN_OBJECT, first == com.google.gson.stream.JsonToken.BEGIN_ARRAY
+                            ? "an array" : "a value");
+                    in.skipValue();
+                } else {
+                    in.beginObject();
+                    while (in.hasNext()) {
+                        String name = in.nextName();
+                        envelope.add(name, small(in, name.equals("params"), small));
+                    }
+                    in.endObject();
+                }
+                if (in.peek() != com.google.gson.stream.JsonToken.END_DOCUMENT) {
+                    throw new JsonParseException("the body holds more than one JSON value");
+                }
+                return envelope;
+            }
+
+            /** A primitive as it is; an object or array as a marker (params' object as {}). */
+            private static JsonElement small(com.google.gson.stream.JsonReader in, boolean params, boolean smallMessage)
+                    throws IOException {
+                switch (in.peek()) {
+                    case BEGIN_OBJECT -> {
+                        in.skipValue();
+                        if (params) return new JsonObject();
+                        JsonObject marker = new JsonObject();
+                        marker.addProperty(STANDS_FOR, "an object");
+                        return marker;
+                    }
+                    case BEGIN_ARRAY -> {
+                        if (params && smallMessage) return JsonParser.parseReader(in);
+                        in.skipValue();
+                        return new com.google.gson.JsonArray();
+                    }
+                    default -> {
+                        return JsonParser.parseReader(in);
+                    }
+                }
+            }
+
+            /** As {@link dev.blenderjobs.model.Fields#describe}, for envelope values. */
+            static String describe(JsonElement e) {
+                if (e.isJsonObject() && e.getAsJsonObject().has(STANDS_FOR)) {
+                    return e.getAsJsonObject().get(STANDS_FOR).getAsString();
+                }
+                return dev.blenderjobs.model.Fields.describe(e);
+            }
         }
 
         /** Answers with an error; id null when the request's id is unknown or unusable. */

@@ -43,6 +43,12 @@ public final class JobLog {
     private long bytes;
     private boolean writeFailed;
     private boolean released;
+    /** Largest size of the file; past it output is cut (the tail is added when the log is closed). */
+    private final long maxFileBytes;
+    /** Bytes in the file, including what an earlier server or attempt wrote there. */
+    private long fileBytes;
+    /** Bytes not written because the file reached {@link #maxFileBytes}. */
+    private long cutBytes;
     private final List<Listener> listeners = new ArrayList<>(1);
 
     /**
@@ -71,19 +77,33 @@ public final class JobLog {
 
     /** A log written straight to {@code file} (a worker's own console). */
     public JobLog(Path file, int tailLines) {
-        this(file, file, tailLines);
+        this(file, file, tailLines, Long.MAX_VALUE);
     }
 
-    private JobLog(Path file, Path writing, int tailLines) {
+    /** The same, at most {@code maxFileBytes} long (plus its cut marker and tail). */
+    public JobLog(Path file, int tailLines, long maxFileBytes) {
+        this(file, file, tailLines, maxFileBytes);
+    }
+
+    private JobLog(Path file, Path writing, int tailLines, long maxFileBytes) {
         this.file = file;
         this.writing = writing;
         this.current = writing;
         this.tailLines = tailLines;
+        this.maxFileBytes = maxFileBytes;
     }
 
     /** A job's log: written to {@code <file>.part}, renamed to {@code file} by {@link #release()}. */
     public static JobLog committedOnRelease(Path file, int tailLines) {
-        return new JobLog(file, file.resolveSibling(file.getFileName() + ".part"), tailLines);
+        return committedOnRelease(file, tailLines, Long.MAX_VALUE);
+    }
+
+    /**
+     * A job's log whose file grows to at most {@code maxFileBytes} (--max-log-size): past it the
+     * output is cut at a marker line, and the last lines are appended when the log is released.
+     */
+    public static JobLog committedOnRelease(Path file, int tailLines, long maxFileBytes) {
+        return new JobLog(file, file.resolveSibling(file.getFileName() + ".part"), tailLines, maxFileBytes);
     }
 
     /** The file that holds the log now: the {@code .part} name until it is released. */
@@ -140,8 +160,26 @@ public final class JobLog {
                 // Unbuffered: each chunk the drainer read is one write, so a server killed with
                 // SIGKILL leaves in the log everything its workers had printed.
                 out = Files.newOutputStream(writing, StandardOpenOption.CREATE, StandardOpenOption.APPEND);
+                fileBytes = Files.size(writing);
+            }
+            if (cutBytes > 0) {
+                cutBytes += length;
+                return;
+            }
+            long room = maxFileBytes - fileBytes;
+            if (length > room) {
+                int fits = (int) Math.max(0, room);
+                out.write(data, offset, fits);
+                byte[] marker = ("\n=== blender-jobs: this log reached its limit of " + megabytes(maxFileBytes)
+                        + " (--max-log-size); the output is cut here, and its last lines are added at the end when "
+                        + "the job stops ===\n").getBytes(StandardCharsets.UTF_8);
+                out.write(marker);
+                fileBytes += fits + marker.length;
+                cutBytes = length - fits;
+                return;
             }
             out.write(data, offset, length);
+            fileBytes += length;
         } catch (IOException e) {
             writeFailed = true;
             LOG.log(Level.WARNING, "cannot write job log " + writing + "; keeping only its tail in memory", e);
@@ -217,6 +255,7 @@ public final class JobLog {
      * file on demand. Also commits the {@code .part} log of a job a killed server left behind.
      */
     public synchronized void release() {
+        writeCutTail();
         close();
         if (!released && !writing.equals(file)) {
             try {
@@ -262,6 +301,27 @@ public final class JobLog {
         } catch (IOException e) {
             return List.of("(log unreadable: " + e.getMessage() + ")");
         }
+    }
+
+    /** After a cut: how much was cut, then the lines the tail kept, so the log ends as the output did. */
+    private void writeCutTail() {
+        if (cutBytes == 0 || out == null || writeFailed) return;
+        StringBuilder sb = new StringBuilder();
+        List<String> last = new ArrayList<>(tail);
+        if (partial.length() > 0) last.add(partial.toString());
+        sb.append("=== blender-jobs: ").append(cutBytes).append(" bytes of output were cut here (--max-log-size); the last ")
+                .append(last.size()).append(" lines were (each at most ").append(MAX_LINE_CHARS).append(" characters): ===\n");
+        for (String line : last) sb.append(line).append('\n');
+        try {
+            out.write(sb.toString().getBytes(StandardCharsets.UTF_8));
+        } catch (IOException e) {
+            LOG.log(Level.WARNING, "cannot write the tail of job log " + writing, e);
+        }
+        cutBytes = 0;
+    }
+
+    private static String megabytes(long bytes) {
+        return bytes % (1024 * 1024) == 0 ? (bytes >> 20) + " MB" : bytes + " bytes";
     }
 
     public synchronized long bytes() {

@@ -92,8 +92,22 @@ final class ServerProcess implements AutoCloseable {
         return new ServerProcess(Map.of(), args);
     }
 
+    /** Starts the server with these JVM flags (e.g. a small -Xmx) instead of -Xmx512m, and initializes it. */
+    static ServerProcess startWithJvm(List<String> jvmFlags, String... args) throws Exception {
+        ServerProcess s = new ServerProcess(Map.of(), jvmFlags, args);
+        s.initializeResult = s.callObject("initialize", new JsonObject());
+        s.remote.notify("initialized", new JsonObject());
+        return s;
+    }
+
     private ServerProcess(Map<String, String> env, String... args) throws IOException {
-        List<String> cmd = new ArrayList<>(List.of(javaBin(), "-Xmx512m", "-jar", jar().toString()));
+        this(env, List.of("-Xmx512m"), args);
+    }
+
+    private ServerProcess(Map<String, String> env, List<String> jvmFlags, String... args) throws IOException {
+        List<String> cmd = new ArrayList<>(List.of(javaBin()));
+        cmd.addAll(jvmFlags);
+        cmd.addAll(List.of("-jar", jar().toString()));
         cmd.addAll(List.of(args));
         stderrFile = Files.createTempFile("blender-jobs-it-stderr", ".log");
         ProcessBuilder pb = new ProcessBuilder(cmd);

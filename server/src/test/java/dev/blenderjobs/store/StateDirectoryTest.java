@@ -165,6 +165,10 @@ class StateDirectoryTest {
         assertTrue(a.olderThan(b) && !b.olderThan(a));
         assertEquals(7, StateDirectory.Claim.parse("pid 7").pid(), "an older server's lock names its pid");
         assertNull(StateDirectory.Claim.parse("garbage"));
+        // A claim read while its writer is half way: "since 17" is the start of a longer number,
+        // and must never make the newcomer's claim look older than the holder's.
+        StateDirectory.Claim half = StateDirectory.Claim.parse("pid 7\nsince 17");
+        assertTrue(a.olderThan(half), "a half-written claim is never the older one");
         assertNull(StateDirectory.Claim.parse(null));
     }
 

@@ -299,4 +299,52 @@ class JobLogTest {
         log.release();
         assertEquals("still written\n", Files.readString(tmp.resolve("job/log.txt")));
     }
+
+    @Test
+    void aLogOverItsCapKeepsItsHeadAMarkerAndItsLastLines() throws Exception {
+        Path file = tmp.resolve("capped/log.txt");
+        JobLog log = JobLog.committedOnRelease(file, 5, 64 * 1024);
+        for (int i = 0; i < 5000; i++) append(log, String.format("line %05d %s%n", i, "x".repeat(40)));
+        append(log, "THE END\n");
+        assertEquals("THE END", log.tail().get(log.tail().size() - 1));
+        log.release();
+        String text = Files.readString(file, StandardCharsets.UTF_8);
+        assertTrue(text.startsWith("line 00000 "), text.substring(0, 40));
+        assertTrue(text.contains("--max-log-size"), "a marker says where the log was cut");
+        assertTrue(Files.size(file) < 64 * 1024 + 2048, Files.size(file) + " bytes");
+        assertTrue(text.contains("bytes of output were cut here"), text.substring(text.length() - 600));
+        assertTrue(text.endsWith("line 04999 " + "x".repeat(40) + "\nTHE END\n"), text.substring(text.length() - 300));
+    }
+
+    @Test
+    void aFollowerHearsEveryByteEvenPastTheCapWhileTheFileStopsAtItsMarker() throws Exception {
+        Path file = tmp.resolve("capped-followed/log.txt");
+        JobLog log = JobLog.committedOnRelease(file, 5, 64 * 1024);
+        Recorder r = new Recorder();
+        assertTrue(log.follow(r, 1024).following());
+        StringBuilder all = new StringBuilder();
+        for (int i = 0; i < 2000; i++) {
+            String line = String.format("line %05d %s%n", i, "x".repeat(40));
+            all.append(line);
+            append(log, line);
+        }
+        assertEquals(all.toString(), r.text(), "the follower got the output the file leaves out");
+        JobLog.Followed late = log.follow(new Recorder(), 200);
+        assertTrue(new String(late.tail(), StandardCharsets.UTF_8).contains("--max-log-size"),
+                "a follow after the cut starts from the end of the file: its marker");
+        log.release();
+        assertEquals(1, r.releases);
+    }
+
+    @Test
+    void aResumedLogCountsWhatItsFileAlreadyHolds() throws Exception {
+        Path file = tmp.resolve("resumed/log.txt");
+        Files.createDirectories(file.getParent());
+        Files.writeString(file, "y".repeat(70 * 1024) + "\n");
+        JobLog log = JobLog.committedOnRelease(file, 5, 64 * 1024);
+        append(log, "more\n");
+        log.release();
+        String text = Files.readString(file, StandardCharsets.UTF_8);
+        assertTrue(text.contains("--max-log-size") && text.endsWith("more\n"), text.substring(text.length() - 300));
+    }
 }

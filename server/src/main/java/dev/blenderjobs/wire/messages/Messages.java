@@ -35,8 +35,11 @@ public final class Messages {
                                    RecoveredJobs recoveredJobs, Capabilities capabilities) {
     }
 
-    /** Jobs found in the state directory at initialize: listed, of them interrupted, resumed at once, pruned. */
-    public record RecoveredJobs(int jobs, int interrupted, int resumed, int pruned) {
+    /**
+     * Jobs found in the state directory at initialize: listed, of them interrupted, resumed at
+     * once, pruned; and records that could not be read (not listed, left in place).
+     */
+    public record RecoveredJobs(int jobs, int interrupted, int resumed, int pruned, int unreadable) {
     }
 
     public record AddJobResult(String jobId, String name, String state, int attempt) {
@@ -60,7 +63,11 @@ public final class Messages {
     public record CancelAllResult(int canceled) {
     }
 
-    public record RemoveJobResult(String jobId, boolean removed) {
+    /**
+     * removed: the job is gone and a restarted server will not list it. leftBehind: files of it
+     * that could not be deleted ("path: reason; ..."), omitted when nothing is left.
+     */
+    public record RemoveJobResult(String jobId, boolean removed, String leftBehind) {
     }
 
     public record ResumeJobResult(String jobId, String state, String previousState) {

@@ -82,7 +82,8 @@ final class LocalWorker implements Worker {
         this.tmp = dir.resolve("tmp-" + id);
         this.launcher = launcher;
         this.listener = listener;
-        this.console = new JobLog(dir.resolve("console.log"), 50);
+        // Output between jobs (a thread a job left behind) is capped too: the folder is on disk.
+        this.console = new JobLog(dir.resolve("console.log"), 50, 16L << 20);
     }
 
     @Override
@@ -222,6 +223,10 @@ final class LocalWorker implements Worker {
                 } catch (InterruptedException e) {
                     Thread.currentThread().interrupt();
                 }
+            }
+            if (message instanceof FromWorker.Failed failed) {
+                ToWorker.Run run = current;
+                if (run != null && run.jobId().equals(failed.jobId())) message = ResultCheck.explain(failed, run.files());
             }
             if (message instanceof FromWorker.Completed completed) {
                 ToWorker.Run run = current;
