@@ -922,7 +922,7 @@ def test_interrupted_job_is_tracked_and_resumed():
 
         # The next server on the job folder lists the job as interrupted; the panel offers Resume.
         sess2 = core.get_session(workers=1, state_dir=state_dir)
-        equal(sess2.client.recovered_jobs, {"jobs": 1, "interrupted": 1, "resumed": 0, "pruned": 0}, "recoveredJobs")
+        equal(sess2.client.recovered_jobs, {"jobs": 1, "interrupted": 1, "resumed": 0, "pruned": 0, "unreadable": 0}, "recoveredJobs")
         info = sess2.tracker.jobs.get(job_id)
         check(info is not None and info.state == "INTERRUPTED", "the new session tracks the interrupted job: %r" % info)
         equal(sess2.tracker.counts()["interrupted"], 1, "interrupted counter")

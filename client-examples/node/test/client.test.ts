@@ -79,7 +79,7 @@ describe('blender-jobs client against the real server', () => {
         // No workspace and no stateDir: a temporary state directory, nothing recovered.
         assert.equal(described.stateDirTemporary, true);
         assert.equal(described.stateDirNote, undefined);
-        assert.deepEqual(described.recoveredJobs, { jobs: 0, interrupted: 0, resumed: 0, pruned: 0 });
+        assert.deepEqual(described.recoveredJobs, { jobs: 0, interrupted: 0, resumed: 0, pruned: 0, unreadable: 0 });
 
         // initialize may be sent again and answers the same way (its capabilities are the ones
         // that count from then on: the same as start() declared).
@@ -480,7 +480,7 @@ describe('durability: jobs outlive the server', () => {
         const info = second.serverDescription!;
         assert.equal(fs.realpathSync(info.stateDir), fs.realpathSync(stateDir));
         assert.equal(info.stateDirTemporary, false);
-        assert.deepEqual(info.recoveredJobs, { jobs: 2, interrupted: 2, resumed: 0, pruned: 0 });
+        assert.deepEqual(info.recoveredJobs, { jobs: 2, interrupted: 2, resumed: 0, pruned: 0, unreadable: 0 });
         const listed = await second.listJobs({ state: 'INTERRUPTED' });
         assert.deepEqual(listed.jobs.map((j) => [j.jobId, j.errorKind]),
             [[running.jobId, 'INTERRUPTED'], [queued.jobId, 'INTERRUPTED']]);
@@ -536,7 +536,7 @@ describe('durability: jobs outlive the server', () => {
         const { running, queued } = await interruptedJobs({ workspace, env }, marker);
         const later = await start({ workspace, env });
         assert.equal(later.serverDescription!.stateDir, stateDir);
-        assert.deepEqual(later.serverDescription!.recoveredJobs, { jobs: 2, interrupted: 2, resumed: 0, pruned: 0 });
+        assert.deepEqual(later.serverDescription!.recoveredJobs, { jobs: 2, interrupted: 2, resumed: 0, pruned: 0, unreadable: 0 });
         assert.deepEqual(await later.resumeAll(), { resumed: 2, jobIds: [running.jobId, queued.jobId] });
         const finals = await Promise.all([later.waitForJob(running.jobId, JOB_TIMEOUT), later.waitForJob(queued.jobId, JOB_TIMEOUT)]);
         assert.deepEqual(finals.map((f) => f.state), ['COMPLETED', 'COMPLETED']);

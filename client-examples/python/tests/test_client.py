@@ -170,7 +170,7 @@ class SharedServerTests(unittest.TestCase):
         self.assertTrue(self.client.state_dir_temporary)
         self.assertEqual(self.client.state_dir, init["stateDir"])
         self.assertTrue(os.path.isdir(self.client.state_dir))
-        self.assertEqual(self.client.recovered_jobs, {"jobs": 0, "interrupted": 0, "resumed": 0, "pruned": 0})
+        self.assertEqual(self.client.recovered_jobs, {"jobs": 0, "interrupted": 0, "resumed": 0, "pruned": 0, "unreadable": 0})
 
     # -------------------------------------------------------------- jobs
 
@@ -634,7 +634,7 @@ class DurabilityTests(unittest.TestCase):
         self.assertEqual(os.path.realpath(init["stateDir"]), os.path.realpath(state_dir))
         self.assertFalse(client.state_dir_temporary)
         self.assertIsNone(client.state_dir_note)
-        self.assertEqual(client.recovered_jobs, {"jobs": 2, "interrupted": 2, "resumed": 0, "pruned": 0})
+        self.assertEqual(client.recovered_jobs, {"jobs": 2, "interrupted": 2, "resumed": 0, "pruned": 0, "unreadable": 0})
         listed = client.list_jobs(state="INTERRUPTED")
         self.assertEqual([j["jobId"] for j in listed["jobs"]], [running["jobId"], queued["jobId"]])
         self.assertEqual([j["errorKind"] for j in listed["jobs"]], ["INTERRUPTED", "INTERRUPTED"])
@@ -692,7 +692,7 @@ class DurabilityTests(unittest.TestCase):
         client = self.start(workspace=workspace, env=env, resume=True)
         client.initialize()
         self.assertEqual(client.state_dir, first.state_dir)
-        self.assertEqual(client.recovered_jobs, {"jobs": 2, "interrupted": 2, "resumed": 2, "pruned": 0})
+        self.assertEqual(client.recovered_jobs, {"jobs": 2, "interrupted": 2, "resumed": 2, "pruned": 0, "unreadable": 0})
         finals = client.wait_for_jobs([running["jobId"], queued["jobId"]], JOB_WAIT)
         self.assertEqual([finals[j]["state"] for j in (running["jobId"], queued["jobId"])], ["COMPLETED"] * 2, finals)
         self.assertTrue(client.get_python_data(running["jobId"])["resumed"])
