@@ -6,4 +6,6 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 echo "== building the server" >&2
 mvn -B -q -ntp package -DskipTests
-BLENDER_JOBS_JAR="$PWD/server/target/blender-jobs-server.jar" exec python3 client-examples/python/demo.py "$@"
+# The demo finds the server like every client does; here, this checkout's build output
+# (server/target/blender-jobs-server-<version>/bin/blender-jobs-server).
+exec python3 client-examples/python/demo.py "$@"

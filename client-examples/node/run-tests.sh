@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Installs, builds and tests the Node client, its CLI and the VS Code extension example against
-# the real server jar and real Blender. The jar: $BLENDER_JOBS_JAR, else
-# ../../server/target/blender-jobs-server.jar (build it first: mvn -q package -Dmaven.test.skip=true).
+# Installs, builds and tests the Node client and its CLI against the real server jar and real
+# Blender. (The VS Code extension is ../vscode, with its own run-tests.sh.) The jar: $BLENDER_JOBS_JAR, else
+# ../../server/target/blender-jobs-server.jar (build it first: mvn -q package -DskipTests).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -12,7 +12,5 @@ if [ ! -f "$jar" ]; then
 fi
 export BLENDER_JOBS_JAR="$(cd "$(dirname "$jar")" && pwd)/$(basename "$jar")"
 
-npm ci --no-audit --no-fund
-npm run build
-npm run build:extension
+npm ci --no-audit --no-fund   # its prepare script builds dist/ (library, CLI, tests)
 npm test

@@ -18,7 +18,7 @@ later server on the same directory lists them and runs them again with ``resume_
 ``resume_all``. ``wait_for_job`` returns on any resting state (:data:`RESTING_STATES`: the final
 states and INTERRUPTED), so it never hangs across a shutdown.
 
-Standard library only; runs on Python 3.8+ (including the Python bundled with Blender).
+Standard library only; runs on Python 3.9+ (including the Python bundled with Blender 2.93 and later).
 
 Threads: one reader thread (parses server output, completes requests), one dispatcher thread
 (runs notification callbacks, in the order the server sent the notifications), one thread
@@ -35,13 +35,15 @@ import os
 import pathlib
 import queue
 import re
+import shlex
+import shutil
 import subprocess
 import threading
 import time
 import urllib.parse
 
 __all__ = [
-    "BlenderJobsClient", "default_jar_path",
+    "BlenderJobsClient", "default_jar_path", "find_server", "ServerLocation", "ServerNotFound",
     "BlenderJobsError", "ProtocolError", "RequestTimeout", "JobWaitTimeout", "ServerExited",
     "JsonRpcError", "ParseError", "InvalidRequest", "MethodNotFound", "InvalidParams", "InternalError",
     "ServerNotInitialized", "JobNotFound", "JobNotFinished", "JobFailed", "JobCanceled",
@@ -72,7 +74,13 @@ FAILURE_KINDS = ("SCRIPT_ERROR", "SCRIPT_EXITED", "TIMED_OUT", "BLENDER_CRASHED"
 WORKER_STATES = ("STARTING", "IDLE", "BUSY", "WAITING_TO_RESTART", "SHUT_DOWN")
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
-_DEFAULT_JAR = os.path.normpath(os.path.join(_HERE, "..", "..", "server", "target", "blender-jobs-server.jar"))
+#: The checkout this module sits in when it is used from one (client-examples/python/).
+_OWN_CHECKOUT = os.path.normpath(os.path.join(_HERE, "..", ".."))
+_DEFAULT_JAR = os.path.join(_OWN_CHECKOUT, "server", "target", "blender-jobs-server.jar")
+#: The environment variable that names the server: a command line, e.g. the launcher's path.
+SERVER_ENV = "BLENDER_JOBS_SERVER"
+#: The launcher's name, looked up on PATH.
+SERVER_COMMAND = "blender-jobs-server"
 _MAX_HEADER_BYTES = 8192
 _FINAL_CACHE_SIZE = 10000
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:/")
@@ -88,15 +96,170 @@ def workspace_uri(workspace):
 
 
 def default_jar_path():
-    """The jar the client starts when none is given: $BLENDER_JOBS_JAR, else the build output
-    ``../../server/target/blender-jobs-server.jar`` relative to this module."""
+    """$BLENDER_JOBS_JAR, else the build output ``../../server/target/blender-jobs-server.jar``
+    relative to this module (a checkout). The tests use it to find the jar they run; clients find
+    the server with :func:`find_server`."""
     return os.environ.get("BLENDER_JOBS_JAR") or _DEFAULT_JAR
+
+
+class ServerLocation(object):
+    """How to start the server: ``command`` (an argument list, e.g. the launcher
+    ``bin/blender-jobs-server``, to which server flags are appended) or ``jar`` (run with java and
+    :data:`JVM_OPTIONS`), and ``source``: where it was found (for messages)."""
+
+    __slots__ = ("command", "jar", "source")
+
+    def __init__(self, command=None, jar=None, source=""):
+        self.command = list(command) if command is not None else None
+        self.jar = jar
+        self.source = source
+
+    def __repr__(self):
+        return "ServerLocation(%s, from %s)" % (self.command or self.jar, self.source)
+
+
+def _split_command(command):
+    """A command given as a string (one path, or a shell-style command line) or a list."""
+    if isinstance(command, (list, tuple)):
+        return [os.fspath(a) for a in command]
+    command = os.fspath(command)
+    if os.path.exists(command):  # a path, even with spaces in it
+        return [command]
+    return shlex.split(command, posix=os.name != "nt")
+
+
+def _location_of(command, source):
+    """A command (string or list) as a ServerLocation: a lone ``.jar`` runs with java; anything
+    else runs as given. Raises ServerNotFound if its program does not exist."""
+    argv = _split_command(command)
+    if not argv:
+        raise ServerNotFound("%s is empty; it should be a command such as /opt/blender-jobs-server/bin/"
+                             "blender-jobs-server" % source, [])
+    program = argv[0]
+    if len(argv) == 1 and program.endswith(".jar"):
+        if not os.path.isfile(program):
+            raise ServerNotFound("%s names the jar %s, which does not exist" % (source, program), [])
+        return ServerLocation(jar=os.path.abspath(program), source=source)
+    found = shutil.which(program) if os.sep not in program and "/" not in program else (
+        program if os.path.isfile(program) else None)
+    if found is None:
+        raise ServerNotFound("%s names %s, which %s" % (
+            source, program, "is not on PATH" if os.sep not in program else "does not exist"), [])
+    return ServerLocation(command=[found] + argv[1:], source=source)
+
+
+def checkout_build_outputs(root):
+    """What ``mvn package`` leaves in the checkout ``root``, in the order the client tries them:
+    the distribution's launcher(s) (newest version first), then the jar."""
+    target = os.path.join(root, "server", "target")
+    launchers = []
+    try:
+        names = os.listdir(target)
+    except OSError:
+        names = []
+    for name in names:
+        launcher = os.path.join(target, name, "bin", SERVER_COMMAND)
+        if name.startswith("blender-jobs-server-") and os.path.isfile(launcher):
+            launchers.append(launcher)
+    launchers.sort(key=lambda p: os.path.getmtime(p), reverse=True)
+    return launchers, os.path.join(target, "blender-jobs-server.jar")
+
+
+def _checkout_roots(extra=()):
+    """Checkouts whose build output may hold the server: ``extra`` (callers' hints), the one this
+    module sits in, and the current folder and its parents (someone working in a checkout)."""
+    roots = []
+    for root in list(extra) + [_OWN_CHECKOUT]:
+        if root:
+            roots.append(os.path.abspath(root))
+    here = os.getcwd() if os.path.isdir(os.curdir) else None
+    while here:
+        roots.append(here)
+        parent = os.path.dirname(here)
+        here = parent if parent != here else None
+    unique = []
+    for root in roots:
+        if root not in unique and os.path.isdir(os.path.join(root, "server")):
+            unique.append(root)
+    return unique
+
+
+LOOKUP_ORDER = ("the server option", "$" + SERVER_ENV, SERVER_COMMAND + " on PATH",
+                "the build output of a blender-jobs checkout")
+
+
+def find_server(server=None, jar=None, checkouts=(), env=None, option="the server option"):
+    """Finds the server the way every blender-jobs client does, and returns a
+    :class:`ServerLocation`:
+
+    1. ``server`` (a command: a string or list, e.g. the launcher's path; a lone ``.jar`` runs
+       with java) or ``jar``: the caller's explicit option;
+    2. ``$BLENDER_JOBS_SERVER``, a command line (or, from older setups, ``$BLENDER_JOBS_JAR``, a jar);
+    3. ``blender-jobs-server`` on PATH (an installed distribution's ``bin/``);
+    4. the build output of a checkout (``mvn package``): ``server/target/blender-jobs-server-<version>/
+       bin/blender-jobs-server``, then ``server/target/blender-jobs-server.jar``, in ``checkouts``,
+       the checkout this module sits in, and the current folder and its parents.
+
+    Raises :class:`ServerNotFound` (a ``FileNotFoundError``) naming each place it looked, in this
+    order, when none has a server; and when an explicitly named one does not exist. ``option``
+    names the caller's option in messages (e.g. "the --server option")."""
+    env = os.environ if env is None else env
+    if isinstance(server, ServerLocation):
+        return server
+    if server is not None:
+        return _location_of(server, "%s (%r)" % (option, server))
+    if jar is not None:
+        jar = os.path.abspath(os.fspath(jar))
+        if not os.path.isfile(jar):
+            raise ServerNotFound(
+                "blender-jobs server jar not found at %s; build it with `mvn -q package -DskipTests` in the "
+                "project root, or leave the jar out and let the client find the server (%s)" % (
+                    jar, ", ".join(LOOKUP_ORDER)), [])
+        return ServerLocation(jar=jar, source="the jar option")
+    tried = ["1. %s: not given" % option]
+    if env.get(SERVER_ENV):
+        return _location_of(env[SERVER_ENV], "$%s" % SERVER_ENV)
+    if env.get("BLENDER_JOBS_JAR"):
+        return _location_of([env["BLENDER_JOBS_JAR"]], "$BLENDER_JOBS_JAR")
+    tried.append("2. $%s: not set" % SERVER_ENV)
+    on_path = shutil.which(SERVER_COMMAND, path=env.get("PATH"))
+    if on_path:
+        return ServerLocation(command=[on_path], source="%s on PATH" % SERVER_COMMAND)
+    tried.append("3. %s on PATH: not found" % SERVER_COMMAND)
+    looked = []
+    for root in _checkout_roots(checkouts):
+        launchers, built_jar = checkout_build_outputs(root)
+        if launchers:
+            return ServerLocation(command=[launchers[0]], source="the build output of the checkout %s" % root)
+        if os.path.isfile(built_jar):
+            return ServerLocation(jar=built_jar, source="the build output of the checkout %s" % root)
+        looked.append(os.path.join(root, "server", "target"))
+    tried.append("4. the build output of a blender-jobs checkout: %s" % (
+        "nothing built in " + ", ".join(looked) if looked
+        else "none found (looked in the current folder and its parents)"))
+    raise ServerNotFound(
+        "No blender-jobs server found. Looked, in this order, at:\n  " + "\n  ".join(tried) + "\n"
+        "Install one: unpack blender-jobs-server-<version>.tar.gz and put its bin/ on PATH, or set %s to "
+        "its bin/%s (in a checkout, `mvn -q package -DskipTests` builds both under server/target/)."
+        % (SERVER_ENV, SERVER_COMMAND), tried)
 
 
 # --------------------------------------------------------------------------- errors
 
 class BlenderJobsError(Exception):
     """Base class of every error this module raises."""
+
+
+class ServerNotFound(BlenderJobsError, FileNotFoundError):
+    """No blender-jobs server was found (or the one named does not exist). The message lists
+    where the client looked, in order; ``tried`` holds those lines."""
+
+    def __init__(self, message, tried):
+        BlenderJobsError.__init__(self, message)
+        self.tried = list(tried)
+
+    def __str__(self):
+        return self.args[0]
 
 
 class ProtocolError(BlenderJobsError):
@@ -299,7 +462,14 @@ JVM_OPTIONS = ("-XX:+UseSerialGC", "-Xmx512m", "-Xmn24m")
 class BlenderJobsClient(object):
     """Starts a blender-jobs server and talks JSON-RPC to it.
 
-    :param jar: path of blender-jobs-server.jar (default: :func:`default_jar_path`).
+    :param server: the server command: a launcher path (``.../bin/blender-jobs-server``), a command
+        line, or a list; a lone ``.jar`` path runs with java. Default: :func:`find_server`'s lookup
+        ($BLENDER_JOBS_SERVER, then ``blender-jobs-server`` on PATH, then a checkout's build output).
+    :param jar: path of blender-jobs-server.jar, run with java and ``jvm_options`` (an explicit
+        option like ``server``).
+    :param checkouts: more checkout folders whose build output :func:`find_server` tries.
+    :param auto_initialize: the first request sends ``initialize`` (with ``workspace``) if it was
+        not sent yet, so ``add_job`` works without ``with`` or an explicit :meth:`initialize`.
     :param server_args: extra command-line arguments for the server, e.g. ``["--workers", "2"]``.
     :param workers, blender, max_jobs_per_worker, state_dir, retain_jobs, retain_days, log_level:
         shortcuts for the server flags of the same name (``None`` leaves them out).
@@ -309,8 +479,10 @@ class BlenderJobsClient(object):
         sends it (``workspaceFolders`` and ``rootUri``), and the server then keeps its jobs in a
         state directory of that workspace that outlives it (``<data home>/blender-jobs/workspaces/...``)
         instead of a temporary one. ``state_dir`` overrides it.
-    :param java: the java executable (default: $BLENDER_JOBS_JAVA, $JAVA_HOME/bin/java, ``java``).
-    :param jvm_options: JVM flags before ``-jar`` (default: :data:`JVM_OPTIONS`, the README's).
+    :param java: the java executable (default: $BLENDER_JOBS_JAVA, $JAVA_HOME/bin/java, ``java``;
+        given to a launcher as $BLENDER_JOBS_JAVA).
+    :param jvm_options: JVM flags before ``-jar`` (default: :data:`JVM_OPTIONS`, the launcher's;
+        given to a launcher as $BLENDER_JOBS_JAVA_OPTS, after its own).
     :param stderr_echo: a text stream (e.g. ``sys.stderr``) that receives every server log line;
         ``None`` keeps the log quiet (the last lines are still available from :meth:`stderr_tail`).
     :param env: environment of the server process (default: this process's environment).
@@ -322,22 +494,32 @@ class BlenderJobsClient(object):
     def __init__(self, jar=None, server_args=None, workers=None, blender=None, max_jobs_per_worker=None,
                  state_dir=None, log_level=None, java=None, jvm_options=None, stderr_echo=None, env=None,
                  request_timeout=60.0, stderr_lines=200, new_session=True, workspace=None, resume=False,
-                 retain_jobs=None, retain_days=None):
-        jar = os.path.abspath(jar or default_jar_path())
-        if not os.path.isfile(jar):
-            raise FileNotFoundError(
-                "blender-jobs server jar not found at %s; build it with `mvn -q package -DskipTests` in the "
-                "project root, or point BLENDER_JOBS_JAR (or the jar argument) at it" % jar)
-        self.jar = jar
+                 retain_jobs=None, retain_days=None, server=None, checkouts=(), auto_initialize=True):
+        location = find_server(server=server, jar=jar, checkouts=checkouts, env=env)
+        self.location = location
+        self.jar = location.jar  # the jar when the server runs from one, else None (a launcher)
         self.request_timeout = request_timeout
         self.server_info = None  # the initialize result, once initialized
         self.workspace = workspace
+        self.auto_initialize = auto_initialize
         # Jobs of this server's life: added or resumed by this client, or named by one of its
         # job/stateChanged notifications. Only for them is a resting state's notification on its
         # way; a job that came to rest under an earlier server never gets one.
         self._session_jobs = set()
+        self._init_lock = threading.RLock()  # one lazy initialize at a time
 
-        args = [java or _default_java()] + list(jvm_options if jvm_options is not None else JVM_OPTIONS) + ["-jar", jar]
+        if location.jar is not None:
+            args = [java or _default_java()] + list(jvm_options if jvm_options is not None else JVM_OPTIONS) + [
+                "-jar", location.jar]
+        else:
+            args = list(location.command)
+            # The launcher sets the JVM flags and finds java itself; pass the caller's choices on.
+            if java or jvm_options is not None:
+                env = dict(os.environ if env is None else env)
+                if java:
+                    env["BLENDER_JOBS_JAVA"] = java
+                if jvm_options is not None:
+                    env["BLENDER_JOBS_JAVA_OPTS"] = " ".join(jvm_options)
         for flag, value in (("--workers", workers), ("--blender", blender),
                             ("--max-jobs-per-worker", max_jobs_per_worker), ("--state-dir", state_dir),
                             ("--retain-jobs", retain_jobs), ("--retain-days", retain_days),
@@ -399,7 +581,7 @@ class BlenderJobsClient(object):
     def initialize(self, params=None, timeout=None, workspace=None):
         """Sends ``initialize`` (then the ``initialized`` notification) and returns the result:
         serverInfo, blender {available, path, version, problem}, workers, stateDir,
-        stateDirTemporary, stateDirNote?, recoveredJobs {jobs, interrupted, resumed, pruned},
+        stateDirTemporary, stateDirNote?, recoveredJobs {jobs, interrupted, resumed, pruned, unreadable},
         capabilities... (also kept as :attr:`server_info`; see :attr:`state_dir`,
         :attr:`state_dir_temporary`, :attr:`state_dir_note`, :attr:`recovered_jobs`).
 
@@ -414,13 +596,20 @@ class BlenderJobsClient(object):
             uri = workspace_uri(workspace)
             name = urllib.parse.unquote(uri.rstrip("/").rsplit("/", 1)[-1]) or uri
             params = dict(params, rootUri=uri, workspaceFolders=[{"uri": uri, "name": name}])
-        result = self.request("initialize", params, timeout=timeout)
-        self.notify("initialized", {})
-        self.server_info = result
-        caps = (result or {}).get("capabilities") or {}
-        if isinstance(caps.get("maxMessageBytes"), int):
-            self._max_message_bytes = caps["maxMessageBytes"]
+        with self._init_lock:
+            result = self.request("initialize", params, timeout=timeout)
+            self.notify("initialized", {})
+            caps = (result or {}).get("capabilities") or {}
+            if isinstance(caps.get("maxMessageBytes"), int):
+                self._max_message_bytes = caps["maxMessageBytes"]
+            self.server_info = result
         return result
+
+    def _initialize_once(self):
+        """The lazy initialize of the first request (``auto_initialize``)."""
+        with self._init_lock:
+            if self.server_info is None:
+                self.initialize()
 
     @property
     def state_dir(self):
@@ -441,7 +630,7 @@ class BlenderJobsClient(object):
 
     @property
     def recovered_jobs(self):
-        """``initialize.recoveredJobs``: {jobs, interrupted, resumed, pruned} an earlier server left
+        """``initialize.recoveredJobs``: {jobs, interrupted, resumed, pruned, unreadable} an earlier server left
         in the state directory; None before initialize."""
         return (self.server_info or {}).get("recoveredJobs")
 
@@ -519,6 +708,9 @@ class BlenderJobsClient(object):
         ``None`` there means wait forever) and :class:`ServerExited` if the server goes away."""
         if timeout is None:
             timeout = self.request_timeout
+        if (self.server_info is None and self.auto_initialize and method not in ("initialize", "shutdown")
+                and threading.current_thread() is not self._dispatcher_thread):
+            self._initialize_once()
         request_id = next(self._ids)
         pending = _Pending(method)
         message = {"jsonrpc": "2.0", "id": request_id, "method": method}
@@ -583,6 +775,12 @@ class BlenderJobsClient(object):
         a warning: jobs go on, but a restart would not know their latest state) and when they are
         saved again (``RECORDS_SAVED_AGAIN``, type 3)."""
         return self.on_notification("window/showMessage", callback)
+
+    def on_log(self, callback):
+        """``callback(params)`` for ``job/log``: {jobId, text}, the next part of the console of a
+        job followed with :meth:`follow_log`, exactly as printed (invalid UTF-8 replaced), after
+        the follow_log answer and before the job's resting job/stateChanged."""
+        return self.on_notification("job/log", callback)
 
     # ------------------------------------------------------------------ typed requests
 
@@ -682,6 +880,17 @@ class BlenderJobsClient(object):
         """{queued, active, completed, failed, canceled, interrupted, total, workers, freeWorkers,
         busyWorkers, workerDetails}"""
         return self.request("getStats", {}, timeout=timeout)
+
+    def follow_log(self, job_id, timeout=None):
+        """{jobId, text, following}: the job's console so far (the last 64 KiB) and, while it has
+        not come to rest (``following`` true), what it prints next as ``job/log`` notifications
+        (:meth:`on_log`) until it rests. The text plus the notifications' texts is the job's log
+        (beyond 128 KiB a second, output is skipped and a line says how many bytes)."""
+        return self.request("followLog", {"jobId": job_id}, timeout=timeout)
+
+    def unfollow_log(self, job_id, timeout=None):
+        """{jobId, following: false}: no ``job/log`` of the job comes after this returns."""
+        return self.request("unfollowLog", {"jobId": job_id}, timeout=timeout)
 
     def shutdown(self, timeout=None):
         """Sends ``shutdown`` only (unfinished jobs become INTERRUPTED); :meth:`close` does the

@@ -3,6 +3,7 @@
 
     python3 client-examples/python/demo.py                 # the four example jobs
     python3 client-examples/python/demo.py my_job.py ...   # your own scripts instead
+    python3 client-examples/python/demo.py --data '{"delay": 0.1}'   # passed data for every job
 
 The example jobs (test-fixtures/jobs) each get the "Cube" object of test-fixtures/blend/library.blend
 ("Tetra" for metaballs.py) as passed data blocks; timeout_loop.py runs with a 3 s timeout and is
@@ -23,7 +24,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from blender_jobs_client import BlenderJobsClient, BlenderJobsError, RESTING_STATES, default_jar_path  # noqa: E402
+from blender_jobs_client import BlenderJobsClient, BlenderJobsError, RESTING_STATES, find_server  # noqa: E402
+from blender_jobs_cli import UsageError, parse_data  # noqa: E402
 
 FIXTURES = os.path.normpath(os.path.join(HERE, "..", "..", "test-fixtures"))
 JOBS_DIR = os.path.join(FIXTURES, "jobs")
@@ -207,15 +209,28 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("scripts", nargs="*", help="Blender Python scripts to run instead of the examples")
-    parser.add_argument("--jar", default=None, help="server jar (default: %s)" % default_jar_path())
+    parser.add_argument("--server", default=None, metavar="CMD",
+                        help="the server command (default: $BLENDER_JOBS_SERVER, blender-jobs-server on PATH, "
+                             "then this checkout's build output)")
+    parser.add_argument("--jar", default=None, help="run this server jar instead (with the server's JVM flags)")
+    parser.add_argument("--data", default=None, metavar="JSON|@FILE",
+                        help="passed data for every job: a JSON object (or @file.json) whose keys become globals "
+                             "of the scripts; for the examples it is merged over their own")
     parser.add_argument("--workers", type=int, default=2, help="Blender workers (default: 2)")
     parser.add_argument("--blender", default=None, help="Blender executable (default: the server finds one)")
     parser.add_argument("--timeout", type=float, default=300, help="give up after this many seconds (default: 300)")
     parser.add_argument("--no-library", action="store_true",
                         help="do not pass data blocks from test-fixtures/blend/library.blend")
+    parser.add_argument("--workspace", default=None, metavar="DIR",
+                        help="the folder the jobs belong to: the server keeps them and their results in a "
+                             "per-user directory of it, so the paths printed stay valid (default: the current folder)")
     parser.add_argument("--server-log", action="store_true", help="echo the server's log to stderr")
     args = parser.parse_args(argv)
 
+    try:
+        extra_data = parse_data(args.data)
+    except UsageError as exc:
+        parser.error(str(exc))
     use_library = not args.no_library
     if args.scripts:
         rows = []
@@ -226,6 +241,9 @@ def main(argv=None):
             rows.append(JobRow(os.path.basename(path), os.path.abspath(path), options))
     else:
         rows = example_jobs(use_library)
+    if extra_data:
+        for row in rows:
+            row.options["passed_data"] = dict(row.options.get("passed_data") or {}, **extra_data)
     missing = [r.script for r in rows if not os.path.isfile(r.script)]
     if use_library and not os.path.isfile(LIBRARY):
         missing.append(LIBRARY)
@@ -240,7 +258,10 @@ def main(argv=None):
     display = Display(rows, out, tty)
 
     try:
-        client = BlenderJobsClient(args.jar, workers=args.workers, blender=args.blender,
+        client = BlenderJobsClient(jar=args.jar, workers=args.workers, blender=args.blender,
+                                   server=find_server(server=args.server, jar=args.jar, option="the --server option")
+                                   if args.jar is None else None,
+                                   workspace=args.workspace or os.getcwd(),
                                    stderr_echo=sys.stderr if args.server_log else None)
     except (OSError, BlenderJobsError) as exc:
         sys.stderr.write("demo: %s\n" % exc)
@@ -253,8 +274,11 @@ def main(argv=None):
         if not blender.get("available"):
             sys.stderr.write("demo: the server has no Blender: %s\n" % blender.get("problem"))
             return 1
-        out.write("blender-jobs %s: %d jobs on %d workers, Blender %s (%s)\n\n" % (
+        out.write("blender-jobs %s: %d jobs on %d workers, Blender %s (%s)\n" % (
             info["serverInfo"]["version"], len(rows), info["workers"], blender.get("version"), blender.get("path")))
+        out.write("jobs and results kept in %s%s\n\n" % (
+            info.get("stateDir"), " (temporary: %s)" % info.get("stateDirNote", "deleted at exit")
+            if info.get("stateDirTemporary") else ""))
         out.flush()
         client.on_progress(display.on_progress)
         client.on_state_changed(display.on_state_changed)

@@ -1,6 +1,7 @@
 # blender-jobs test fixture: copy the first passed mesh object and add one quad with bmesh.
 #
-# Reads:   passed_data_blocks (needs at least one mesh object)
+# Reads:   passed_data_blocks (its first mesh object; without one, a new 2 m cube named "Cube",
+#          like the Cube of library.blend, so the script also runs on its own)
 # Reports: update_job_progress exactly 100 times (0.01, 0.02, ..., 1.0)
 # Returns: python_data = {"faces_before": <faces of the original mesh>, "faces_after": <faces of the copy>}
 #          data_blocks = [<new object "<orig>_quad">]
@@ -13,7 +14,14 @@ for block in passed_data_blocks:
         source = block
         break
 if source is None:
-    raise RuntimeError("bmesh_quad.py needs a mesh object in passed_data_blocks")
+    cube = bpy.data.meshes.new("Cube")
+    bm = bmesh.new()
+    try:
+        bmesh.ops.create_cube(bm, size=2.0)
+        bm.to_mesh(cube)
+    finally:
+        bm.free()
+    source = bpy.data.objects.new("Cube", cube)
 
 faces_before = len(source.data.polygons)
 mesh = source.data.copy()

@@ -12,6 +12,7 @@ and one timer step (ui.process_events) directly. Prints "N passed, M failed" and
 any failure.
 """
 
+import json
 import os
 import sys
 import tempfile
@@ -95,11 +96,12 @@ def run_tracked(sess, script, name, auto_load):
 
 
 def wait_tracked(sess, job_id, predicate, timeout=WAIT):
-    """Runs timer steps (ui.process_events) until predicate(JobInfo) holds."""
+    """Runs timer steps (ui.process_events) until predicate(JobInfo) holds. ``job_id`` may be a
+    JobInfo (e.g. a pending one, whose id changes when the server answers)."""
     deadline = time.monotonic() + timeout
     while True:
         ui.process_events(sess)
-        info = sess.tracker.jobs.get(job_id)
+        info = job_id if isinstance(job_id, core.JobInfo) else sess.tracker.jobs.get(job_id)
         if info is not None and predicate(info):
             return info
         if time.monotonic() > deadline:
@@ -172,6 +174,13 @@ class FakeLayout(object):
 
     def separator(self, **kwargs):
         pass
+
+    def prop_search(self, data, attr, search_data, search_attr, **kwargs):
+        check(hasattr(data, attr) and hasattr(search_data, search_attr), "prop_search of %r" % attr)
+        self.log.append(("prop", attr))
+
+    def operator_menu_enum(self, idname, prop, **kwargs):
+        self.operator(idname)
 
 
 # --------------------------------------------------------------------------- tests
@@ -329,10 +338,13 @@ def test_operator_and_timer_step_load_results():
     equal(bpy.ops.blender_jobs.run_job(), {'FINISHED'}, "run_job operator")
     new_ids = [j for j in sess.tracker.jobs if j not in known]
     equal(len(new_ids), 1, "the operator tracks one new job")
-    job_id = new_ids[0]
-    info = sess.tracker.jobs[job_id]
+    info = sess.tracker.jobs[new_ids[0]]
+    check(new_ids[0].startswith("pending-") and info.state == "SUBMITTING",
+          "the operator only queues the job for the session's thread: %r" % info)
     equal(info.name, "remesh.py: Sender", "job name")
-    info = wait_tracked(sess, job_id, lambda i: i.final)
+    info = wait_tracked(sess, info, lambda i: i.final)
+    job_id = info.job_id
+    check(job_id.startswith("job-") and sess.tracker.jobs.get(job_id) is info, "re-keyed with the job id: %r" % info)
     equal(info.state, "COMPLETED", "state (%s)" % info.error_text())
     equal(info.load_error, None, "load error")
     equal(info.loaded, ["Sender_remeshed"], "the timer step loaded the result")
@@ -404,7 +416,114 @@ def test_unsaved_job_states_are_shown_until_saved_again():
         sess.server_message = message
         log = []
         ui.BLENDER_JOBS_PT_panel.draw(type("P", (), {"layout": FakeLayout(log, False)})(), bpy.context)
-        equal(("label", "Could not save the state of job x") in log, shown, "warning in the panel: %r" % log)
+        text = " ".join(e[1].strip() for e in log if e[0] == "label")  # wrapped to the sidebar's width
+        equal("Could not save the state of job x" in text, shown, "warning in the panel: %r" % log)
+
+
+PRINTER = """import time
+for i in range(1, 13):
+    print("printer line %d" % i)
+    update_job_progress(i / 12.0)
+    time.sleep(0.25)
+print("printer done")
+"""
+
+
+def draw_panel():
+    """Runs the panel's draw() once (as Blender does while the sidebar shows it); returns its labels."""
+    log = []
+    ui.BLENDER_JOBS_PT_panel.draw(type("P", (), {"layout": FakeLayout(log, False)})(), bpy.context)
+    return [entry[1] for entry in log if entry[0] == "label"]
+
+
+def test_tracker_orders_log_events_around_the_follow_answer():
+    """The client's callbacks and the session's thread queue events independently: job/log that
+    came before the followLog answer is kept for it, job/log after unfollowLog is ignored."""
+    E = core.Event
+    tracker = core.JobTracker()
+    info = tracker.add("job-a", "a")
+    info.state = "ACTIVE"
+    info.follow = core.FOLLOW_ASKED
+    tracker.apply([E("job/log", {"jobId": "job-a", "text": "three\nfo"}),
+                   E("addon/followed", {"jobId": "job-a", "text": "one\ntwo\n", "following": True}),
+                   E("job/log", {"jobId": "job-a", "text": "ur\n"})])
+    equal(info.follow, core.FOLLOW_ON, "following")
+    equal(info.last_log_lines(), ["one", "two", "three", "four"], "the answer first, then what came early, then later")
+    info.follow = core.FOLLOW_STOPPING
+    tracker.apply([E("job/log", {"jobId": "job-a", "text": "five\n"})])
+    equal(info.last_log_lines()[-1], "four", "nothing applied while unfollowLog is on its way")
+    tracker.apply([E("addon/unfollowed", {"jobId": "job-a"})])
+    equal(info.follow, None, "not followed once unfollowLog answered")
+
+    info.follow = core.FOLLOW_ASKED
+    tracker.apply([E("addon/followed", {"jobId": "job-a", "error": "Unsupported request method: followLog"})])
+    equal(info.follow, core.FOLLOW_FAILED, "a server that cannot follow is not asked again")
+
+    b = tracker.add("job-b", "b")
+    b.state, b.follow = "ACTIVE", core.FOLLOW_ASKED
+    tracker.apply([E("addon/followed", {"jobId": "job-b", "text": "all\n", "following": False})])
+    equal((b.follow, b.last_log_lines()), (core.FOLLOW_DONE, ["all"]), "it already rested: its last lines, not again")
+    tracker.apply([E("job/stateChanged", {"jobId": "job-b", "state": "INTERRUPTED", "attempt": 1}),
+                   E("job/stateChanged", {"jobId": "job-b", "state": "QUEUED", "previousState": "INTERRUPTED",
+                                          "attempt": 0})])
+    equal(b.follow, None, "a resumed job is a new log to follow")
+    b.state, b.follow = "ACTIVE", core.FOLLOW_ON
+    tracker.apply([E("job/stateChanged", {"jobId": "job-b", "state": "COMPLETED", "previousState": "ACTIVE",
+                                          "attempt": 1})])
+    equal(b.follow, None, "following ends when the job rests")
+
+
+def test_panel_shows_the_last_log_lines_of_a_running_job():
+    sess = session()
+    folder = tempfile.mkdtemp(prefix="bj-addon-printer-")
+    try:
+        script = os.path.join(folder, "printer.py")
+        with open(script, "w") as f:
+            f.write(PRINTER)
+        job_id = core.send_selected(sess.client, script, [bpy.data.objects["Sender"]], name="printer")
+        info = sess.tracker.add(job_id, "printer", auto_load=False)
+        wait_tracked(sess, job_id, lambda i: i.state == "ACTIVE" and i.progress > 0, timeout=60)
+        check(not info.following, "not followed while the panel is not shown")
+        draw_panel()       # the sidebar shows the panel ...
+        ui.tick()          # ... so the timer asks the session's thread to follow the running job's log
+        check(info.following, "followed once the panel showed the running job")
+        equal(info.follow, core.FOLLOW_ASKED, "the timer does not wait for the followLog answer")
+        info = wait_tracked(sess, job_id, lambda i: i.follow != core.FOLLOW_ASKED, timeout=30)
+        equal(info.follow, core.FOLLOW_ON, "the answer came and the job still runs")
+        check(any(line.startswith("printer line ") for line in info.log_lines), "the lines so far: %r" % info.log_lines)
+        # While it runs, new lines arrive as the script prints them, and the panel draws them.
+        seen = info.log_lines[-1]
+        wait_tracked(sess, job_id, lambda i: i.state == "ACTIVE" and i.log_lines and i.log_lines[-1] != seen, timeout=30)
+        labels = draw_panel()
+        shown = [line for line in info.last_log_lines() if line]
+        check(shown and all(line in labels for line in shown), "the panel draws the last lines %r: %r" % (shown, labels))
+        check(len(info.last_log_lines()) <= core.LOG_LINES, "at most %d lines" % core.LOG_LINES)
+        info = wait_tracked(sess, job_id, lambda i: i.final)
+        equal(info.state, "COMPLETED", "state (%s)" % info.error_text())
+        equal(info.following, False, "following ends when the job rests")
+        equal(info.last_log_lines()[-2:], ["printer line 12", "printer done"], "the last lines, in order")
+        expected = ["printer line %d" % i for i in range(8, 13)] + ["printer done"]
+        equal(info.last_log_lines(), expected, "the last %d lines" % core.LOG_LINES)
+
+        # A panel that is no longer drawn stops following.
+        job_id = core.send_selected(sess.client, script, [bpy.data.objects["Sender"]], name="printer 2")
+        info = sess.tracker.add(job_id, "printer 2", auto_load=False)
+        wait_tracked(sess, job_id, lambda i: i.state == "ACTIVE", timeout=60)
+        draw_panel()
+        ui.tick()
+        check(info.following, "followed")
+        info = wait_tracked(sess, job_id, lambda i: i.follow == core.FOLLOW_ON and i.log_lines, timeout=30)
+        sess.panel_drawn = time.monotonic() - ui.PANEL_HIDDEN_SECONDS - 1
+        ui.tick()
+        check(not info.following, "no longer followed when the panel is hidden")
+        frozen = list(info.log_lines)
+        info = wait_tracked(sess, job_id, lambda i: i.follow is None, timeout=30)  # unfollowLog answered
+        info = wait_tracked(sess, job_id, lambda i: i.final)
+        equal(info.log_lines, frozen, "no lines applied after unfollowing")
+    finally:
+        import shutil
+        shutil.rmtree(folder, ignore_errors=True)
+        sess.panel_drawn = None
 
 
 def test_panel_draws():
@@ -414,13 +533,13 @@ def test_panel_draws():
         fake = type("FakePanel", (), {"layout": FakeLayout(log, with_progress)})()
         ui.BLENDER_JOBS_PT_panel.draw(fake, bpy.context)
         labels = [entry[1] for entry in log if entry[0] == "label"]
-        check(any(text.startswith("Server: pid %d" % sess.client.pid) for text in labels), "server line: %r" % labels)
+        check(("label", "Server %d" % sess.client.pid) in log, "server line: %r" % labels)
         counts = sess.tracker.counts()
         for key in ("Queued", "Running", "Completed", "Failed"):
             check("%s %d" % (key, counts[key.lower()]) in labels, "counter %s in %r" % (key, labels))
         bars = [entry for entry in log if entry[0] == "progress"] if with_progress else \
             [text for text in labels if text and set(text) <= set(u"\u2588\u2591")]
-        equal(len(bars), len(sess.tracker.jobs), "one progress bar per job")
+        equal(len(bars), min(len(sess.tracker.jobs), ui.JOBS_SHOWN), "one progress bar per job shown")
         operators = [entry[1] for entry in log if entry[0] == "operator"]
         check("blender_jobs.run_job" in operators, "run button")
         check("blender_jobs.remove_job" in operators, "remove buttons for finished jobs")
@@ -430,16 +549,183 @@ def test_panel_draws():
     log = []
     ui.BLENDER_JOBS_PT_panel.draw(type("P", (), {"layout": FakeLayout(log, False)})(), bpy.context)
     check(("operator", "blender_jobs.cancel_job") in log, "cancel button for a running job")
-    check(("label", "42%") in log and ("label", "Active") in log, "42%% and the state shown: %r" % log)
+    check(("label", "42%") in log and ("label", "Running") in log, "42%% and the state shown: %r" % log)
+    # The default sidebar (about 230 px) holds about 30 characters per label: longer texts are wrapped.
+    limit = ui.text_width(bpy.context) + 2
+    long_labels = [e[1] for e in log if e[0] == "label" and len(e[1]) > limit]
+    equal(long_labels, [], "labels longer than the default sidebar holds (%d characters)" % limit)
     sess.tracker.remove("job-000000000000")
     equal(ui.tick(), ui.TIMER_INTERVAL_IDLE, "tick with only finished jobs")
+
+
+DESCRIBE_BLOCKS = """
+import bpy
+python_data = {
+    "blocks": sorted("%s:%s" % (type(b).__name__, b.name) for b in passed_data_blocks),
+    "objects": sorted(o.name for o in bpy.data.objects),
+    "file": bpy.path.basename(bpy.data.filepath),
+    "text": bpy.data.texts["Note"].as_string() if "Note" in bpy.data.texts else None,
+}
+"""
+
+
+def write_script(name, text):
+    path = os.path.join(tempfile.gettempdir(), "bj-addon-%d-%s" % (os.getpid(), name))
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def test_other_data_block_types_are_passed():
+    """Materials, meshes and collections (the panel's Data Blocks list) travel with the selected
+    objects; the script gets them all in passed_data_blocks."""
+    sess = session()
+    material = bpy.data.materials.new("PassedMaterial")
+    mesh = bpy.data.meshes.new("PassedMesh")
+    group = bpy.data.collections.new("PassedCollection")
+    settings = bpy.context.scene.blender_jobs
+    settings.blocks.clear()
+    for kind, name in (("materials", material.name), ("meshes", mesh.name), ("collections", group.name)):
+        item = settings.blocks.add()
+        item.kind, item.name = kind, name
+    select_only(bpy.data.objects["Sender"])
+    blocks = ui.collect_blocks(bpy.context, settings)
+    equal(sorted(blocks), ["collections", "materials", "meshes", "objects"], "kinds collected")
+    submission = core.prepare_job(write_script("describe.py", DESCRIBE_BLOCKS), blocks, name="blocks")
+    equal(submission.blocks, {"objects": ["Sender"], "materials": ["PassedMaterial"], "meshes": ["PassedMesh"],
+                              "collections": ["PassedCollection"]}, "names sent")
+    job_id = core.send_job(sess.client, submission)
+    check(not os.path.exists(os.path.dirname(submission.params["passed_data_blocks"]["library"])),
+          "the input folder is deleted once sent")
+    equal(sess.client.wait_for_job(job_id, timeout=WAIT)["state"], "COMPLETED", "state")
+    got = sess.client.get_python_data(job_id)["blocks"]
+    for expected in ("Object:Sender", "Material:PassedMaterial", "Mesh:PassedMesh", "Collection:PassedCollection"):
+        check(expected in got, "%s in %r" % (expected, got))
+    item = settings.blocks.add()
+    item.kind, item.name = "materials", "NoSuchMaterial"
+    try:
+        ui.collect_blocks(bpy.context, settings)
+    except ValueError as exc:
+        check("NoSuchMaterial" in str(exc), str(exc))
+    else:
+        raise AssertionError("a missing data block was accepted")
+    settings.blocks.clear()
+
+
+def test_run_in_a_copy_of_the_open_file():
+    """In File Copy: the job runs in a copy of the open file as it is in memory (unsaved changes
+    too), saved with save_as_mainfile(copy=True): the user's file and path stay as they were."""
+    sess = session()
+    folder = tempfile.mkdtemp(prefix="bj-addon-file-")
+    path = os.path.join(folder, "user file.blend")
+    bpy.ops.wm.save_as_mainfile(filepath=path)
+    size = os.path.getsize(path)
+    unsaved = make_mesh_object("UnsavedChange", CUBE_VERTS, CUBE_FACES)
+    note = bpy.data.texts.new("Note")
+    note.write("unsaved text")
+    submission = core.prepare_job(write_script("describe.py", DESCRIBE_BLOCKS), None, use_blend_file=True,
+                                  name="in file copy")
+    check(submission.params["blend_file"] != path, "a copy, not the user's file")
+    job_id = core.send_job(sess.client, submission)
+    equal(sess.client.wait_for_job(job_id, timeout=WAIT)["state"], "COMPLETED", "state")
+    data = sess.client.get_python_data(job_id)
+    check("UnsavedChange" in data["objects"] and "Sender" in data["objects"], "objects in the copy: %r" % data)
+    equal(data["text"], "unsaved text", "unsaved text block in the copy")
+    equal(data["blocks"], [], "nothing passed besides the file")
+    equal(bpy.data.filepath, path, "the open file's path is unchanged")
+    check("UnsavedChange" in bpy.data.objects, "the open file still has its unsaved changes")
+    equal(os.path.getsize(path), size, "the user's file on disk is untouched")
+    with bpy.data.libraries.load(path) as (data_from, data_to):
+        check("UnsavedChange" not in data_from.objects, "the unsaved object did not reach the user's file")
+    bpy.data.objects.remove(unsaved)
+    bpy.data.texts.remove(note)
+    import shutil
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+FLAKY_SCRIPT = """import os
+if not os.path.exists(marker):
+    open(marker, "w").close()
+    print("first attempt fails")
+    raise RuntimeError("flaky: first attempt")
+python_data = {"attempt": "second"}
+"""
+
+
+def test_retries_and_details_with_the_whole_traceback():
+    sess = session()
+    marker = os.path.join(tempfile.mkdtemp(prefix="bj-addon-flaky-"), "marker")
+    settings = bpy.context.scene.blender_jobs
+    settings.script = write_script("flaky.py", FLAKY_SCRIPT)
+    settings.passed_data = json.dumps({"marker": marker})
+    settings.max_attempts = 2
+    settings.send_selected = False
+    settings.timeout = 0
+    try:
+        equal(bpy.ops.blender_jobs.run_job(), {'FINISHED'}, "run_job with 2 attempts")
+        info = list(sess.tracker.jobs.values())[-1]
+        info = wait_tracked(sess, info, lambda i: i.final)
+    finally:
+        settings.max_attempts, settings.send_selected, settings.passed_data = 1, True, ""
+    equal((info.state, info.attempt), ("COMPLETED", 2), "completed on the second attempt")
+    # A failed job: Details writes the error with its whole traceback and the log into a text block.
+    failed = run_tracked(sess, "raises.py", "raises again", auto_load=False)
+    equal(failed.state, "FAILED", "state")
+    equal(bpy.ops.blender_jobs.show_details(job_id=failed.job_id), {'FINISHED'}, "show_details")
+    text = bpy.data.texts["blender-jobs %s" % failed.job_id].as_string()
+    for expected in ("Error: SCRIPT_ERROR", "Traceback (most recent call last)", "in inner",
+                     "ValueError: fixture failure: expected", "--- log"):
+        check(expected in text, "%r in the details:\n%s" % (expected, text))
+    equal(bpy.ops.blender_jobs.show_details(job_id=info.job_id), {'FINISHED'}, "details of the retried job")
+    text = bpy.data.texts["blender-jobs %s" % info.job_id].as_string()
+    check("Attempt 1 failed: SCRIPT_ERROR" in text and "first attempt fails" in text, text)
+
+
+def test_server_starts_without_blocking():
+    """start_session returns at once (the server starts on the session's thread, the panel says
+    "starting"); a job submitted meanwhile is sent once the server is ready."""
+    core.shutdown_session()
+    started = time.monotonic()
+    sess = core.start_session(workers=1)
+    returned = time.monotonic() - started
+    equal(sess.status, core.STARTING, "status right after start_session (returned after %.3f s)" % returned)
+    log = []
+    ui.BLENDER_JOBS_PT_panel.draw(type("P", (), {"layout": FakeLayout(log, False)})(), bpy.context)
+    check(any(e[0] == "label" and e[1].startswith("Server starting") for e in log), "panel: %r" % log)
+    select_only(bpy.data.objects["Sender"])
+    info = sess.submit(core.prepare_job(os.path.join(JOBS, "bmesh_quad.py"), {"objects": [bpy.data.objects["Sender"]]},
+                                        name="while starting"), auto_load=False)
+    equal(info.state, "SUBMITTING", "pending while the server starts")
+    info = wait_tracked(sess, info, lambda i: i.final)
+    equal((info.state, sess.status), ("COMPLETED", core.READY), "sent and run once ready")
+    print("  start_session returned after %.1f ms; the server was ready after %.2f s" % (
+        returned * 1000, time.monotonic() - started))
+
+
+def test_jobs_are_kept_across_restarts():
+    """Without a Job Folder the server keeps the add-on's jobs in the workspace of the open file's
+    folder (or of the Blender user): a new server (as after restarting Blender) lists them, with
+    their results."""
+    sess = session()
+    workspace = sess.options["workspace"]
+    equal(workspace, core.default_workspace(), "the session's workspace")
+    check(not sess.info["stateDirTemporary"], "a persistent state directory: %r" % sess.info.get("stateDirNote"))
+    info = run_tracked(sess, "bmesh_quad.py", "kept", auto_load=False)
+    equal(info.state, "COMPLETED", "state")
+    core.shutdown_session()
+    again = session()
+    check(again is not sess, "a new server")
+    kept = again.tracker.jobs.get(info.job_id)
+    check(kept is not None and kept.state == "COMPLETED", "the new server's session lists the job: %r" % kept)
+    equal(kept.auto_load, False, "adopted jobs are not loaded again by themselves")
+    loaded = core.load_data_blocks(again.client, info.job_id)
+    check(loaded and loaded[0].name.startswith("Sender_quad"), "its results load: %r" % loaded)
 
 
 def test_unregister_shuts_server_down():
     sess = core.current_session()
     check(sess is not None, "a server is running")
     server_pid = sess.client.pid
-    equal(server_pid, STATE.get("server_pid"), "the same server served every job")
     worker_pids = [w["pid"] for w in sess.client.get_stats()["workerDetails"] if w.get("pid", -1) > 0]
     check(worker_pids, "workers are running")
     equal(server_processes_of_this_blender(), [server_pid], "server process while registered")
@@ -467,10 +753,10 @@ def test_enable_through_addon_utils_uses_preferences():
     try:
         prefs = ui.get_prefs()
         check(prefs is not None, "preferences available once enabled")
-        equal(prefs.jar_path, "", "jar preference defaults to empty ($BLENDER_JOBS_JAR)")
-        prefs.jar_path = JAR
+        equal(prefs.server, "", "the Server preference defaults to empty (the lookup)")
+        prefs.server = JAR
         prefs.workers = 1
-        sess = ui.session_from_prefs()
+        sess = ui.session_from_prefs(wait=True)
         equal(sess.client.server_info["workers"], 1, "workers from the preferences")
         equal(sess.client.jar, JAR, "jar from the preferences")
         equal(sess.client.server_info["blender"]["path"], bpy.app.binary_path, "workers use this Blender")
@@ -484,6 +770,8 @@ def test_enable_through_addon_utils_uses_preferences():
     check(not proc_alive(pid), "server %d still alive after disable" % pid)
 
 
+ADDON_ZIP = os.path.join(ADDON_ROOT, "target", "blender_jobs_addon.zip")
+
 INSTALLED_CHILD = r"""
 import json, os, sys, time
 import addon_utils, bpy
@@ -496,7 +784,7 @@ try:
     ui = sys.modules["blender_jobs_addon.ui"]
     core = sys.modules["blender_jobs_addon.core"]
     prefs = bpy.context.preferences.addons["blender_jobs_addon"].preferences
-    prefs.jar_path = os.environ["JAR"]
+    prefs.server = os.environ.get("SERVER_PREF", "")
     prefs.workers = 1
     me = bpy.data.meshes.new("ZipMesh")
     me.from_pydata([(-1, -1, 0), (1, -1, 0), (1, 1, 0), (-1, 1, 0)], [], [(0, 1, 2, 3)])
@@ -505,15 +793,23 @@ try:
     for other in bpy.context.view_layer.objects:
         other.select_set(other is ob)
     bpy.context.scene.blender_jobs.script = os.environ["SCRIPT"]
-    out["run"] = sorted(bpy.ops.blender_jobs.run_job())
+    try:
+        out["run"] = sorted(bpy.ops.blender_jobs.run_job())
+    except RuntimeError as exc:  # an operator's ERROR report, in background mode
+        out["run"], out["report"] = ["CANCELLED"], str(exc)
     session = core.current_session()
-    out["client_module"] = sys.modules["blender_jobs_client"].__file__
-    job_id = list(session.tracker.jobs)[-1]
-    session.client.wait_for_job(job_id, timeout=120)
-    ui.process_events(session)
-    info = session.tracker.jobs[job_id]
-    out["state"], out["loaded"] = info.state, info.loaded
-    out["faces"] = len(bpy.data.objects["Zipped_quad"].data.polygons)
+    out["status"], out["error"] = session.status, session.error
+    if session.status != core.FAILED:
+        session.wait_ready(120)
+        out["client_module"] = session.client.__class__.__module__
+        out["client_file"] = sys.modules[session.client.__class__.__module__].__file__
+        deadline = time.monotonic() + 120
+        info = list(session.tracker.jobs.values())[-1]
+        while not info.final and time.monotonic() < deadline:
+            ui.process_events(session)
+            time.sleep(0.05)
+        out["state"], out["loaded"] = info.state, info.loaded
+        out["faces"] = len(bpy.data.objects["Zipped_quad"].data.polygons)
 finally:
     addon_utils.disable("blender_jobs_addon", default_set=True)
     out["session_after_disable"] = repr(sys.modules["blender_jobs_addon.core"].current_session())
@@ -521,48 +817,59 @@ finally:
 """
 
 
-def test_installed_from_zip_finds_client_through_jar():
-    """Zip the package like a user would, install it into a throwaway user scripts folder of a
-    child Blender, enable it, set the jar preference, run a job with the operator. The jar sits in
-    a throwaway checkout layout (<repo>/server/target/, with <repo>/client-examples/python), so
-    the test does not depend on where $BLENDER_JOBS_JAR points (e.g. a private copy of the jar)."""
+def run_installed_child(tmp, extra_env):
+    """A fresh Blender (own user scripts and config folders, no blender-jobs environment, outside
+    any checkout) installs blender_jobs_addon.zip, enables it and presses Run; returns its report."""
     import json
-    import shutil
     import subprocess
-    import zipfile
+    env = dict(os.environ, BLENDER_USER_SCRIPTS=os.path.join(tmp, "scripts"),
+               BLENDER_USER_CONFIG=os.path.join(tmp, "config"), XDG_DATA_HOME=os.path.join(tmp, "data"),
+               ADDON_ZIP=ADDON_ZIP, SCRIPT=os.path.join(JOBS, "bmesh_quad.py"), PYTHONPATH="", PATH="/usr/bin:/bin")
+    for key in ("BLENDER_JOBS_JAR", "BLENDER_JOBS_SERVER", "BLENDER_JOBS_CLIENT_DIR"):
+        env.pop(key, None)
+    env.update(extra_env)
+    proc = subprocess.run([bpy.app.binary_path, "-b", "--factory-startup", "--python-exit-code", "1",
+                           "--python-expr", INSTALLED_CHILD], env=env, cwd=tmp,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=300)
+    text = proc.stdout.decode("utf-8", "replace")
+    lines = [l for l in text.splitlines() if l.startswith("RESULT ")]
+    check(proc.returncode == 0 and lines, "child Blender failed (exit %s):\n%s" % (proc.returncode, text[-3000:]))
+    return json.loads(lines[-1][len("RESULT "):]), text
+
+
+def test_installed_from_zip_runs_a_job():
+    """The zip `mvn package` builds, installed like a user would into a fresh Blender: the client
+    module ships inside it, the Server preference points at the server, and Run runs a job."""
+    import shutil
+    check(os.path.isfile(ADDON_ZIP), "%s is missing: build it with `mvn -q package -DskipTests` in %s" % (ADDON_ZIP, REPO))
     tmp = tempfile.mkdtemp(prefix="bj-addon-install-test-")
     try:
-        repo = os.path.join(tmp, "repo")
-        os.makedirs(os.path.join(repo, "server", "target"))
-        os.makedirs(os.path.join(repo, "client-examples", "python"))
-        jar = os.path.join(repo, "server", "target", "blender-jobs-server.jar")
-        shutil.copyfile(JAR, jar)
-        shutil.copyfile(os.path.join(REPO, "client-examples", "python", "blender_jobs_client.py"),
-                        os.path.join(repo, "client-examples", "python", "blender_jobs_client.py"))
-        zip_path = os.path.join(tmp, "blender_jobs_addon.zip")
-        package = os.path.join(ADDON_ROOT, "blender_jobs_addon")
-        with zipfile.ZipFile(zip_path, "w") as zf:
-            for name in sorted(os.listdir(package)):
-                if name.endswith(".py"):
-                    zf.write(os.path.join(package, name), "blender_jobs_addon/" + name)
-        env = dict(os.environ, BLENDER_USER_SCRIPTS=os.path.join(tmp, "scripts"), ADDON_ZIP=zip_path,
-                   JAR=jar, SCRIPT=os.path.join(JOBS, "bmesh_quad.py"), PYTHONPATH="")
-        for key in ("BLENDER_JOBS_JAR", "BLENDER_JOBS_CLIENT_DIR"):
-            env.pop(key, None)
-        proc = subprocess.run([bpy.app.binary_path, "-b", "--factory-startup", "--python-exit-code", "1",
-                               "--python-expr", INSTALLED_CHILD], env=env, cwd=tmp,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=300)
-        text = proc.stdout.decode("utf-8", "replace")
-        lines = [l for l in text.splitlines() if l.startswith("RESULT ")]
-        check(proc.returncode == 0 and lines, "child Blender failed (exit %s):\n%s" % (proc.returncode, text[-3000:]))
-        out = json.loads(lines[-1][len("RESULT "):])
+        out, text = run_installed_child(tmp, {"SERVER_PREF": JAR})
         equal(out.get("installed"), ["blender_jobs_addon"], "installed into the user scripts folder")
         check(out["module_file"].startswith(tmp), "the installed copy was enabled: %s" % out["module_file"])
         equal(out.get("run"), ["FINISHED"], "run_job in the installed add-on (%s)" % text[-2000:])
-        equal(os.path.dirname(out["client_module"]), os.path.join(repo, "client-examples", "python"),
-              "client found next to the jar's repository")
+        equal(out.get("client_module"), "blender_jobs_addon.blender_jobs_client", "the client shipped in the zip")
+        check(out["client_file"].startswith(tmp), "client loaded from the installed add-on: %s" % out["client_file"])
         equal((out["state"], out["loaded"], out["faces"]), ("COMPLETED", ["Zipped_quad"], 2), "job result")
         equal(out["session_after_disable"], "None", "disable shut the server down")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_installed_without_a_server_says_where_it_looked():
+    """No server anywhere: the first Run reports that no server was found and the lookup order."""
+    import shutil
+    tmp = tempfile.mkdtemp(prefix="bj-addon-noserver-test-")
+    try:
+        out, text = run_installed_child(tmp, {})
+        equal(out.get("run"), ["CANCELLED"], "Run without a server")
+        equal(out.get("status"), "failed", "session status")
+        error = out.get("error") or ""
+        for expected in ("No blender-jobs server found", "1. the add-on's Server preference: not given",
+                         "2. $BLENDER_JOBS_SERVER: not set", "3. blender-jobs-server on PATH: not found",
+                         "4. the build output of a blender-jobs checkout"):
+            check(expected in error, "%r not in the error: %s" % (expected, error))
+        check("No blender-jobs server: No blender-jobs server found" in out.get("report", ""), "Run's report: %r" % out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -615,7 +922,7 @@ def test_interrupted_job_is_tracked_and_resumed():
 
         # The next server on the job folder lists the job as interrupted; the panel offers Resume.
         sess2 = core.get_session(workers=1, state_dir=state_dir)
-        equal(sess2.client.recovered_jobs, {"jobs": 1, "interrupted": 1, "resumed": 0, "pruned": 0}, "recoveredJobs")
+        equal(sess2.client.recovered_jobs, {"jobs": 1, "interrupted": 1, "resumed": 0, "pruned": 0, "unreadable": 0}, "recoveredJobs")
         info = sess2.tracker.jobs.get(job_id)
         check(info is not None and info.state == "INTERRUPTED", "the new session tracks the interrupted job: %r" % info)
         equal(sess2.tracker.counts()["interrupted"], 1, "interrupted counter")
@@ -651,10 +958,18 @@ TESTS = [
     test_progress_and_cancel,
     test_failed_job_is_tracked,
     test_unsaved_job_states_are_shown_until_saved_again,
+    test_tracker_orders_log_events_around_the_follow_answer,
+    test_panel_shows_the_last_log_lines_of_a_running_job,
     test_panel_draws,
+    test_other_data_block_types_are_passed,
+    test_retries_and_details_with_the_whole_traceback,
+    test_server_starts_without_blocking,
+    test_jobs_are_kept_across_restarts,
+    test_run_in_a_copy_of_the_open_file,
     test_unregister_shuts_server_down,
     test_enable_through_addon_utils_uses_preferences,
-    test_installed_from_zip_finds_client_through_jar,
+    test_installed_from_zip_runs_a_job,
+    test_installed_without_a_server_says_where_it_looked,
     test_interrupted_job_is_tracked_and_resumed,
 ]
 

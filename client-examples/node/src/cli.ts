@@ -1,36 +1,61 @@
 #!/usr/bin/env node
 /**
- * Command-line example: submits jobs to a blender-jobs server, shows a progress bar per job and
- * prints the results.
+ * Command-line example: submits scripts as jobs to a blender-jobs server, shows a progress bar per
+ * job and prints the results.
  *
- *   node dist/src/cli.js                     # the example jobs of test-fixtures/jobs
- *   node dist/src/cli.js a.py b.py           # your own scripts
+ *   blender-jobs-cli my_job.py other.py              # each script becomes a job
+ *   blender-jobs-cli --data '{"size": 2}' --library scene.blend --objects Cube job.py
  *
- * Without scripts it runs remesh.py, bmesh_quad.py, metaballs.py (passedData {delay: 0.5}) and
- * timeout_loop.py (timeout 3 s, which must FAIL with TIMED_OUT), each with a mesh object from
- * test-fixtures/blend/library.blend. Exit code 0 when every job ended as expected, 1 otherwise,
- * 2 for a usage error.
+ * The server is found like every client finds it (--server, $BLENDER_JOBS_SERVER,
+ * blender-jobs-server on PATH, a checkout's build output); server flags such as --blender and
+ * --workers are passed on. The current folder (or --workspace) names the workspace, so the server
+ * keeps the jobs and their results after the command ends. Exit code 0 when every job completed
+ * (or ended as --expect says), 1 otherwise, 2 for a usage error.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { BlenderJobsClient, packageRoot } from './client';
+import { BlenderJobsClient } from './client';
 import { JsonRpcError } from './errors';
-import { AddJobParams, FailureKind, JobState, JsonObject, JsonValue, isRestingState } from './protocol';
+import { AddJobParams, FAILURE_KINDS, FailureKind, JOB_STATES, JobState, JsonObject, JsonValue, isRestingState } from './protocol';
+import { ServerNotFoundError } from './server';
 
-const USAGE = `usage: blender-jobs-cli [options] [script.py ...]
+const USAGE = `usage: blender-jobs-cli [options] script.py [script.py ...]
 
-Without scripts, runs the example jobs of test-fixtures/jobs.
+Runs each script as a job in a warm background Blender and prints its results.
 
-options:
-  --jar PATH        server jar (default: $BLENDER_JOBS_JAR or ../../server/target/blender-jobs-server.jar)
-  --workers N       Blender workers (default 2)
-  --timeout S       per-attempt timeout in seconds for the given scripts (default 0 = none)
-  --data JSON       passedData object for the given scripts, e.g. '{"delay": 0.5}'
-  --library PATH    passedDataBlocks.library for the given scripts
-  --objects A,B     passedDataBlocks.names.objects for the given scripts
-  --plain           plain progress lines even on a terminal
-  -h, --help        this help
+job options (for every script given):
+  --data JSON|@FILE     passedData: a JSON object whose keys become globals of the script
+  --library PATH        passedDataBlocks.library: a .blend whose blocks are appended first
+  --objects A,B         passedDataBlocks.names.objects (default: every block of --library)
+  --blend PATH          run the scripts in (a private copy of) this .blend
+  --timeout S           seconds per attempt (default 0 = none)
+  --attempts N          attempts before a job fails (default 1)
+  --expect STATE[:KIND] the state every job should end in (default COMPLETED), e.g. FAILED:TIMED_OUT
+
+server options (passed on to the server):
+  --server CMD          the server command (default: $BLENDER_JOBS_SERVER, then blender-jobs-server
+                        on PATH, then a checkout's build output)
+  --jar PATH            run this server jar with java instead
+  --blender PATH        the Blender the workers run (default: the server finds one)
+  --workers N           Blender workers (default 2)
+  --workspace DIR       the folder whose jobs these are (default: the current folder)
+  --state-dir DIR       keep the jobs in this directory instead of the workspace's
+  --max-jobs-per-worker N, --max-worker-memory MB, --retain-jobs N, --retain-days D,
+  --progress-interval MS, --worker-start-timeout S, --max-message-size MB,
+  --log-level LEVEL, --log-file FILE, --resume
+  -- ARGS...            everything after -- goes to the server as it is
+
+output:
+  --plain               plain progress lines even on a terminal
+  -h, --help            this help
 `;
+
+/** Server flags the CLI passes on unchanged: name -> takes a value. */
+const SERVER_FLAGS: Record<string, boolean> = {
+    '--max-jobs-per-worker': true, '--max-worker-memory': true, '--retain-jobs': true, '--retain-days': true,
+    '--progress-interval': true, '--worker-start-timeout': true, '--max-message-size': true,
+    '--log-level': true, '--log-file': true, '--resume': false,
+};
 
 interface Expectation {
     state: JobState;
@@ -54,20 +79,57 @@ interface Row {
 }
 
 interface CliOptions {
+    server?: string;
     jar?: string;
+    blender?: string;
     workers: number;
+    workspace?: string;
+    stateDir?: string;
+    serverArgs: string[];
     timeout: number;
+    attempts?: number;
     data?: JsonObject;
     library?: string;
     objects?: string[];
+    blend?: string;
+    expect: Expectation;
     plain: boolean;
     scripts: string[];
 }
 
 class UsageError extends Error {}
 
+function parseData(text: string): JsonObject {
+    let source = '--data';
+    if (text.startsWith('@')) {
+        source = text.slice(1);
+        try {
+            text = fs.readFileSync(source, 'utf8');
+        } catch (e) {
+            throw new UsageError(`--data @${source}: cannot read it (${(e as Error).message})`);
+        }
+    }
+    let parsed: unknown;
+    try {
+        parsed = JSON.parse(text);
+    } catch (e) {
+        throw new UsageError(`${source} is not valid JSON: ${(e as Error).message}`);
+    }
+    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new UsageError(`${source} must be a JSON object`);
+    return parsed as JsonObject;
+}
+
+function parseExpect(text: string): Expectation {
+    const [state, kind] = text.split(':');
+    if (!(JOB_STATES as readonly string[]).includes(state)) throw new UsageError(`--expect: ${state} is not one of ${JOB_STATES.join(', ')}`);
+    if (kind !== undefined && !(FAILURE_KINDS as readonly string[]).includes(kind)) {
+        throw new UsageError(`--expect: ${kind} is not one of ${FAILURE_KINDS.join(', ')}`);
+    }
+    return { state: state as JobState, failureKind: kind as FailureKind | undefined };
+}
+
 function parseArgs(argv: string[]): CliOptions {
-    const options: CliOptions = { workers: 2, timeout: 0, plain: false, scripts: [] };
+    const options: CliOptions = { workers: 2, timeout: 0, plain: false, scripts: [], serverArgs: [], expect: { state: 'COMPLETED' } };
     const value = (i: number, flag: string): string => {
         const v = argv[i + 1];
         if (v === undefined) throw new UsageError(`${flag} needs a value`);
@@ -75,14 +137,35 @@ function parseArgs(argv: string[]): CliOptions {
     };
     for (let i = 0; i < argv.length; i++) {
         const arg = argv[i];
+        if (arg === '--') {
+            options.serverArgs.push(...argv.slice(i + 1));
+            break;
+        }
+        if (arg in SERVER_FLAGS) {
+            options.serverArgs.push(arg);
+            if (SERVER_FLAGS[arg]) options.serverArgs.push(value(i++, arg));
+            continue;
+        }
         switch (arg) {
             case '-h':
             case '--help':
                 process.stdout.write(USAGE);
                 process.exit(0);
                 break;
+            case '--server':
+                options.server = value(i++, arg);
+                break;
             case '--jar':
-                options.jar = value(i++, arg);
+                options.jar = path.resolve(value(i++, arg));
+                break;
+            case '--blender':
+                options.blender = value(i++, arg);
+                break;
+            case '--workspace':
+                options.workspace = path.resolve(value(i++, arg));
+                break;
+            case '--state-dir':
+                options.stateDir = path.resolve(value(i++, arg));
                 break;
             case '--workers':
                 options.workers = Number(value(i++, arg));
@@ -92,22 +175,24 @@ function parseArgs(argv: string[]): CliOptions {
                 options.timeout = Number(value(i++, arg));
                 if (!Number.isFinite(options.timeout) || options.timeout < 0) throw new UsageError('--timeout needs a number >= 0');
                 break;
-            case '--data': {
-                let parsed: unknown;
-                try {
-                    parsed = JSON.parse(value(i++, arg));
-                } catch (e) {
-                    throw new UsageError(`--data is not valid JSON: ${(e as Error).message}`);
-                }
-                if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new UsageError('--data must be a JSON object');
-                options.data = parsed as JsonObject;
+            case '--attempts':
+                options.attempts = Number(value(i++, arg));
+                if (!Number.isInteger(options.attempts) || options.attempts < 1) throw new UsageError('--attempts needs a whole number >= 1');
                 break;
-            }
+            case '--data':
+                options.data = parseData(value(i++, arg));
+                break;
             case '--library':
                 options.library = path.resolve(value(i++, arg));
                 break;
             case '--objects':
                 options.objects = value(i++, arg).split(',').map((s) => s.trim()).filter(Boolean);
+                break;
+            case '--blend':
+                options.blend = path.resolve(value(i++, arg));
+                break;
+            case '--expect':
+                options.expect = parseExpect(value(i++, arg));
                 break;
             case '--plain':
                 options.plain = true;
@@ -117,39 +202,9 @@ function parseArgs(argv: string[]): CliOptions {
                 options.scripts.push(path.resolve(arg));
         }
     }
+    if (options.scripts.length === 0) throw new UsageError('give at least one script');
+    if (options.objects && !options.library) throw new UsageError('--objects selects blocks of --library; give --library too');
     return options;
-}
-
-function exampleJobs(): JobSpec[] {
-    const fixtures = path.resolve(packageRoot(), '..', '..', 'test-fixtures');
-    const library = path.join(fixtures, 'blend', 'library.blend');
-    const script = (name: string) => path.join(fixtures, 'jobs', name);
-    const blocks = (object: string) => ({ library, names: { objects: [object] } });
-    return [
-        {
-            label: 'remesh.py',
-            params: { name: 'remesh', script: script('remesh.py'), passedDataBlocks: blocks('Cube') },
-            expect: { state: 'COMPLETED' },
-        },
-        {
-            label: 'bmesh_quad.py',
-            params: { name: 'bmesh_quad', script: script('bmesh_quad.py'), passedDataBlocks: blocks('Cube') },
-            expect: { state: 'COMPLETED' },
-        },
-        {
-            label: 'metaballs.py',
-            params: {
-                name: 'metaballs', script: script('metaballs.py'),
-                passedData: { delay: 0.5 }, passedDataBlocks: blocks('Tetra'),
-            },
-            expect: { state: 'COMPLETED' },
-        },
-        {
-            label: 'timeout_loop.py',
-            params: { name: 'timeout_loop', script: script('timeout_loop.py'), timeout: 3, passedDataBlocks: blocks('Cube') },
-            expect: { state: 'FAILED', failureKind: 'TIMED_OUT' },
-        },
-    ];
 }
 
 function scriptJobs(options: CliOptions): JobSpec[] {
@@ -157,12 +212,14 @@ function scriptJobs(options: CliOptions): JobSpec[] {
         if (!fs.existsSync(script)) throw new UsageError(`no such script: ${script}`);
         const params: AddJobParams = { name: path.basename(script), script };
         if (options.timeout > 0) params.timeout = options.timeout;
+        if (options.attempts !== undefined) params.maxAttempts = options.attempts;
         if (options.data) params.passedData = options.data;
+        if (options.blend) params.blendFile = options.blend;
         if (options.library) {
             params.passedDataBlocks = { library: options.library };
             if (options.objects) params.passedDataBlocks.names = { objects: options.objects };
         }
-        return { label: path.basename(script), params, expect: { state: 'COMPLETED' } };
+        return { label: path.basename(script), params, expect: options.expect };
     });
 }
 
@@ -277,7 +334,7 @@ async function main(argv: string[]): Promise<number> {
     let specs: JobSpec[];
     try {
         options = parseArgs(argv);
-        specs = options.scripts.length > 0 ? scriptJobs(options) : exampleJobs();
+        specs = scriptJobs(options);
     } catch (error) {
         if (error instanceof UsageError) {
             process.stderr.write(`blender-jobs-cli: ${error.message}\n\n${USAGE}`);
@@ -288,8 +345,13 @@ async function main(argv: string[]): Promise<number> {
 
     const tty = Boolean(process.stdout.isTTY) && !options.plain;
     const client = new BlenderJobsClient({
+        server: options.server,
         jar: options.jar,
         workers: options.workers,
+        blender: options.blender,
+        serverArgs: options.serverArgs,
+        stateDir: options.stateDir,
+        workspace: options.stateDir ? undefined : options.workspace ?? process.cwd(),
         onStderrLine: process.env.BLENDER_JOBS_DEBUG ? (line) => process.stderr.write(`[server] ${line}\n`) : undefined,
     });
     const interrupt = () => {
@@ -299,9 +361,19 @@ async function main(argv: string[]): Promise<number> {
     process.once('SIGINT', interrupt);
 
     try {
-        const info = await client.start();
+        let info;
+        try {
+            info = await client.start();
+        } catch (error) {
+            if (error instanceof ServerNotFoundError) {
+                process.stderr.write(`blender-jobs-cli: ${error.message}\n`);
+                return 1;
+            }
+            throw error;
+        }
         process.stdout.write(`blender-jobs ${info.serverInfo.version}, Blender ${info.blender.version ?? '(none)'}` +
-            `, ${info.workers} worker(s)\n`);
+            `, ${info.workers} worker(s); jobs kept in ${info.stateDir}` +
+            `${info.stateDirTemporary ? ` (temporary: ${info.stateDirNote ?? 'deleted when the server stops'})` : ''}\n`);
         if (!info.blender.available) {
             process.stderr.write(`no usable Blender: ${info.blender.problem ?? 'unknown reason'}\n`);
             return 1;

@@ -48,6 +48,8 @@ import {
     CancelJobRequest,
     CancelJobResult,
     ExitNotification,
+    FollowLogRequest,
+    FollowLogResult,
     GetDataBlocksRequest,
     GetDataBlocksResult,
     GetJobRequest,
@@ -62,6 +64,8 @@ import {
     InitializeRequest,
     InitializeResult,
     InitializedNotification,
+    JobLogNotification,
+    JobLogParams,
     JobProgressNotification,
     JobRemovedNotification,
     JobRemovedParams,
@@ -72,6 +76,8 @@ import {
     ListJobsRequest,
     ListJobsResult,
     ProgressToken,
+    PublishDiagnosticsNotification,
+    PublishDiagnosticsParams,
     RemoveJobRequest,
     RemoveJobResult,
     ResumeAllRequest,
@@ -81,25 +87,38 @@ import {
     ShowMessageNotification,
     ShowMessageParams,
     ShutdownRequest,
+    UnfollowLogRequest,
+    UnfollowLogResult,
     WorkDoneProgressCancelNotification,
     WorkDoneProgressCreateRequest,
     WorkDoneProgressParams,
     WorkspaceFolder,
     isRestingState,
 } from './protocol';
+import { ServerLocation, findServer } from './server';
 
 /** The JVM flags the server is normally started with. */
 export const DEFAULT_JVM_ARGS: readonly string[] = ['-XX:+UseSerialGC', '-Xmx512m', '-Xmn24m'];
 
 export interface BlenderJobsClientOptions {
-    /** The server jar. Default: $BLENDER_JOBS_JAR, else ../../server/target/blender-jobs-server.jar. */
+    /**
+     * The server command: the launcher's path (`.../bin/blender-jobs-server`), a command line, or an
+     * argument list; a lone `.jar` runs with java. Default: found by `findServer` ($BLENDER_JOBS_SERVER,
+     * then `blender-jobs-server` on PATH, then a checkout's build output).
+     */
+    server?: string | string[];
+    /** The server jar, run with java and `jvmArgs` (an explicit option, like `server`). */
     jar?: string;
-    /** The java executable. Default: $JAVA_HOME/bin/java if it exists, else `java` from PATH. */
+    /** Checkout folders whose build output the lookup tries (before the current folder and its parents). */
+    checkouts?: string[];
+    /** The java executable. Default: $BLENDER_JOBS_JAVA, $JAVA_HOME/bin/java if it exists, else `java` from PATH (given to a launcher as $BLENDER_JOBS_JAVA). */
     java?: string;
-    /** JVM flags before `-jar`. Default: DEFAULT_JVM_ARGS. */
+    /** JVM flags before `-jar`. Default: DEFAULT_JVM_ARGS (given to a launcher as $BLENDER_JOBS_JAVA_OPTS, after its own). */
     jvmArgs?: string[];
     /** `--workers N`. Default: the server's default (number of CPU cores). */
     workers?: number;
+    /** `--blender PATH`: the Blender the workers run. Default: the server finds one. */
+    blender?: string;
     /** More server flags, e.g. `['--blender', '/opt/blender/blender', '--log-level', 'FINE']`. */
     serverArgs?: string[];
     /**
@@ -142,7 +161,10 @@ export function workspaceUri(workspace: string): string {
     return pathToFileURL(path.resolve(workspace)).href;
 }
 
-/** `BLENDER_JOBS_JAR`, else the build output relative to this package. */
+/**
+ * `BLENDER_JOBS_JAR`, else the build output relative to this package when it sits in a checkout
+ * (client-examples/node). The tests use it; clients find the server with `findServer`.
+ */
 export function defaultJarPath(): string {
     const fromEnv = process.env.BLENDER_JOBS_JAR;
     if (fromEnv) return path.resolve(fromEnv);
@@ -160,6 +182,7 @@ export function packageRoot(): string {
 }
 
 function defaultJava(): string {
+    if (process.env.BLENDER_JOBS_JAVA) return process.env.BLENDER_JOBS_JAVA;
     const home = process.env.JAVA_HOME;
     if (home) {
         const candidate = path.join(home, 'bin', process.platform === 'win32' ? 'java.exe' : 'java');
@@ -215,6 +238,9 @@ export class BlenderJobsClient {
     /** The initialize result, once start() has finished. */
     serverDescription: InitializeResult | undefined;
 
+    /** The command line the server was started with (after start()). */
+    command: string[] | undefined;
+    private location: ServerLocation | undefined;
     private child: ChildProcessWithoutNullStreams | undefined;
     private connection: MessageConnection | undefined;
     private exited: ServerExitedError | undefined;
@@ -226,6 +252,8 @@ export class BlenderJobsClient {
     private readonly workDoneEmitter = new Emitter<WorkDoneProgressParams>();
     private readonly messageEmitter = new Emitter<ShowMessageParams>();
     private readonly removedEmitter = new Emitter<JobRemovedParams>();
+    private readonly logEmitter = new Emitter<JobLogParams>();
+    private readonly diagnosticsEmitter = new Emitter<PublishDiagnosticsParams>();
     /** Latest job/stateChanged per job, kept so no notification is lost to a race. */
     private readonly lastState = new Map<string, JobStateChangedParams>();
     /** Resting (final or INTERRUPTED) job/stateChanged per job (insertion-ordered, bounded). */
@@ -254,9 +282,29 @@ export class BlenderJobsClient {
         return this.stateEmitter.event;
     }
 
-    /** Fired for every LSP `$/progress` notification (jobs added with a `workDoneToken`). */
+    /**
+     * Fired for every LSP `$/progress` notification: on the token the server creates for a job
+     * added with `workDoneProgress: true` (`workDoneTokenOf(jobId)`), and on an addJob's own
+     * `workDoneToken` (begin and end, before its answer).
+     */
     get onWorkDoneProgress(): Event<WorkDoneProgressParams> {
         return this.workDoneEmitter.event;
+    }
+
+    /**
+     * Fired for every `job/log` notification: text a job followed with followLog() printed, in
+     * order, after the followLog answer. The answer's `text` plus these texts is the job's log.
+     */
+    get onLog(): Event<JobLogParams> {
+        return this.logEmitter.event;
+    }
+
+    /**
+     * Fired for every LSP `textDocument/publishDiagnostics`: the failing line of a job's script
+     * file; an empty `diagnostics` clears them (the script's next completed job).
+     */
+    get onDiagnostics(): Event<PublishDiagnosticsParams> {
+        return this.diagnosticsEmitter.event;
     }
 
     /** Fired for every `job/removed` (removeJob, replaceExisting, retention): the job is gone. */
@@ -282,8 +330,20 @@ export class BlenderJobsClient {
         return this.stderrTail;
     }
 
-    get jarPath(): string {
-        return this.options.jar ? path.resolve(this.options.jar) : defaultJarPath();
+    /** Where the server is (found when start() runs, or by this getter). Throws ServerNotFoundError. */
+    get serverLocation(): ServerLocation {
+        if (!this.location) {
+            this.location = findServer({
+                server: this.options.server, jar: this.options.jar, env: this.options.env,
+                checkouts: [...(this.options.checkouts ?? []), path.resolve(packageRoot(), '..', '..')],
+            });
+        }
+        return this.location;
+    }
+
+    /** The jar the server runs from, or undefined when it runs through a launcher. */
+    get jarPath(): string | undefined {
+        return this.serverLocation.jar;
     }
 
     // ------------------------------------------------------------------------------ lifecycle
@@ -294,23 +354,35 @@ export class BlenderJobsClient {
      */
     async start(): Promise<InitializeResult> {
         if (this.child) throw new BlenderJobsError('start() was already called');
-        const jar = this.jarPath;
-        if (!fs.existsSync(jar)) {
-            throw new BlenderJobsError(`the server jar ${jar} does not exist; build it ` +
-                '(cd <repo> && mvn -q package -Dmaven.test.skip=true) or set BLENDER_JOBS_JAR');
+        const location = this.serverLocation;
+        let program: string;
+        let args: string[];
+        let env = this.options.env ?? process.env;
+        if (location.jar) {
+            program = this.options.java ?? defaultJava();
+            args = [...(this.options.jvmArgs ?? DEFAULT_JVM_ARGS), '-jar', location.jar];
+        } else {
+            [program, ...args] = location.command!;
+            // The launcher sets the JVM flags and finds java itself; pass the caller's choices on.
+            if (this.options.java || this.options.jvmArgs) {
+                env = { ...env };
+                if (this.options.java) env.BLENDER_JOBS_JAVA = this.options.java;
+                if (this.options.jvmArgs) env.BLENDER_JOBS_JAVA_OPTS = this.options.jvmArgs.join(' ');
+            }
         }
-        const args = [...(this.options.jvmArgs ?? DEFAULT_JVM_ARGS), '-jar', jar];
         const { workers, stateDir, retainJobs, retainDays } = this.options;
         if (workers !== undefined) args.push('--workers', String(workers));
+        if (this.options.blender !== undefined) args.push('--blender', this.options.blender);
         if (stateDir !== undefined) args.push('--state-dir', path.resolve(stateDir));
         if (retainJobs !== undefined) args.push('--retain-jobs', String(retainJobs));
         if (retainDays !== undefined) args.push('--retain-days', String(retainDays));
         if (this.options.resume) args.push('--resume');
         args.push(...(this.options.serverArgs ?? []));
 
-        const child = spawn(this.options.java ?? defaultJava(), args, {
+        this.command = [program, ...args];
+        const child = spawn(program, args, {
             cwd: this.options.cwd,
-            env: this.options.env ?? process.env,
+            env,
             stdio: ['pipe', 'pipe', 'pipe'],
         });
         this.child = child;
@@ -370,6 +442,8 @@ export class BlenderJobsClient {
         connection.onNotification(JobProgressNotification.type, (p) => this.progressEmitter.fire(p));
         connection.onNotification(JobStateChangedNotification.type, (p) => this.handleStateChanged(p));
         connection.onNotification(ShowMessageNotification.type, (p) => this.messageEmitter.fire(p));
+        connection.onNotification(JobLogNotification.type, (p) => this.logEmitter.fire(p));
+        connection.onNotification(PublishDiagnosticsNotification.type, (p) => this.diagnosticsEmitter.fire(p));
         connection.onNotification(JobRemovedNotification.type, (p) => {
             // The server forgot the job: so does this client (a later waitForJob rejects with 1001).
             this.restingStates.delete(p.jobId);
@@ -379,15 +453,16 @@ export class BlenderJobsClient {
         });
         // vscode-jsonrpc routes $/progress itself: tokens without a registered handler come here.
         connection.onUnhandledProgress((p) => this.workDoneEmitter.fire(p as WorkDoneProgressParams));
-        // Server-initiated progress (not used by blender-jobs today): accept any token.
+        // The server's token for a job added with workDoneProgress: true. Accepted; its $/progress
+        // comes through onUnhandledProgress above.
         connection.onRequest(WorkDoneProgressCreateRequest.type, () => null);
         connection.onError(() => undefined); // surfaced through the requests and 'close'
         connection.listen();
 
         const params: InitializeParams = {
             processId: process.pid,
-            clientInfo: this.options.clientInfo ?? { name: 'blender-jobs-node-client', version: '0.1.0' },
-            capabilities: { window: { workDoneProgress: true } },
+            clientInfo: this.options.clientInfo ?? { name: 'blender-jobs-node-client', version: '0.2.0' },
+            capabilities: { window: { workDoneProgress: true }, textDocument: { publishDiagnostics: {} } },
             ...this.workspaceParams(),
         };
         const result = await this.initialize(params);
@@ -479,6 +554,8 @@ export class BlenderJobsClient {
         this.workDoneEmitter.dispose();
         this.messageEmitter.dispose();
         this.removedEmitter.dispose();
+        this.logEmitter.dispose();
+        this.diagnosticsEmitter.dispose();
         return child.exitCode;
     }
 
@@ -558,15 +635,34 @@ export class BlenderJobsClient {
         return this.request(GetStatsRequest.type, {}, timeoutMs);
     }
 
+    // ------------------------------------------------------------------------------ live logs
+
+    /**
+     * The job's console so far (`text`, the last 64 KiB) and, while it has not come to rest
+     * (`following`), what it prints next as onLog events, until it rests. Following a job again
+     * starts over (the answer repeats the text so far).
+     */
+    followLog(jobId: string, timeoutMs?: number): Promise<FollowLogResult> {
+        return this.request(FollowLogRequest.type, { jobId }, timeoutMs);
+    }
+
+    /** Stops the onLog events of a followed job; none of the job comes after this resolves. */
+    unfollowLog(jobId: string, timeoutMs?: number): Promise<UnfollowLogResult> {
+        return this.request(UnfollowLogRequest.type, { jobId }, timeoutMs);
+    }
+
     // ---------------------------------------------------------------- LSP work-done progress
 
-    /** A fresh token to pass as `addJob.workDoneToken`. */
+    /** A fresh token to pass as `addJob.workDoneToken` (valid while that addJob is pending). */
     createWorkDoneToken(): string {
         this.tokenCounter += 1;
         return `blender-jobs-${process.pid}-${this.tokenCounter}`;
     }
 
-    /** Sends `window/workDoneProgress/cancel {token}`: the server cancels the job with that token. */
+    /**
+     * Sends `window/workDoneProgress/cancel {token}`: the server cancels the job it reports on that
+     * token (`workDoneTokenOf(jobId)` for a job added with `workDoneProgress: true`).
+     */
     cancelWorkDoneProgress(token: ProgressToken): Promise<void> {
         return this.notify(WorkDoneProgressCancelNotification.type, { token });
     }

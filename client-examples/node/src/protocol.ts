@@ -157,8 +157,16 @@ export interface ErrorInfo {
 
 export interface ClientCapabilities {
     window?: {
-        /** Declare it to get LSP `$/progress` for jobs added with a `workDoneToken`. */
+        /**
+         * Declare it to get LSP work-done progress: for jobs added with `workDoneProgress: true`
+         * (on a token the server creates), and for the addJob request on its `workDoneToken`.
+         */
         workDoneProgress?: boolean;
+    };
+    textDocument?: {
+        /** Declare it (any object) to get `textDocument/publishDiagnostics` for failed scripts. */
+        publishDiagnostics?: Record<string, unknown>;
+        [key: string]: unknown;
     };
     [key: string]: unknown;
 }
@@ -212,6 +220,8 @@ export interface RecoveredJobs {
     resumed: number;
     /** Removed by the retention policy (`--retain-jobs`, `--retain-days`). */
     pruned: number;
+    /** Job directories whose record could not be read (not listed; a RECORDS_UNREADABLE message names them). */
+    unreadable: number;
 }
 
 export interface InitializeResult {
@@ -258,8 +268,23 @@ export interface AddJobParams {
     priority?: number;
     /** Needs `name`: cancels and removes every job with the same name first. */
     replaceExisting?: boolean;
-    /** LSP work-done token: the server reports the job as `$/progress` with this token. */
+    /**
+     * The job is reported as LSP work-done progress for its whole life on a token the server
+     * creates (`window/workDoneProgress/create`, token `blender-jobs/<jobId>`, see
+     * workDoneTokenOf), after the addJob answer. Needs the `window.workDoneProgress` capability.
+     */
+    workDoneProgress?: boolean;
+    /**
+     * An LSP work-done token of the client's: valid only while the addJob request is pending
+     * (LSP). The server reports the request on it (begin "Adding Blender job ...", end "queued
+     * as job-..."), both before the answer, and nothing after.
+     */
     workDoneToken?: ProgressToken;
+}
+
+/** The token the server creates for a job added with `workDoneProgress: true`. */
+export function workDoneTokenOf(jobId: string): string {
+    return `blender-jobs/${jobId}`;
 }
 
 export interface AddJobResult {
@@ -312,6 +337,8 @@ export type GetJobParams = JobIdParams;
 export interface JobTiming {
     setupMs: number;
     scriptMs: number;
+    /** Undoing what the script changed in the interpreter; absent in the records of older servers. */
+    resetMs?: number;
     collectMs: number;
 }
 
@@ -417,7 +444,10 @@ export type RemoveJobParams = JobIdParams;
 
 export interface RemoveJobResult {
     jobId: string;
+    /** The job is gone and a restarted server will not list it again. */
     removed: true;
+    /** Files of the job that could not be deleted ("path: reason; ..."); the next server tries again. */
+    leftBehind?: string;
 }
 
 /** `getStats` ignores its params. */
@@ -544,7 +574,8 @@ export interface ShowMessageParams {
     /** LSP MessageType: 1 error, 2 warning, 3 info, 4 log. */
     type: 1 | 2 | 3 | 4;
     message: string;
-    kind?: 'RECORDS_NOT_SAVED' | 'RECORDS_SAVED_AGAIN' | string;
+    kind?: 'RECORDS_NOT_SAVED' | 'RECORDS_SAVED_AGAIN' | 'JOB_FILES_GONE' | 'RECORDS_UNREADABLE'
+        | 'SERVER_OUT_OF_MEMORY' | string;
 }
 
 /** LSP `WorkDoneProgressCancelParams` (client → server). */
@@ -552,9 +583,86 @@ export interface WorkDoneProgressCancelParams {
     token: ProgressToken;
 }
 
-/** LSP `WorkDoneProgressCreateParams` (server → client request; not used by blender-jobs today). */
+/** LSP `WorkDoneProgressCreateParams` (server → client request, for jobs added with `workDoneProgress: true`). */
 export interface WorkDoneProgressCreateParams {
     token: ProgressToken;
+}
+
+// ------------------------------------------------------------------------------ live logs
+
+export interface FollowLogParams {
+    jobId: string;
+}
+
+/**
+ * `followLog` result: the job's console so far (the last 64 KiB, invalid UTF-8 replaced);
+ * `following` is false when the job already rests (then nothing follows).
+ */
+export interface FollowLogResult {
+    jobId: string;
+    text: string;
+    following: boolean;
+}
+
+export interface UnfollowLogParams {
+    jobId: string;
+}
+
+export interface UnfollowLogResult {
+    jobId: string;
+    following: false;
+}
+
+/**
+ * `job/log` (server → client): the next part of a followed job's console, exactly as printed
+ * (coalesced; at most 128 KiB a second, beyond which a marker line says how many bytes were
+ * skipped). Never before the followLog answer; the last one before the job's resting
+ * job/stateChanged.
+ */
+export interface JobLogParams {
+    jobId: string;
+    text: string;
+}
+
+// ---------------------------------------------------------------------------- diagnostics
+
+/** LSP `Position`: 0-based line, UTF-16 character. */
+export interface Position {
+    line: number;
+    character: number;
+}
+
+export interface Range {
+    start: Position;
+    end: Position;
+}
+
+export interface Location {
+    uri: string;
+    range: Range;
+}
+
+/** LSP `Diagnostic` as blender-jobs sends it. */
+export interface Diagnostic {
+    /** The failing line, character 0 to 2147483647 (the line's end). */
+    range: Range;
+    /** 1 = Error. */
+    severity: 1 | 2 | 3 | 4;
+    source: 'blender-jobs' | string;
+    /** The exception's line, e.g. "ValueError: value 42 is not allowed". */
+    message: string;
+    /** The traceback's other frames in files. */
+    relatedInformation?: { location: Location; message: string }[];
+}
+
+/**
+ * LSP `textDocument/publishDiagnostics` (server → client): the diagnostics of a job's script
+ * file after it failed with a traceback through it; an empty array (the next completed job of
+ * the script) clears them.
+ */
+export interface PublishDiagnosticsParams {
+    uri: string;
+    diagnostics: Diagnostic[];
 }
 
 // --------------------------------------------------------------------- typed message objects
@@ -606,6 +714,19 @@ export namespace RemoveJobRequest {
 }
 export namespace GetStatsRequest {
     export const type = new RequestType<GetStatsParams, GetStatsResult, void>('getStats');
+}
+export namespace FollowLogRequest {
+    export const type = new RequestType<FollowLogParams, FollowLogResult, void>('followLog');
+}
+export namespace UnfollowLogRequest {
+    export const type = new RequestType<UnfollowLogParams, UnfollowLogResult, void>('unfollowLog');
+}
+export namespace JobLogNotification {
+    export const type = new NotificationType<JobLogParams>('job/log');
+}
+/** LSP `textDocument/publishDiagnostics` (server → client). */
+export namespace PublishDiagnosticsNotification {
+    export const type = new NotificationType<PublishDiagnosticsParams>('textDocument/publishDiagnostics');
 }
 export namespace JobProgressNotification {
     export const type = new NotificationType<JobProgressParams>('job/progress');

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { BlenderJobsClient, startClient, workspaceUri } from '../src/client';
 import { JsonRpcError } from '../src/errors';
@@ -22,8 +23,9 @@ import {
     WorkDoneProgressEnd,
     WorkDoneProgressParams,
     WorkDoneProgressReport,
+    workDoneTokenOf,
 } from '../src/protocol';
-import { LIBRARY, MARKER_SCRIPT, Recorder, jobScript, slowScript } from './helpers';
+import { LIBRARY, MARKER_SCRIPT, Recorded, Recorder, jobScript, slowScript } from './helpers';
 
 const JOB_TIMEOUT = 120_000;
 
@@ -77,10 +79,13 @@ describe('blender-jobs client against the real server', () => {
         // No workspace and no stateDir: a temporary state directory, nothing recovered.
         assert.equal(described.stateDirTemporary, true);
         assert.equal(described.stateDirNote, undefined);
-        assert.deepEqual(described.recoveredJobs, { jobs: 0, interrupted: 0, resumed: 0, pruned: 0 });
+        assert.deepEqual(described.recoveredJobs, { jobs: 0, interrupted: 0, resumed: 0, pruned: 0, unreadable: 0 });
 
-        // initialize may be sent again and answers the same way.
-        const again = await client.initialize({ capabilities: { window: { workDoneProgress: true } } });
+        // initialize may be sent again and answers the same way (its capabilities are the ones
+        // that count from then on: the same as start() declared).
+        const again = await client.initialize({
+            capabilities: { window: { workDoneProgress: true }, textDocument: { publishDiagnostics: {} } },
+        });
         assert.equal(again.serverInfo.name, 'blender-jobs');
         assert.equal(again.stateDir, described.stateDir);
     });
@@ -241,15 +246,15 @@ describe('blender-jobs client against the real server', () => {
     });
 
     describe('LSP work-done progress', () => {
-        test('$/progress begin, report and end arrive for a job with a workDoneToken', { timeout: JOB_TIMEOUT }, async () => {
-            const token = client.createWorkDoneToken();
+        test('a job added with workDoneProgress is reported on the token the server creates', { timeout: JOB_TIMEOUT }, async () => {
             const added = await client.addJob({
                 name: 'work done',
                 script: jobScript('remesh.py'),
                 passedData: { duration: 0.5 },
                 passedDataBlocks: { library: LIBRARY, names: { objects: ['Cube'] } },
-                workDoneToken: token,
+                workDoneProgress: true,
             });
+            const token = workDoneTokenOf(added.jobId);
             const final = await client.waitForJob(added.jobId, JOB_TIMEOUT);
             assert.equal(final.state, 'COMPLETED', JSON.stringify(final.error));
             await recorder.waitFor((e) => e.kind === 'workDone' && e.params.token === token && e.params.value.kind === 'end',
@@ -259,14 +264,13 @@ describe('blender-jobs client against the real server', () => {
             assert.ok(values.length >= 3, `begin, report(s), end: ${JSON.stringify(values)}`);
             const begin = values[0] as WorkDoneProgressBegin;
             assert.equal(begin.kind, 'begin');
-            assert.equal(typeof begin.title, 'string');
-            assert.ok(begin.title.length > 0);
+            assert.equal(begin.title, 'Blender job work done');
             assert.equal(begin.cancellable, true);
             assert.equal(begin.percentage, 0);
 
             const end = values[values.length - 1] as WorkDoneProgressEnd;
             assert.equal(end.kind, 'end');
-            assert.equal(typeof end.message, 'string');
+            assert.equal(end.message, 'completed');
 
             const reports = values.slice(1, -1) as WorkDoneProgressReport[];
             assert.ok(reports.length >= 1, 'at least one report');
@@ -284,9 +288,22 @@ describe('blender-jobs client against the real server', () => {
             assert.ok(recorder.forJob(added.jobId).some((e) => e.kind === 'progress'));
         });
 
-        test('window/workDoneProgress/cancel cancels a running job (numeric token)', { timeout: JOB_TIMEOUT }, async () => {
-            const token = 4242;
-            const added = await client.addJob({ name: 'work done cancel', scriptText: slowScript(60), workDoneToken: token });
+        test('a client workDoneToken gets begin and end before the addJob answer, and nothing after', { timeout: JOB_TIMEOUT }, async () => {
+            const token = client.createWorkDoneToken();
+            const added = await client.addJob({ name: 'client token', scriptText: slowScript(0.5), workDoneToken: token });
+            // Both are here with the answer: the server sent them before it.
+            const during = recorder.forToken(token).map((p) => p.value);
+            assert.deepEqual(during.map((v) => v.kind), ['begin', 'end'], JSON.stringify(during));
+            assert.equal((during[0] as WorkDoneProgressBegin).title, 'Adding Blender job client token');
+            assert.match((during[1] as WorkDoneProgressEnd).message ?? '', new RegExp(`^(queued|started) as ${added.jobId}$`));
+            assert.equal((await client.waitForJob(added.jobId, JOB_TIMEOUT)).state, 'COMPLETED');
+            assert.equal(recorder.forToken(token).length, 2, 'nothing on the token after the answer');
+            assert.equal(recorder.forToken(workDoneTokenOf(added.jobId)).length, 0, 'no server token without workDoneProgress');
+        });
+
+        test('window/workDoneProgress/cancel with the server token cancels a running job', { timeout: JOB_TIMEOUT }, async () => {
+            const added = await client.addJob({ name: 'work done cancel', scriptText: slowScript(60), workDoneProgress: true });
+            const token = workDoneTokenOf(added.jobId);
             await recorder.waitFor((e) => e.kind === 'workDone' && e.params.token === token && e.params.value.kind === 'report',
                 JOB_TIMEOUT, `a $/progress report for token ${token}`);
             await client.cancelWorkDoneProgress(token);
@@ -298,7 +315,75 @@ describe('blender-jobs client against the real server', () => {
             const values = recorder.forToken(token).map((p) => p.value);
             assert.equal(values[0].kind, 'begin');
             assert.equal(values.filter((v) => v.kind === 'end').length, 1, 'exactly one end');
-            assert.equal(values[values.length - 1].kind, 'end');
+            assert.deepEqual(values[values.length - 1], { kind: 'end', message: 'canceled' });
+        });
+    });
+
+    describe('live logs and diagnostics', () => {
+        test('followLog + onLog: the console so far, then every print, until the job rests', { timeout: JOB_TIMEOUT }, async () => {
+            const script = [
+                'import time',
+                'print("first")',
+                'for i in range(4):',
+                '    update_job_progress((i + 1) / 4)',
+                '    time.sleep(0.3)',
+                '    print("tick %d \u00e9" % i)',
+                'print("last")',
+            ].join('\n');
+            const added = await client.addJob({ name: 'printer', scriptText: script });
+            await recorder.waitFor((e) => e.kind === 'progress' && e.params.jobId === added.jobId, JOB_TIMEOUT, 'progress');
+            const followed = await client.followLog(added.jobId);
+            assert.equal(followed.jobId, added.jobId);
+            assert.equal(followed.following, true);
+            assert.ok(followed.text.startsWith('first\n'), followed.text);
+            const final = await client.waitForJob(added.jobId, JOB_TIMEOUT);
+            assert.equal(final.state, 'COMPLETED');
+            const live = recorder.logOf(added.jobId);
+            assert.ok(live.length >= 1, 'job/log notifications came');
+            const whole = followed.text + live.join('');
+            const logFile = (await client.getJob(added.jobId)).logFile;
+            assert.equal(whole, fs.readFileSync(logFile, 'utf8'), 'answer + job/log = the log');
+            assert.ok(whole.endsWith('tick 3 é\nlast\n'), whole);
+            // The last job/log came before the COMPLETED notification.
+            let lastLog = -1;
+            recorder.events.forEach((e, i) => { if (e.kind === 'log' && e.params.jobId === added.jobId) lastLog = i; });
+            const completed = recorder.events.findIndex((e) => e.kind === 'state' && e.params.jobId === added.jobId
+                && e.params.state === 'COMPLETED');
+            assert.ok(lastLog < completed, `job/log ${lastLog} before COMPLETED ${completed}`);
+            // A resting job: the whole log, not followed.
+            assert.deepEqual(await client.followLog(added.jobId), { jobId: added.jobId, text: whole, following: false });
+            assert.deepEqual(await client.unfollowLog(added.jobId), { jobId: added.jobId, following: false });
+            await assert.rejects(client.followLog('job-000000000000'), rpcError(ErrorCodes.JobNotFound));
+        });
+
+        test('onDiagnostics: the failing line of a script file, cleared by its next completed job', { timeout: JOB_TIMEOUT }, async () => {
+            const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bj-node-diag-'));
+            try {
+                const file = path.join(dir, 'failing job.py');
+                fs.writeFileSync(file, 'x = 1\n\ndef f():\n    raise KeyError("missing")\n\nf()\n');
+                const uri = pathToFileURL(file).href;
+                const failed = await client.addJob({ script: file });
+                assert.equal((await client.waitForJob(failed.jobId, JOB_TIMEOUT)).state, 'FAILED');
+                const published = await recorder.waitFor((e) => e.kind === 'diagnostics' && e.params.uri === uri,
+                    10_000, `diagnostics for ${uri}`) as Extract<Recorded, { kind: 'diagnostics' }>;
+                assert.equal(published.params.diagnostics.length, 1);
+                const [d] = published.params.diagnostics;
+                assert.deepEqual(d.range.start, { line: 3, character: 0 });
+                assert.equal(d.range.end.line, 3);
+                assert.equal(d.severity, 1);
+                assert.equal(d.source, 'blender-jobs');
+                assert.equal(d.message, "KeyError: 'missing'");
+                assert.deepEqual(d.relatedInformation?.map((r) => [r.location.uri, r.location.range.start.line, r.message]),
+                    [[uri, 5, 'in <module>: f()']]);
+
+                fs.writeFileSync(file, 'python_data = {"fixed": True}\n');
+                const fixed = await client.addJob({ script: file });
+                assert.equal((await client.waitForJob(fixed.jobId, JOB_TIMEOUT)).state, 'COMPLETED');
+                await recorder.waitFor((e) => e.kind === 'diagnostics' && e.params.uri === uri && e.params.diagnostics.length === 0,
+                    10_000, `cleared diagnostics for ${uri}`);
+            } finally {
+                fs.rmSync(dir, { recursive: true, force: true });
+            }
         });
     });
 
@@ -395,7 +480,7 @@ describe('durability: jobs outlive the server', () => {
         const info = second.serverDescription!;
         assert.equal(fs.realpathSync(info.stateDir), fs.realpathSync(stateDir));
         assert.equal(info.stateDirTemporary, false);
-        assert.deepEqual(info.recoveredJobs, { jobs: 2, interrupted: 2, resumed: 0, pruned: 0 });
+        assert.deepEqual(info.recoveredJobs, { jobs: 2, interrupted: 2, resumed: 0, pruned: 0, unreadable: 0 });
         const listed = await second.listJobs({ state: 'INTERRUPTED' });
         assert.deepEqual(listed.jobs.map((j) => [j.jobId, j.errorKind]),
             [[running.jobId, 'INTERRUPTED'], [queued.jobId, 'INTERRUPTED']]);
@@ -451,7 +536,7 @@ describe('durability: jobs outlive the server', () => {
         const { running, queued } = await interruptedJobs({ workspace, env }, marker);
         const later = await start({ workspace, env });
         assert.equal(later.serverDescription!.stateDir, stateDir);
-        assert.deepEqual(later.serverDescription!.recoveredJobs, { jobs: 2, interrupted: 2, resumed: 0, pruned: 0 });
+        assert.deepEqual(later.serverDescription!.recoveredJobs, { jobs: 2, interrupted: 2, resumed: 0, pruned: 0, unreadable: 0 });
         assert.deepEqual(await later.resumeAll(), { resumed: 2, jobIds: [running.jobId, queued.jobId] });
         const finals = await Promise.all([later.waitForJob(running.jobId, JOB_TIMEOUT), later.waitForJob(queued.jobId, JOB_TIMEOUT)]);
         assert.deepEqual(finals.map((f) => f.state), ['COMPLETED', 'COMPLETED']);

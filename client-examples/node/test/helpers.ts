@@ -1,7 +1,13 @@
 /** Shared helpers of the tests: fixture paths and a recorder of every notification. */
 import * as path from 'node:path';
 import { BlenderJobsClient, packageRoot } from '../src/client';
-import { JobProgressParams, JobStateChangedParams, WorkDoneProgressParams } from '../src/protocol';
+import {
+    JobLogParams,
+    JobProgressParams,
+    JobStateChangedParams,
+    PublishDiagnosticsParams,
+    WorkDoneProgressParams,
+} from '../src/protocol';
 
 export const REPO_ROOT = path.resolve(packageRoot(), '..', '..');
 export const FIXTURES = path.join(REPO_ROOT, 'test-fixtures');
@@ -11,7 +17,9 @@ export const jobScript = (name: string): string => path.join(FIXTURES, 'jobs', n
 export type Recorded =
     | { kind: 'progress'; params: JobProgressParams }
     | { kind: 'state'; params: JobStateChangedParams }
-    | { kind: 'workDone'; params: WorkDoneProgressParams };
+    | { kind: 'workDone'; params: WorkDoneProgressParams }
+    | { kind: 'log'; params: JobLogParams }
+    | { kind: 'diagnostics'; params: PublishDiagnosticsParams };
 
 /**
  * Records every notification from the moment it is created, in arrival order, so tests can look
@@ -25,6 +33,8 @@ export class Recorder {
         client.onProgress((params) => this.push({ kind: 'progress', params }));
         client.onStateChanged((params) => this.push({ kind: 'state', params }));
         client.onWorkDoneProgress((params) => this.push({ kind: 'workDone', params }));
+        client.onLog((params) => this.push({ kind: 'log', params }));
+        client.onDiagnostics((params) => this.push({ kind: 'diagnostics', params }));
     }
 
     private push(event: Recorded): void {
@@ -34,7 +44,7 @@ export class Recorder {
 
     /** Events of one job (job/progress and job/stateChanged). */
     forJob(jobId: string): Recorded[] {
-        return this.events.filter((e) => e.kind !== 'workDone' && e.params.jobId === jobId);
+        return this.events.filter((e) => (e.kind === 'progress' || e.kind === 'state') && e.params.jobId === jobId);
     }
 
     /** `$/progress` values of one token. */
@@ -42,6 +52,13 @@ export class Recorder {
         return this.events
             .filter((e): e is Extract<Recorded, { kind: 'workDone' }> => e.kind === 'workDone' && e.params.token === token)
             .map((e) => e.params);
+    }
+
+    /** The texts of a job's job/log notifications, in order. */
+    logOf(jobId: string): string[] {
+        return this.events
+            .filter((e): e is Extract<Recorded, { kind: 'log' }> => e.kind === 'log' && e.params.jobId === jobId)
+            .map((e) => e.params.text);
     }
 
     /** Resolves with the first recorded event (past or future) that matches. */

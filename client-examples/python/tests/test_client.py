@@ -156,7 +156,10 @@ class SharedServerTests(unittest.TestCase):
         for method in ("addJob", "getProgress", "getPythonData", "getDataBlocks", "getJob", "listJobs",
                        "cancelJob", "cancelAll", "resumeJob", "resumeAll", "removeJob", "getStats", "shutdown"):
             self.assertIn(method, caps["requests"])
-        self.assertEqual(set(caps["notifications"]), {"job/progress", "job/stateChanged", "job/removed", "$/progress", "window/showMessage"})
+        self.assertEqual(set(caps["notifications"]), {"job/progress", "job/stateChanged", "job/removed", "job/log", "$/progress",
+                                                      "window/showMessage", "textDocument/publishDiagnostics"})
+        self.assertIn("followLog", caps["requests"])
+        self.assertIn("unfollowLog", caps["requests"])
         # The client's constants are exactly what the server announces.
         self.assertEqual(sorted(caps["jobStates"]), sorted(JOB_STATES))
         self.assertEqual(sorted(caps["failureKinds"]), sorted(FAILURE_KINDS))
@@ -167,7 +170,7 @@ class SharedServerTests(unittest.TestCase):
         self.assertTrue(self.client.state_dir_temporary)
         self.assertEqual(self.client.state_dir, init["stateDir"])
         self.assertTrue(os.path.isdir(self.client.state_dir))
-        self.assertEqual(self.client.recovered_jobs, {"jobs": 0, "interrupted": 0, "resumed": 0, "pruned": 0})
+        self.assertEqual(self.client.recovered_jobs, {"jobs": 0, "interrupted": 0, "resumed": 0, "pruned": 0, "unreadable": 0})
 
     # -------------------------------------------------------------- jobs
 
@@ -237,6 +240,57 @@ class SharedServerTests(unittest.TestCase):
         # The state sequence is QUEUED -> ACTIVE -> COMPLETED.
         states = [p["state"] for kind, p in mine if kind == "state"]
         self.assertEqual(states[-2:], ["ACTIVE", "COMPLETED"], states)
+
+    def test_follow_log_and_on_log_stream_the_console_until_the_job_rests(self):
+        events = []
+        lock = threading.Lock()
+
+        def on_log(params):
+            with lock:
+                events.append(("log", params))
+
+        def on_state(params):
+            with lock:
+                events.append(("state", params))
+
+        self.client.on_log(on_log)
+        self.client.on_state_changed(on_state)
+        try:
+            script = ("import os, time\n"
+                      "print('first')\n"
+                      "for i in range(4):\n"
+                      "    update_job_progress((i + 1) / 4.0)\n"
+                      "    time.sleep(0.3)\n"
+                      "    print('tick %d \u00e9' % i)\n"
+                      "os.write(1, b'raw \\xff\\n')\n")
+            job = self.client.add_job(script_text=script)
+            deadline = time.time() + JOB_WAIT
+            while self.client.get_progress(job["jobId"])["state"] != "ACTIVE" and time.time() < deadline:
+                time.sleep(0.05)
+            followed = self.client.follow_log(job["jobId"])
+            final = self.client.wait_for_job(job["jobId"], JOB_WAIT)
+        finally:
+            self.client.remove_notification_handler("job/log", on_log)
+            self.client.remove_notification_handler("job/stateChanged", on_state)
+        self.assertEqual(final["state"], "COMPLETED", final)
+        self.assertEqual(followed["jobId"], job["jobId"])
+        self.assertTrue(followed["following"], followed)
+        with lock:
+            mine = [(kind, p) for kind, p in events if p.get("jobId") == job["jobId"]]
+        texts = [p["text"] for kind, p in mine if kind == "log"]
+        self.assertTrue(texts, "job/log notifications came: %r" % mine)
+        whole = followed["text"] + "".join(texts)
+        with open(self.client.get_job(job["jobId"])["logFile"], "rb") as f:
+            self.assertEqual(whole, f.read().decode("utf-8", "replace"), "follow_log text + job/log = the log")
+        self.assertTrue(whole.startswith("first\n") and whole.endswith("tick 3 \u00e9\nraw \ufffd\n"), whole)
+        completed = [i for i, (kind, p) in enumerate(mine) if kind == "state" and p["state"] == "COMPLETED"][0]
+        self.assertTrue(all(i < completed for i, (kind, _) in enumerate(mine) if kind == "log"), mine)
+        # A resting job: its whole log, and nothing follows.
+        self.assertEqual(self.client.follow_log(job["jobId"]),
+                         {"jobId": job["jobId"], "text": whole, "following": False})
+        self.assertEqual(self.client.unfollow_log(job["jobId"]), {"jobId": job["jobId"], "following": False})
+        with self.assertRaises(JobNotFound):
+            self.client.follow_log("job-000000000000")
 
     def test_failing_script_reports_script_error(self):
         job, final = self.run_job(script=require_fixture("jobs", "raises.py"))
@@ -580,7 +634,7 @@ class DurabilityTests(unittest.TestCase):
         self.assertEqual(os.path.realpath(init["stateDir"]), os.path.realpath(state_dir))
         self.assertFalse(client.state_dir_temporary)
         self.assertIsNone(client.state_dir_note)
-        self.assertEqual(client.recovered_jobs, {"jobs": 2, "interrupted": 2, "resumed": 0, "pruned": 0})
+        self.assertEqual(client.recovered_jobs, {"jobs": 2, "interrupted": 2, "resumed": 0, "pruned": 0, "unreadable": 0})
         listed = client.list_jobs(state="INTERRUPTED")
         self.assertEqual([j["jobId"] for j in listed["jobs"]], [running["jobId"], queued["jobId"]])
         self.assertEqual([j["errorKind"] for j in listed["jobs"]], ["INTERRUPTED", "INTERRUPTED"])
@@ -638,7 +692,7 @@ class DurabilityTests(unittest.TestCase):
         client = self.start(workspace=workspace, env=env, resume=True)
         client.initialize()
         self.assertEqual(client.state_dir, first.state_dir)
-        self.assertEqual(client.recovered_jobs, {"jobs": 2, "interrupted": 2, "resumed": 2, "pruned": 0})
+        self.assertEqual(client.recovered_jobs, {"jobs": 2, "interrupted": 2, "resumed": 2, "pruned": 0, "unreadable": 0})
         finals = client.wait_for_jobs([running["jobId"], queued["jobId"]], JOB_WAIT)
         self.assertEqual([finals[j]["state"] for j in (running["jobId"], queued["jobId"])], ["COMPLETED"] * 2, finals)
         self.assertTrue(client.get_python_data(running["jobId"])["resumed"])

@@ -15,6 +15,7 @@ import dev.blenderjobs.store.StateDirectory;
 import dev.blenderjobs.wire.ClientNotifier;
 import dev.blenderjobs.wire.JobClient;
 import dev.blenderjobs.wire.JobServerEndpoint;
+import dev.blenderjobs.wire.OutgoingQueue;
 import dev.blenderjobs.wire.WireLauncher;
 import dev.blenderjobs.wire.messages.Messages.BlenderInfo;
 import dev.blenderjobs.wire.messages.Messages.Capabilities;
@@ -76,6 +77,8 @@ public final class BlenderJobsServer implements JobServerEndpoint.Host {
     private JobStore store;
     private WorkerPool pool;
     private ClientNotifier notifier;
+    /** Everything sent to the client waits here for the writer thread. */
+    private volatile OutgoingQueue output;
     private ExecutorService io;
 
     public BlenderJobsServer(ServerConfig config) {
@@ -108,7 +111,8 @@ public final class BlenderJobsServer implements JobServerEndpoint.Host {
         String problem = slurm != null ? executorProblem
                 : blender.installation().isPresent() ? null : blender.problem();
         jobs = new JobManager(loop, config.logTailLines(), problem,
-                new JobManager.Retention(config.retainJobs(), Duration.ofDays(config.retainDays())));
+                new JobManager.Retention(config.retainJobs(), Duration.ofDays(config.retainDays())),
+                config.maxLogBytes());
         if (slurmLauncher != null) {
             Scaling scaling = new Scaling(slurm.minPilots(), config.workers(), slurm.idleRelease(), slurm.walltime(),
                     slurm.effectiveDrainMargin());
@@ -124,11 +128,20 @@ public final class BlenderJobsServer implements JobServerEndpoint.Host {
         }
         jobs.attach(pool, store);
 
-        JobServerEndpoint endpoint = new JobServerEndpoint(jobs, io, this, notifier, config.maxMessageBytes());
+        JobServerEndpoint endpoint = new JobServerEndpoint(jobs, io, this, notifier, config.maxMessageBytes(),
+                config.maxInputBytes());
         ExecutorService rpc = Executors.newCachedThreadPool(Threads.daemon("jsonrpc"));
-        Launcher<JobClient> launcher = WireLauncher.create(endpoint, in, out, config.maxMessageBytes(), rpc,
-                notifier::open);
+        WireLauncher.Wire wire = WireLauncher.create(endpoint, in, out, config.maxMessageBytes(), rpc,
+                notifier::answered);
+        Launcher<JobClient> launcher = wire.launcher();
+        output = wire.output();
         notifier.connect(launcher.getRemoteProxy());
+        // An OutOfMemoryError anywhere: the client hears it (if it can still be written), the
+        // workers are stopped, and the process ends with its own exit code (Fatal).
+        dev.blenderjobs.concurrent.Fatal.install(message -> {
+            notifier.error("SERVER_OUT_OF_MEMORY", message);
+            stop("the server ran out of memory");
+        });
         Runtime.getRuntime().addShutdownHook(new Thread(() -> stop("the server received a signal to stop"),
                 "shutdown-hook"));
         // Pilots carry an id of the state directory, known at initialize: they start then (open()).
@@ -139,6 +152,7 @@ public final class BlenderJobsServer implements JobServerEndpoint.Host {
         try {
             launcher.startListening().get();
         } catch (Exception e) {
+            dev.blenderjobs.concurrent.Fatal.check(e); // the reader died of an OutOfMemoryError: not a clean end
             LOG.log(Level.FINE, "protocol stream ended", e);
         }
         LOG.info("stdin closed; shutting down");
@@ -176,19 +190,28 @@ public final class BlenderJobsServer implements JobServerEndpoint.Host {
                 LOG.log(Level.WARNING, "could not prepare the state directory for Slurm pilots", e);
             }
         }
-        List<JobManager.Recovered> recovered;
+        JobStore.Loaded loaded;
         try {
-            recovered = store.load(files);
+            loaded = store.loadAll(files);
         } catch (IOException e) {
             LOG.log(Level.WARNING, "could not list the jobs of " + dir.path() + "; starting with none", e);
-            recovered = List.of();
+            loaded = new JobStore.Loaded(List.of(), List.of());
         }
-        JobManager.Opened opened = jobs.open(files, recovered, config.resume()).join();
+        JobManager.Opened opened = jobs.open(files, loaded.jobs(), config.resume()).join();
         if (slurmLauncher != null && pool != null) pool.start();
         LOG.info("state in " + dir.path() + (dir.temporary() ? " (temporary)" : "") + "; " + opened.jobs()
                 + " earlier jobs, " + opened.interrupted() + " interrupted, " + opened.resumed() + " resumed, "
-                + opened.pruned() + " pruned");
-        return new RecoveredJobs(opened.jobs(), opened.interrupted(), opened.resumed(), opened.pruned());
+                + opened.pruned() + " pruned, " + loaded.unreadable().size() + " unreadable");
+        if (!loaded.unreadable().isEmpty()) {
+            // Held by the notifier until the initialize answer is written, like every notification.
+            List<String> named = loaded.unreadable().subList(0, Math.min(10, loaded.unreadable().size()));
+            notifier.warning("RECORDS_UNREADABLE", loaded.unreadable().size() + " job record(s) in " + files.stateDir()
+                    + " could not be read and are not listed; their directories are left in place for a person to "
+                    + "look at (or delete): " + String.join("; ", named)
+                    + (named.size() < loaded.unreadable().size() ? "; ..." : ""));
+        }
+        return new RecoveredJobs(opened.jobs(), opened.interrupted(), opened.resumed(), opened.pruned(),
+                loaded.unreadable().size());
     }
 
     /**
@@ -259,6 +282,13 @@ public final class BlenderJobsServer implements JobServerEndpoint.Host {
         if (pool != null) pool.shutdown(Duration.ofSeconds(slurm != null ? 5 : 2));
         if (slurmLauncher != null) slurmLauncher.close();
         if (notifier != null) notifier.close();
+        if (output != null) {
+            try {
+                output.drain(Duration.ofSeconds(3)); // the last states reach a client that reads; none waits forever
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
         if (io != null) io.shutdownNow();
         if (loop != null) loop.close();
         StateDirectory dir = stateDir != null ? stateDir : explicitStateDir;

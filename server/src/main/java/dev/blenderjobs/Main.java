@@ -13,8 +13,17 @@ import java.util.concurrent.Callable;
 /** The command line: parses flags into a {@link ServerConfig} and runs the server over stdio. */
 @Command(name = "blender-jobs", mixinStandardHelpOptions = true, version = BlenderJobsServer.VERSION,
         description = "Runs Blender Python scripts in a pool of headless Blender processes, driven by JSON-RPC "
-                + "(LSP base-protocol framing) over stdin/stdout. Logs go to stderr.")
+                + "(LSP base-protocol framing) over stdin/stdout. Logs go to stderr.",
+        exitCodeListHeading = "%nExit codes:%n",
+        exitCodeList = {
+                "0:after shutdown and exit, at the end of stdin, or on SIGTERM",
+                "1:exit without shutdown",
+                "2:the --state-dir is in use by another server; or a bad command line",
+                "3:the --state-dir cannot be used (not creatable, not writable)"})
 public final class Main implements Callable<Integer> {
+    /** Exit codes (protocol.md, command-line flags): 0 and 1 are the lifecycle's, 2 and 3 the state directory's. */
+    static final int EXIT_STATE_DIR_IN_USE = 2;
+    static final int EXIT_STATE_DIR_UNUSABLE = 3;
 
     @Option(names = "--blender", paramLabel = "PATH",
             description = "Blender executable. Default: $BLENDER, then PATH, then the usual install places.")
@@ -64,12 +73,26 @@ public final class Main implements Callable<Integer> {
             description = "Largest JSON-RPC message read; larger ones are skipped with an error. Default: ${DEFAULT-VALUE}.")
     long maxMessageMb;
 
+    @Option(names = "--max-log-size", paramLabel = "MB", defaultValue = "100",
+            description = "Largest log of one job; past it the output is cut, keeping its start, a marker line "
+                    + "and its last lines. Default: ${DEFAULT-VALUE}.")
+    long maxLogMb;
+
+    @Option(names = "--max-input-size", paramLabel = "MB", defaultValue = "1024",
+            description = "Largest file addJob copies into a job (blendFile, passedDataBlocks.library); larger "
+                    + "ones are refused. Default: ${DEFAULT-VALUE}.")
+    long maxInputMb;
+
     @Option(names = "--log-level", paramLabel = "LEVEL", defaultValue = "INFO",
             description = "SEVERE, WARNING, INFO, FINE or ALL. Default: ${DEFAULT-VALUE}.")
     String logLevel;
 
     @Option(names = "--log-file", paramLabel = "FILE", description = "Also write the log to this file.")
     Path logFile;
+
+    @Option(names = "--stdio", description = "Accepted and ignored: the server always speaks on stdin/stdout. "
+            + "(LSP clients such as vscode-languageclient add it to the command line.)")
+    boolean stdio;
 
     // ------------------------------------------------------------------ executor (protocol.md §1)
 
@@ -171,7 +194,10 @@ public final class Main implements Callable<Integer> {
         // Keep stdout for the protocol before anything can print to it.
         StdioGuard.claimStdout();
         CommandLine cli = new CommandLine(new Main());
-        cli.setOut(new java.io.PrintWriter(System.err, true));
+        // Only --help and --version print to picocli's "out", and they do not start the server,
+        // so stdout is not the protocol then: they print there and exit 0, as command-line tools do.
+        cli.setOut(new java.io.PrintWriter(new java.io.OutputStreamWriter(StdioGuard.protocolOut(),
+                java.nio.charset.StandardCharsets.UTF_8), true));
         int code = cli.execute(args);
         System.exit(code);
     }
@@ -192,20 +218,28 @@ public final class Main implements Callable<Integer> {
                 Duration.ofMillis(Math.max(0, progressIntervalMs)),
                 Duration.ofSeconds(Math.max(1, workerStartTimeoutSeconds)),
                 maxMessageMb * 1024 * 1024,
-                defaults.logTailLines());
+                defaults.logTailLines(),
+                Math.max(1, maxLogMb) << 20,
+                Math.max(1, maxInputMb) << 20);
         Logging.configure(logLevel, logFile);
         dev.blenderjobs.config.SlurmConfig slurm;
         try {
             slurm = slurmConfig(config);
         } catch (IllegalArgumentException e) {
             java.util.logging.Logger.getLogger(Main.class.getName()).severe(e.getMessage());
-            return 2;
+            return CommandLine.ExitCode.USAGE; // 2: a bad command line
         }
         try {
             return new BlenderJobsServer(config, slurm).run(StdioGuard.protocolIn(), StdioGuard.protocolOut());
         } catch (dev.blenderjobs.store.StateDirectory.InUseException e) {
             java.util.logging.Logger.getLogger(Main.class.getName()).severe(e.getMessage());
-            return 2;
+            return EXIT_STATE_DIR_IN_USE;
+        } catch (dev.blenderjobs.store.StateDirectory.UnusableException e) {
+            // A person's mistake, not a bug: the message says what and what to do; the trace is for FINE.
+            java.util.logging.Logger.getLogger(Main.class.getName()).severe(e.getMessage());
+            java.util.logging.Logger.getLogger(Main.class.getName()).log(java.util.logging.Level.FINE, "details",
+                    e.getCause());
+            return EXIT_STATE_DIR_UNUSABLE;
         }
     }
 }

@@ -21,10 +21,12 @@ public final class ChannelCodec {
     /**
      * The channel protocol version. The runtime states the one it speaks in its hello; a
      * different one is refused. Version 1 was the untyped channel of blender-jobs 0.1; version 2
-     * the typed one of 0.2.0 without binary frames; version 3 adds binary frames (file, result
-     * and console chunks) for workers that do not share the server's disk.
+     * the typed one of 0.2.0. Two branches each made a version 3: one added {@code started} and
+     * {@code idle}, the other binary frames (file, result and console chunks) for workers that do
+     * not share the server's disk. Version 4 has both, so a runtime of either version 3 (which
+     * would never say idle, or could not stage a remote job's files) is refused at the handshake.
      */
-    public static final int PROTOCOL = 3;
+    public static final int PROTOCOL = 4;
     /** The most data one chunk (file, result, console) may carry; senders use {@link #CHUNK_BYTES}. */
     public static final int MAX_CHUNK_BYTES = 4 * 1024 * 1024;
     /** The chunk size both sides send: big enough for speed, small enough to bound memory. */
@@ -32,6 +34,7 @@ public final class ChannelCodec {
     static final int MAX_MESSAGE_CHARS = 64 * 1024;
     static final int MAX_TRACEBACK_CHARS = 1024 * 1024;
     static final int MAX_SHORT_CHARS = 200;
+    static final int MAX_RECYCLE_CHARS = 4096;
     private static final Pattern JOB_ID = Pattern.compile("job-[0-9a-f]{12}");
     private static final Pattern HEX64 = Pattern.compile("[0-9a-f]{64}");
     private static final Gson GSON = new GsonBuilder().disableHtmlEscaping().create();
@@ -135,6 +138,10 @@ public final class ChannelCodec {
                         integer(m, "pid", 1, Long.MAX_VALUE), string(m, "blenderVersion", MAX_SHORT_CHARS, true),
                         string(m, "pythonVersion", MAX_SHORT_CHARS, true), hex64(m, "proof"));
             }
+            case "started" -> {
+                only(m, type, Set.of("type", "jobId"));
+                yield new FromWorker.Started(jobId(m));
+            }
             case "progress" -> {
                 only(m, type, Set.of("type", "jobId", "progress", "message", "reportedAt"));
                 double progress = number(m, "progress");
@@ -157,6 +164,10 @@ public final class ChannelCodec {
                                 + "\", which a worker may not report (it may report " + FromWorker.REPORTABLE + ")"));
                 yield new FromWorker.Failed(jobId(m), kind, string(m, "message", MAX_MESSAGE_CHARS, true),
                         string(m, "traceback", MAX_TRACEBACK_CHARS, false));
+            }
+            case "idle" -> {
+                only(m, type, Set.of("type", "recycle"));
+                yield new FromWorker.Idle(string(m, "recycle", MAX_RECYCLE_CHARS, false));
             }
             case "console", "result" -> throw new ProtocolViolation("a message of unknown type \"" + type + "\" in a "
                     + "JSON frame (console and result chunks come only as binary frames)");

@@ -18,7 +18,10 @@ public sealed interface FromWorker {
             FailureKind.RESULT_NOT_SERIALIZABLE, FailureKind.RESULT_WRITE_FAILED, FailureKind.SETUP_FAILED,
             FailureKind.WORKER_ERROR);
 
-    /** Every message after the handshake is about one job. */
+    /**
+     * The job a message is about; null for the messages about the worker itself (hello, idle, and
+     * a pilot's console output between jobs).
+     */
     String jobId();
 
     /**
@@ -37,6 +40,14 @@ public sealed interface FromWorker {
         }
     }
 
+    /**
+     * The runtime took the run it was sent: its main loop is alive and reading its channel. It
+     * must come within seconds of the run (the pool kills a worker that stays silent), before any
+     * other message about the job.
+     */
+    record Started(String jobId) implements FromWorker {
+    }
+
     /** update_job_progress, coalesced by the runtime. */
     record Progress(String jobId, double progress, String message, long reportedAt) implements FromWorker {
     }
@@ -45,7 +56,7 @@ public sealed interface FromWorker {
      * The attempt finished and its results are in the run's result directory.
      *
      * @param dataBlocks {collection: [names]} written to data_blocks.blend, or null when none
-     * @param timing     setupMs, scriptMs, collectMs
+     * @param timing     setupMs, scriptMs, collectMs, resetMs
      */
     record Completed(String jobId, long pythonDataBytes, String pythonDataSha256, JsonObject dataBlocks,
                      JsonObject timing) implements FromWorker {
@@ -53,6 +64,20 @@ public sealed interface FromWorker {
 
     /** The attempt failed inside the runtime (the script raised, results not serializable...). */
     record Failed(String jobId, FailureKind kind, String message, String traceback) implements FromWorker {
+    }
+
+    /**
+     * After a job's outcome: the worker has cleaned up after the job and may take the next one,
+     * or, with {@code recycle}, must be replaced because the job left something that cannot be
+     * undone in a running process (a thread still running, a patched standard module...).
+     *
+     * @param recycle what the job left, for the log; null when the worker is clean
+     */
+    record Idle(String recycle) implements FromWorker {
+        @Override
+        public String jobId() {
+            return null;
+        }
     }
 
     /**

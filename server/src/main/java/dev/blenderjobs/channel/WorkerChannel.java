@@ -173,8 +173,20 @@ public final class WorkerChannel implements AutoCloseable {
             LOG.fine("message to a closed worker channel dropped: " + message.getClass().getSimpleName());
             return;
         }
+        queued.incrementAndGet();
         outbox.add(message);
     }
+
+    /**
+     * Whether everything queued so far has been written to the socket (an input file streaming to
+     * a pilot, and the run behind it, are not yet). Read from any thread.
+     */
+    public boolean drained() {
+        return queued.get() == 0 || closed;
+    }
+
+    /** Messages and files queued and not yet written; the writer counts them down. */
+    private final java.util.concurrent.atomic.AtomicInteger queued = new java.util.concurrent.atomic.AtomicInteger();
 
     /**
      * Queues a file to be sent as {@link ToWorker.FileChunk}s of the job's input {@code name};
@@ -185,6 +197,7 @@ public final class WorkerChannel implements AutoCloseable {
     public void sendFile(String jobId, String name, Path file) {
         if (!ToWorker.INPUT_NAMES.contains(name)) throw new IllegalArgumentException("not an input: " + name);
         if (closed) return;
+        queued.incrementAndGet();
         outbox.add(new FileStream(jobId, name, file));
     }
 
@@ -224,10 +237,14 @@ public final class WorkerChannel implements AutoCloseable {
                     flushQuietly();
                     return;
                 }
-                if (next instanceof FileStream f) {
-                    stream(f);
-                } else {
-                    write(ChannelCodec.frame((ToWorker) next));
+                try {
+                    if (next instanceof FileStream f) {
+                        stream(f);
+                    } else {
+                        write(ChannelCodec.frame((ToWorker) next));
+                    }
+                } finally {
+                    queued.decrementAndGet();
                 }
             }
         } catch (IOException e) {

@@ -42,6 +42,7 @@ public final class EventLoop implements AutoCloseable {
                 try {
                     future.complete(task.get());
                 } catch (Throwable t) {
+                    Fatal.check(t);
                     future.completeExceptionally(t);
                 }
             });
@@ -68,6 +69,7 @@ public final class EventLoop implements AutoCloseable {
         try {
             task.run();
         } catch (Throwable t) {
+            Fatal.check(t);
             LOG.log(Level.SEVERE, "event loop task failed", t);
         }
     }

@@ -25,6 +25,8 @@ import java.util.Optional;
  * @param workerStartTimeout how long a starting Blender may take to connect back
  * @param maxMessageBytes   largest JSON-RPC message the server reads
  * @param logTailLines      lines of a job's log returned by getJob
+ * @param maxLogBytes       largest log file of one job: past it, output is cut (head and tail kept)
+ * @param maxInputBytes     largest file addJob copies into a job (blendFile, passedDataBlocks.library)
  */
 public record ServerConfig(
         Optional<Path> blenderPath,
@@ -39,7 +41,9 @@ public record ServerConfig(
         Duration progressInterval,
         Duration workerStartTimeout,
         long maxMessageBytes,
-        int logTailLines) {
+        int logTailLines,
+        long maxLogBytes,
+        long maxInputBytes) {
 
     public ServerConfig {
         if (workers < 1) throw new IllegalArgumentException("--workers must be at least 1, got " + workers);
@@ -51,14 +55,22 @@ public record ServerConfig(
             throw new IllegalArgumentException("--max-message-size must be at least 1 KB");
         if (retainJobs < 0) throw new IllegalArgumentException("--retain-jobs must be 0 (no limit) or more, got " + retainJobs);
         if (retainDays < 0) throw new IllegalArgumentException("--retain-days must be 0 (no limit) or more, got " + retainDays);
+        if (maxLogBytes < 64 * 1024) throw new IllegalArgumentException("--max-log-size must be at least 1 MB");
+        if (maxInputBytes < 1024 * 1024) throw new IllegalArgumentException("--max-input-size must be at least 1 MB");
     }
+
+    /** --max-log-size default, MB. */
+    public static final long DEFAULT_MAX_LOG_MB = 100;
+    /** --max-input-size default, MB. */
+    public static final long DEFAULT_MAX_INPUT_MB = 1024;
 
     /** Defaults used by tests and by {@code Main} when a flag is absent. */
     public static ServerConfig defaults() {
         return new ServerConfig(Optional.empty(), Runtime.getRuntime().availableProcessors(), 200, 2048,
                 Optional.empty(), defaultDataHome(System.getenv(),
                         System.getProperty("os.name"), Path.of(System.getProperty("user.home"))),
-                false, 10_000, 30, Duration.ofMillis(20), Duration.ofSeconds(60), 64L * 1024 * 1024, 100);
+                false, 10_000, 30, Duration.ofMillis(20), Duration.ofSeconds(60), 64L * 1024 * 1024, 100,
+                DEFAULT_MAX_LOG_MB << 20, DEFAULT_MAX_INPUT_MB << 20);
     }
 
     /** Where per-user data goes on this OS ($XDG_DATA_HOME or ~/.local/share on Linux). */

@@ -48,6 +48,10 @@ public final class JobFiles {
     public static final int FORMAT = 2;
     private static final Gson GSON = new GsonBuilder().disableHtmlEscaping().create();
     private static final String ID_PATTERN = "job-[0-9a-f]{12}";
+    /** A removed job's directory is renamed to this prefix first; no job id starts with it. */
+    static final String TOMBSTONE_PREFIX = ".removed-";
+    /** Largest job.json read back; a record is a few KB (its data-block names and errors at most a few MB). */
+    public static final long MAX_RECORD_BYTES = 16L * 1024 * 1024;
 
     private final Path stateDir;
     private final Path jobsDir;
@@ -122,7 +126,11 @@ public final class JobFiles {
         Files.createDirectories(resultDirOf(id));
         // Not renamed into place: job.json, written last, is what commits the job's files.
         Files.writeString(scriptOf(id), request.scriptSource(), StandardCharsets.UTF_8);
-        Files.writeString(passedDataOf(id), GSON.toJson(request.passedData()), StandardCharsets.UTF_8);
+        try (java.io.OutputStream out = new java.io.BufferedOutputStream(Files.newOutputStream(passedDataOf(id)),
+                256 * 1024)) {
+            request.passedData().writeTo(out);
+        }
+        checkRoomFor(dir, request.libraryToCopy(), request.blendToCopy());
         if (request.libraryToCopy() != null) {
             Files.copy(request.libraryToCopy(), libraryOf(id), StandardCopyOption.REPLACE_EXISTING);
         }
@@ -130,6 +138,22 @@ public final class JobFiles {
             Files.copy(request.blendToCopy(), blendFileOf(id), StandardCopyOption.REPLACE_EXISTING);
         }
         writeRecord(first);
+    }
+
+    /**
+     * Refuses copies the disk has no room for, before writing any of them: a copy that fails
+     * half-way would fill the disk for every other job first.
+     */
+    private static void checkRoomFor(Path dir, Path... copies) throws IOException {
+        long needed = 0;
+        for (Path c : copies) if (c != null) needed += Files.size(c);
+        if (needed == 0) return;
+        long free = Files.getFileStore(dir).getUsableSpace();
+        long margin = 64L * 1024 * 1024; // left for records and logs
+        if (needed + margin > free) {
+            throw new IOException("the copies of the job's inputs need " + (needed >> 20) + " MB, and the disk of the "
+                    + "state directory has " + (free >> 20) + " MB free (the server keeps 64 MB for records and logs)");
+        }
     }
 
     /**
@@ -156,6 +180,17 @@ public final class JobFiles {
     /** The record's JSON, or an exception saying why it cannot be read. */
     public JsonObject readRecordJson(String jobId) throws IOException {
         Path file = dirOf(jobId).resolve("job.json");
+        // Checked before reading: one huge (or endless: a link to /dev/zero) record must not
+        // take the heap, and with it every other job of the state directory.
+        java.nio.file.attribute.BasicFileAttributes attrs = Files.readAttributes(file,
+                java.nio.file.attribute.BasicFileAttributes.class, java.nio.file.LinkOption.NOFOLLOW_LINKS);
+        if (!attrs.isRegularFile()) {
+            throw new IOException(file + " is not a regular file" + (attrs.isSymbolicLink() ? " but a symbolic link" : ""));
+        }
+        if (attrs.size() > MAX_RECORD_BYTES) {
+            throw new IOException(file + " is " + attrs.size() + " bytes, and a record is at most " + MAX_RECORD_BYTES
+                    + " bytes: it is not a record this server wrote");
+        }
         String text = Files.readString(file, StandardCharsets.UTF_8);
         try {
             JsonElement tree = JsonParser.parseString(text);
@@ -163,6 +198,26 @@ public final class JobFiles {
             return tree.getAsJsonObject();
         } catch (JsonParseException | IllegalStateException e) {
             throw new IOException(file + " is not readable JSON: " + e.getMessage(), e);
+        }
+    }
+
+    /**
+     * The job with the whole failures of its record ({@code error}, {@code earlierErrors}) when
+     * the record on disk is of this very state; the job as given otherwise. For getJob of a
+     * finished job whose failures the table keeps as summaries. Reads a file: not on the loop.
+     */
+    public Job withRecordedDetails(Job job) {
+        try {
+            Job onDisk = jobOf(job.jobId(), readRecordJson(job.jobId()));
+            if (onDisk.state() != job.state() || onDisk.attempt() != job.attempt()
+                    || onDisk.finishedAt() != job.finishedAt()) {
+                return job;
+            }
+            return new Job(job.jobId(), job.spec(), job.state(), job.progress(), job.progressMessage(), job.attempt(),
+                    job.createdAt(), job.startedAt(), job.finishedAt(), onDisk.error(), onDisk.earlierErrors(),
+                    job.workerPid(), job.result());
+        } catch (IOException | RuntimeException e) {
+            return job;
         }
     }
 
@@ -190,6 +245,44 @@ public final class JobFiles {
             }
         }
         return ids;
+    }
+
+    /**
+     * Removes a job for good: renames its directory to a tombstone name in one atomic step (a
+     * restarted server ignores tombstones and deletes what is left of them), then deletes it.
+     * When the rename is impossible, the record is deleted instead (a directory without one is
+     * deleted at the next start). Either way the job cannot come back once this returns.
+     *
+     * @return what could not be deleted ("path: reason; ..."), or null when nothing is left
+     * @throws IOException when neither step worked: the job would come back after a restart
+     */
+    public String remove(String jobId) throws IOException {
+        Path dir = dirOf(jobId);
+        if (!Files.exists(dir, java.nio.file.LinkOption.NOFOLLOW_LINKS)) return null;
+        Path tomb = jobsDir.resolve(TOMBSTONE_PREFIX + jobId + "-" + Long.toHexString(System.nanoTime()));
+        try {
+            Files.move(dir, tomb, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+        } catch (IOException renameFailed) {
+            try {
+                Files.deleteIfExists(dir.resolve("job.json"));
+            } catch (IOException e) {
+                e.addSuppressed(renameFailed);
+                throw e;
+            }
+            tomb = dir;
+        }
+        List<String> left = PrivateFiles.deleteAll(tomb);
+        return left.isEmpty() ? null : String.join("; ", left);
+    }
+
+    /** Deletes what is left of removed jobs (tombstones); returns what still could not be deleted. */
+    public List<String> cleanTombstones() throws IOException {
+        List<String> left = new ArrayList<>();
+        if (!Files.isDirectory(jobsDir)) return left;
+        try (DirectoryStream<Path> dirs = Files.newDirectoryStream(jobsDir, TOMBSTONE_PREFIX + "*")) {
+            for (Path d : dirs) left.addAll(PrivateFiles.deleteAll(d));
+        }
+        return left;
     }
 
     public void delete(String jobId) throws IOException {

@@ -74,8 +74,18 @@ public final class JobManager implements WorkerEvents {
      * A job's snapshot with its live log: the log is shared (written by a worker's output
      * drainer), so reading its tail belongs off the event loop.
      */
-    public record Inspection(Job job, JobLog log) {
+    public record Inspection(Job job, JobLog log, boolean detailsOnDisk) {
     }
+
+    /**
+     * Finished jobs whose failures the table keeps whole (tracebacks, log tails), the latest
+     * first, within a count and a size; older ones keep a summary, and getJob reads the rest
+     * from their records. Without this bound, every failed job kept up to a few hundred KB on
+     * the heap for as long as it was retained.
+     */
+    static final int DETAILED_FINAL_JOBS = 200;
+    /** ... and at most this many characters of failure text between them. */
+    static final long DETAILED_FAILURE_CHARS = 4L * 1024 * 1024;
 
     /** Mutable state of one job; touched only on the event loop. */
     private static final class Entry {
@@ -97,6 +107,10 @@ public final class JobManager implements WorkerEvents {
         ScheduledFuture<?> timeoutTask;
         /** Its place in the line, kept for a retry. */
         long place;
+        /** A finished job whose failures are kept as summaries: the record on disk has them whole. */
+        boolean trimmed;
+        /** Characters of failure text it kept when it finished (for the detailed budget). */
+        long detailChars;
 
         Entry(String id, JobSpec spec, JobLog log, long createdAt) {
             this.id = id;
@@ -120,6 +134,7 @@ public final class JobManager implements WorkerEvents {
     private final int logTailLines;
     private final String blenderProblem;
     private final Retention retention;
+    private final long maxLogBytes;
     /** Set once by {@link #open}, when the state directory is known (at initialize). */
     private volatile JobFiles files;
     private JobEvents events = JobEvents.NONE;
@@ -128,16 +143,30 @@ public final class JobManager implements WorkerEvents {
     private final JobQueue<Entry> queue = new JobQueue<>(e -> e.spec.priority());
     /** Finished and interrupted jobs, in the order they came to rest: retention drops from the head. */
     private final LinkedHashSet<Entry> resting = new LinkedHashSet<>();
+    /** The latest finished jobs, whose failures are kept whole; the oldest are trimmed first. */
+    private final java.util.ArrayDeque<Entry> detailed = new java.util.ArrayDeque<>();
+    /** Characters of failure text the jobs in {@link #detailed} keep. */
+    private long detailedChars;
     private boolean shuttingDown;
 
     /**
      * @param blenderProblem why no Blender can run jobs, or null when one was found
      */
     public JobManager(EventLoop loop, int logTailLines, String blenderProblem, Retention retention) {
+        this(loop, logTailLines, blenderProblem, retention, Long.MAX_VALUE);
+    }
+
+    /** @param maxLogBytes largest log file of one job (--max-log-size) */
+    public JobManager(EventLoop loop, int logTailLines, String blenderProblem, Retention retention, long maxLogBytes) {
         this.loop = loop;
         this.logTailLines = logTailLines;
         this.blenderProblem = blenderProblem;
         this.retention = retention;
+        this.maxLogBytes = maxLogBytes;
+    }
+
+    private JobLog newLog(String jobId) {
+        return JobLog.committedOnRelease(files.logOf(jobId), logTailLines, maxLogBytes);
     }
 
     /** Wiring, before any job arrives: the pool that runs attempts (absent without Blender). */
@@ -204,7 +233,7 @@ public final class JobManager implements WorkerEvents {
     /** A job of the table, rebuilt from its record (on the loop). */
     private Entry restore(Recovered r) {
         Job rec = r.job();
-        JobLog log = JobLog.committedOnRelease(files.logOf(rec.jobId()), logTailLines);
+        JobLog log = newLog(rec.jobId());
         log.release(); // a recovered job's tail is read back from its log file
         Entry job = new Entry(rec.jobId(), rec.spec(), log, rec.createdAt());
         job.state = rec.state();
@@ -217,6 +246,7 @@ public final class JobManager implements WorkerEvents {
         job.error = rec.error();
         job.earlierErrors.addAll(rec.earlierErrors());
         job.result = rec.state() == JobState.COMPLETED ? rec.result() : null;
+        if (rec.state().isFinal()) trim(job); // its record, just read, has the details
         if (!r.resumable() && !rec.state().isFinal()) {
             // Its inputs are gone or unreadable: it can never run again, so it is not left
             // waiting for a resume that would fail.
@@ -243,7 +273,7 @@ public final class JobManager implements WorkerEvents {
         }
         JobFiles files = this.files;
         if (files == null) throw new IllegalStateException("submit before open: the endpoint must wait for initialize");
-        Entry job = new Entry(id, request.spec(), JobLog.committedOnRelease(files.logOf(id), logTailLines),
+        Entry job = new Entry(id, request.spec(), JobLog.committedOnRelease(files.logOf(id), logTailLines, maxLogBytes),
                 System.currentTimeMillis());
         try {
             files.prepare(request, job.snapshot());
@@ -285,7 +315,7 @@ public final class JobManager implements WorkerEvents {
     public CompletableFuture<Inspection> inspect(String jobId) {
         return loop.call(() -> {
             Entry job = find(jobId);
-            return new Inspection(job.snapshot(), job.log);
+            return new Inspection(job.snapshot(), job.log, job.trimmed);
         });
     }
 
@@ -324,8 +354,22 @@ public final class JobManager implements WorkerEvents {
         });
     }
 
-    /** Forgets a finished or interrupted job; the job store deletes its files. */
-    public CompletableFuture<Job> remove(String jobId) {
+    /**
+     * What removeJob did: the job as it was, and what of its files could not be deleted (null
+     * when nothing is left). The job cannot come back after a restart.
+     */
+    public record Removal(Job job, String leftBehind) {
+    }
+
+    /**
+     * Forgets a finished or interrupted job and removes its files; completes once the removal is
+     * on disk (the store's thread does it), so that "removed" is never said of a job a restart
+     * would list again. When the removal cannot be made durable, the job is put back and the
+     * future fails with JOB_FILES_UNAVAILABLE.
+     */
+    public CompletableFuture<Removal> remove(String jobId) {
+        record Pending(Entry job, Job snapshot, CompletableFuture<String> done) {
+        }
         return loop.call(() -> {
             Entry job = find(jobId);
             if (job.state.isLive()) {
@@ -333,9 +377,35 @@ public final class JobManager implements WorkerEvents {
                         "Job " + jobId + " is " + job.state + "; cancel it (cancelJob) before removing it.",
                         stateData(job));
             }
-            forget(job, RemovalReason.REMOVED);
-            return job.snapshot();
-        });
+            Job snapshot = job.snapshot();
+            return new Pending(job, snapshot, forget(job, RemovalReason.REMOVED));
+        }).thenCompose(p -> p.done().handle((left, error) -> error == null ? null : error).thenCompose(error -> {
+            if (error == null) return CompletableFuture.completedFuture(new Removal(p.snapshot(), p.done().join()));
+            return loop.call(() -> {
+                putBack(p.job());
+                Throwable cause = error instanceof java.util.concurrent.CompletionException c && c.getCause() != null
+                        ? c.getCause() : error;
+                throw new JobException(JobException.Reason.JOB_FILES_UNAVAILABLE, "Could not remove job " + jobId
+                        + ": its record could not be deleted (" + cause + "), so a restarted server would list it "
+                        + "again; the job is kept. Check that the state directory " + files.stateDir()
+                        + " is writable.", stateData(p.job()));
+            });
+        }));
+    }
+
+    /** A job whose removal could not be made durable goes back into the table, in its place. */
+    private void putBack(Entry job) {
+        if (jobs.containsKey(job.id)) return;
+        List<Entry> all = new ArrayList<>(jobs.values());
+        all.add(job);
+        all.sort(Comparator.comparingLong(e -> e.createdAt));
+        jobs.clear();
+        for (Entry e : all) jobs.put(e.id, e);
+        List<Entry> rest = new ArrayList<>(resting);
+        rest.add(job);
+        rest.sort(Comparator.comparingLong(e -> e.finishedAt));
+        resting.clear();
+        resting.addAll(rest);
     }
 
     /** Queues an interrupted job again, at the end of its priority; returns its new snapshot. */
@@ -378,13 +448,13 @@ public final class JobManager implements WorkerEvents {
 
     /** INTERRUPTED -> QUEUED with a fresh attempt budget; the interruption moves to the history. */
     private void requeue(Entry job) {
-        if (job.error != null) job.earlierErrors.add(job.error);
+        if (job.error != null) job.earlierErrors.add(job.error.asEarlierError());
         job.error = null;
         job.attempt = 0;
         job.progress = 0;
         job.progressMessage = null;
         job.finishedAt = 0;
-        job.log = JobLog.committedOnRelease(files.logOf(job.id), logTailLines);
+        job.log = newLog(job.id);
         job.log.note("=== blender-jobs: resumed after an interruption ===");
         job.state = JobState.QUEUED;
         resting.remove(job);
@@ -529,7 +599,46 @@ public final class JobManager implements WorkerEvents {
         resting.remove(job); // an interrupted job canceled now comes to rest again, last
         resting.add(job);
         events.stateChanged(job.snapshot(), previous);
+        if (state.isFinal()) {
+            detailed.addLast(job);
+            job.detailChars = failureChars(job);
+            detailedChars += job.detailChars;
+            while (detailed.size() > DETAILED_FINAL_JOBS || (detailedChars > DETAILED_FAILURE_CHARS && detailed.size() > 1)) {
+                Entry oldest = detailed.pollFirst();
+                detailedChars -= oldest.detailChars;
+                trim(oldest);
+            }
+        }
         enforceRetention();
+    }
+
+    private static long failureChars(Entry job) {
+        long n = chars(job.error);
+        for (JobFailure f : job.earlierErrors) n += chars(f);
+        return n;
+    }
+
+    private static long chars(JobFailure f) {
+        if (f == null) return 0;
+        long n = f.message() == null ? 0 : f.message().length();
+        if (f.traceback() != null) n += f.traceback().length();
+        if (f.crashReport() != null) n += f.crashReport().length();
+        for (String line : f.logTail()) n += line.length();
+        return n;
+    }
+
+    /**
+     * Keeps only summaries of a finished job's failures; called once its final record has been
+     * handed to the store (final states are never written again, so the record keeps the whole).
+     */
+    private static void trim(Entry job) {
+        if (job.error != null) job.error = job.error.summary();
+        if (!job.earlierErrors.isEmpty()) {
+            List<JobFailure> summaries = job.earlierErrors.stream().map(JobFailure::summary).toList();
+            job.earlierErrors.clear();
+            job.earlierErrors.addAll(summaries);
+        }
+        job.trimmed = true;
     }
 
     /**
@@ -555,12 +664,25 @@ public final class JobManager implements WorkerEvents {
         loop.schedule(this::pruneByAgePeriodically, 1, TimeUnit.HOURS);
     }
 
-    /** Takes a resting job out of the table; the store deletes its directory after its last write. */
-    private void forget(Entry job, RemovalReason reason) {
+    /**
+     * Takes a resting job out of the table; the store removes its directory after its last
+     * write. The future completes when the removal is on disk (see {@link #remove}).
+     */
+    private CompletableFuture<String> forget(Entry job, RemovalReason reason) {
         jobs.remove(job.id);
         resting.remove(job);
+        if (detailed.remove(job)) detailedChars -= job.detailChars;
         job.log.release();
-        events.removed(job.id, reason);
+        CompletableFuture<String> done = events.removing(job.id, reason);
+        if (reason != RemovalReason.REMOVED) {
+            done.whenComplete((left, error) -> {
+                if (error != null) {
+                    LOG.warning("job " + job.id + " was dropped (" + reason + ") but its record could not be deleted: "
+                            + error + "; a restarted server will list it again");
+                }
+            });
+        }
+        return done;
     }
 
     // ------------------------------------------------------------------ worker events (event loop)
@@ -613,7 +735,7 @@ public final class JobManager implements WorkerEvents {
     private void failAttempt(Entry job, JobFailure failure) {
         cancelTimeout(job);
         if (job.attempt < job.spec.maxAttempts() && !shuttingDown) {
-            job.earlierErrors.add(failure);
+            job.earlierErrors.add(failure.asEarlierError());
             job.state = JobState.QUEUED;
             queue.rejoin(job, job.place); // a retry keeps its place in the line
             // The retry's QUEUED notification says why the attempt failed; the job's own

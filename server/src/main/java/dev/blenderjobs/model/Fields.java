@@ -65,7 +65,12 @@ public final class Fields {
         if (!e.isJsonPrimitive() || !e.getAsJsonPrimitive().isString()) {
             throw invalid(field, "must be a string, got " + describe(e));
         }
-        return e.getAsString();
+        String s = e.getAsString();
+        int bad = Unicode.loneSurrogateAt(s);
+        if (bad >= 0) {
+            throw invalid(field, "has a lone surrogate (" + Unicode.describeAt(s, bad) + "); " + Unicode.ADVICE);
+        }
+        return s;
     }
 
     public double optionalNumber(String field, double fallback, double min, double max) {

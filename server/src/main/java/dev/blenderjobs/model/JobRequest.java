@@ -13,18 +13,22 @@ import java.util.Set;
  * directory and then dropped from memory: a job in the table holds its spec, never its inputs.
  *
  * @param scriptSource    the script's source text (read from {@code spec.script()} at intake, or scriptText)
- * @param passedData      the client's passedData object (JSON, never pasted into source)
+ * @param passedData      the client's passedData object, checked, as JSON text (never pasted into source)
  * @param libraryToCopy   the passedDataBlocks library to copy, or null
  * @param blendToCopy     the blendFile to copy, or null
  * @param replaceExisting cancel and remove jobs with the same name first
- * @param workDoneToken   the client's LSP work-done progress token (string or integer), or null
+ * @param workDoneToken   the client's LSP work-done progress token (string or integer), reported on
+ *                        only while the addJob request is pending; or null
+ * @param workDoneProgress the job is reported as LSP work-done progress on a token the server
+ *                        creates (window/workDoneProgress/create) for the job's whole life
  */
-public record JobRequest(JobSpec spec, String scriptSource, JsonObject passedData, Path libraryToCopy,
-                         Path blendToCopy, boolean replaceExisting, JsonElement workDoneToken) {
+public record JobRequest(JobSpec spec, String scriptSource, PassedData passedData, Path libraryToCopy,
+                         Path blendToCopy, boolean replaceExisting, JsonElement workDoneToken,
+                         boolean workDoneProgress) {
 
     /** The params of addJob that are not options of the spec. */
     public static final Set<String> INTAKE_FIELDS = Set.of("scriptText", "passedData", "replaceExisting",
-            "workDoneToken");
+            "workDoneToken", "workDoneProgress");
     /** Names the script contract defines; passedData keys may not shadow them. */
     public static final Set<String> RESERVED_KEYS = Set.of("update_job_progress", "passed_data",
             "passed_data_blocks", "python_data", "data_blocks", "bpy", "__name__", "__file__", "__builtins__");
@@ -39,10 +43,20 @@ public record JobRequest(JobSpec spec, String scriptSource, JsonObject passedDat
      * Checks addJob params that need no file access. The script's source ({@code scriptText}) is
      * set here; for {@code script}, the intake reads the file and completes the request.
      *
-     * @param workDoneProgress whether the client declared window.workDoneProgress: only then is
-     *                         a workDoneToken kept
+     * @param workDoneProgress whether the client declared window.workDoneProgress: only then are
+     *                         a workDoneToken and {@code "workDoneProgress": true} kept
      */
     public static JobRequest parse(Fields p, boolean workDoneProgress) {
+        return parse(p, null, workDoneProgress);
+    }
+
+    /**
+     * The same, with passedData already read from the request as it streamed in ({@link
+     * PassedData#read}); {@code p} then holds the other params only.
+     *
+     * @param preRead passedData read from the stream, or null to take it from {@code p}
+     */
+    public static JobRequest parse(Fields p, PassedData preRead, boolean workDoneProgress) {
         p.allowOnly(fields());
         boolean hasScript = p.has("script");
         boolean hasText = p.has("scriptText");
@@ -59,16 +73,10 @@ public record JobRequest(JobSpec spec, String scriptSource, JsonObject passedDat
             p.requiredString("script");
         }
         JobSpec spec = JobSpec.parse(p);
-        JsonObject passedData = p.optionalObject("passedData");
-        if (passedData != null) {
-            for (String key : passedData.keySet()) {
-                if (RESERVED_KEYS.contains(key)) {
-                    throw p.invalid("passedData", "has the key \"" + key + "\", which the script contract "
-                            + "defines itself; rename it");
-                }
-            }
-        } else {
-            passedData = new JsonObject();
+        PassedData passedData = preRead;
+        if (passedData == null) {
+            JsonObject tree = p.optionalObject("passedData");
+            passedData = tree == null ? PassedData.EMPTY : PassedData.of(tree, p);
         }
         boolean replace = p.optionalBoolean("replaceExisting", false);
         if (replace && spec.name() == null) {
@@ -83,14 +91,17 @@ public record JobRequest(JobSpec spec, String scriptSource, JsonObject passedDat
                 throw p.invalid("workDoneToken", "must be a string or an integer (an LSP ProgressToken), got "
                         + Fields.describe(t));
             }
+            if (t.getAsJsonPrimitive().isString()) p.requiredString("workDoneToken"); // proper Unicode
             if (workDoneProgress) token = t;
         }
-        return new JobRequest(spec, source, passedData, null, null, replace, token);
+        boolean serverProgress = p.optionalBoolean("workDoneProgress", false) && workDoneProgress;
+        return new JobRequest(spec, source, passedData, null, null, replace, token, serverProgress);
     }
 
     /** The request once the intake has checked the client's files and read the script. */
     public JobRequest withInputs(JobSpec resolved, String source, Path library, Path blend) {
-        return new JobRequest(resolved, source, passedData, library, blend, replaceExisting, workDoneToken);
+        return new JobRequest(resolved, source, passedData, library, blend, replaceExisting, workDoneToken,
+                workDoneProgress);
     }
 
     private static boolean isInteger(String number) {

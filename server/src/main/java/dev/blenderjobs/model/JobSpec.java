@@ -1,5 +1,6 @@
 package dev.blenderjobs.model;
 
+import com.google.gson.JsonArray;
 import com.google.gson.JsonElement;
 import com.google.gson.JsonObject;
 import com.google.gson.annotations.SerializedName;
@@ -101,9 +102,23 @@ public record JobSpec(String name, String script, double timeout, int maxAttempt
             }
             if (blocks.names() != null) {
                 for (Map.Entry<String, JsonElement> e : blocks.names().entrySet()) {
+                    int badKey = Unicode.loneSurrogateAt(e.getKey());
+                    if (badKey >= 0) {
+                        throw p.invalid("passedDataBlocks", "names has a collection name with a lone surrogate ("
+                                + Unicode.describeAt(e.getKey(), badKey) + "); " + Unicode.ADVICE);
+                    }
                     if (!e.getValue().isJsonArray() || !allStrings(e.getValue())) {
                         throw p.invalid("passedDataBlocks", "names." + e.getKey() + " must be an array of "
                                 + "data-block names, e.g. {\"objects\": [\"Cube\"]}");
+                    }
+                    JsonArray names = e.getValue().getAsJsonArray();
+                    for (int i = 0; i < names.size(); i++) {
+                        String block = names.get(i).getAsString();
+                        int bad = Unicode.loneSurrogateAt(block);
+                        if (bad >= 0) {
+                            throw p.invalid("passedDataBlocks", "names." + e.getKey() + "[" + i + "] has a lone "
+                                    + "surrogate (" + Unicode.describeAt(block, bad) + "); " + Unicode.ADVICE);
+                        }
                     }
                 }
             }

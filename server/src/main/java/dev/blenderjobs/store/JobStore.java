@@ -17,6 +17,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 import java.util.logging.Level;
@@ -54,7 +55,15 @@ public final class JobStore implements JobEvents, AutoCloseable {
     record StateChanged(Job job, JobState previous) implements Event {
     }
 
-    record Removed(String jobId, RemovalReason reason) implements Event {
+    /** done: completed once the removal is on disk (with what could not be deleted), or failed. */
+    record Removed(String jobId, RemovalReason reason, CompletableFuture<String> done) implements Event {
+    }
+
+    /**
+     * What {@link #loadAll} found: the jobs, and the records it could not read ("jobId: why"),
+     * which are left in place for a person.
+     */
+    public record Loaded(List<JobManager.Recovered> jobs, List<String> unreadable) {
     }
 
     /** Sent by close(): what is queued before it is still committed. */
@@ -71,6 +80,8 @@ public final class JobStore implements JobEvents, AutoCloseable {
     private volatile JobFiles files;
     /** Touched only on the writer thread: the latest record of each job that could not be written. */
     private final Map<String, Job> unsaved = new LinkedHashMap<>();
+    /** Touched only on the writer thread: listed jobs whose directory was deleted (told once each). */
+    private final Set<String> gone = new HashSet<>();
 
     public JobStore(JobEvents downstream) {
         this.downstream = downstream;
@@ -91,7 +102,21 @@ public final class JobStore implements JobEvents, AutoCloseable {
      * place, logged, and not listed. Records of blender-jobs 0.1 (format 1) are converted.
      */
     public List<JobManager.Recovered> load(JobFiles files) throws IOException {
+        return loadAll(files).jobs();
+    }
+
+    /**
+     * {@link #load}, and the records that could not be read; also deletes what is left of
+     * removed jobs (tombstones a removal could not delete completely).
+     */
+    public Loaded loadAll(JobFiles files) throws IOException {
         List<JobManager.Recovered> found = new ArrayList<>();
+        List<String> unreadable = new ArrayList<>();
+        List<String> left = files.cleanTombstones();
+        if (!left.isEmpty()) {
+            LOG.warning("could not delete what is left of removed jobs (they stay removed; the next start tries "
+                    + "again): " + String.join("; ", left));
+        }
         for (String id : files.listJobIds()) {
             Files.deleteIfExists(files.dirOf(id).resolve("job.json.tmp"));
             Job job;
@@ -114,13 +139,14 @@ public final class JobStore implements JobEvents, AutoCloseable {
             } catch (IOException | RuntimeException e) {
                 LOG.warning("skipping " + files.dirOf(id) + ": its record cannot be read (" + e.getMessage()
                         + "); it is left in place and not listed");
+                unreadable.add(id + ": " + e.getMessage());
                 continue;
             }
             boolean resumable = job.state().isFinal() || files.hasInputs(job);
             if (!resumable) LOG.warning("job " + id + " cannot be resumed: its inputs (script.py, input/) are missing");
             found.add(new JobManager.Recovered(job, resumable));
         }
-        return found;
+        return new Loaded(found, unreadable);
     }
 
     @Override
@@ -135,7 +161,23 @@ public final class JobStore implements JobEvents, AutoCloseable {
 
     @Override
     public void removed(String jobId, RemovalReason reason) {
-        offer(new Removed(jobId, reason));
+        removing(jobId, reason);
+    }
+
+    /**
+     * Removes the job's files for good on the store's thread (after any write still pending
+     * for it), then passes the removal on; the future says when that happened, and what could
+     * not be deleted, or fails when the record could not be removed (the job would come back).
+     */
+    @Override
+    public CompletableFuture<String> removing(String jobId, RemovalReason reason) {
+        CompletableFuture<String> done = new CompletableFuture<>();
+        if (closed) {
+            done.completeExceptionally(new IOException("the server is stopping"));
+            return done;
+        }
+        events.add(new Removed(jobId, reason, done));
+        return done;
     }
 
     private void offer(Event event) {
@@ -182,54 +224,93 @@ public final class JobStore implements JobEvents, AutoCloseable {
             else if (e instanceof Removed r) removed.add(r.jobId());
         }
         boolean wasFailing = !unsaved.isEmpty();
-        unsaved.keySet().removeAll(removed);
-        retryUnsaved(latest.keySet());
+        Set<String> notRetried = new HashSet<>(latest.keySet()); // written below, or removed: not retried
+        notRetried.addAll(removed);
+        retryUnsaved(notRetried);
         for (StateChanged s : latest.values()) {
             // A job's first record (QUEUED, no previous state) was written with its files at
             // addJob; a job removed in this batch is not written back.
             if (s.previous() != null && !removed.contains(s.job().jobId())) write(s.job());
         }
-        if (wasFailing && unsaved.isEmpty()) recovered();
         for (Event e : batch) {
             if (e instanceof Progress p) {
                 downstream.progress(p.jobId(), p.progress(), p.message(), p.reportedAtMillis());
             } else if (e instanceof StateChanged s) {
                 downstream.stateChanged(s.job(), s.previous());
             } else if (e instanceof Removed r) {
-                files.deleteQuietly(r.jobId());
-                downstream.removed(r.jobId(), r.reason());
+                remove(r);
             }
         }
+        if (wasFailing && unsaved.isEmpty()) recovered();
+    }
+
+    /** Makes a removal durable, then tells the client; a removal that cannot be is told to the remover. */
+    private void remove(Removed r) {
+        String left;
+        try {
+            left = files.remove(r.jobId());
+        } catch (IOException | RuntimeException e) {
+            LOG.warning("could not remove job " + r.jobId() + ": neither its directory could be renamed nor its "
+                    + "record deleted (" + e + "); a restarted server would list it again");
+            r.done().completeExceptionally(e);
+            return;
+        }
+        unsaved.remove(r.jobId());
+        gone.remove(r.jobId());
+        if (left != null) {
+            LOG.warning("job " + r.jobId() + " is removed, but some of its files could not be deleted (the next "
+                    + "start tries again): " + left);
+        }
+        downstream.removed(r.jobId(), r.reason());
+        r.done().complete(left);
     }
 
     /**
-     * Writes the records left unwritten by earlier batches, except those this batch replaces;
-     * stops at the first failure (the disk is still full: no point in trying them all).
+     * Writes the records left unwritten by earlier batches, except those this batch replaces
+     * or removes.
+     * Each is tried: one job's record may fail for a reason of its own (its directory was
+     * deleted or changed by its script) while the others can be written.
      */
     private void retryUnsaved(Set<String> replaced) {
         for (Job record : new ArrayList<>(unsaved.values())) {
             if (replaced.contains(record.jobId())) continue;
-            if (!write(record)) return;
+            write(record);
         }
     }
 
-    /** Writes a record; true if it is on disk. */
+    /**
+     * Writes a record; true if it is on disk. A job whose record newly fails is told to the
+     * client by name (RECORDS_NOT_SAVED) before its state is passed on; a job whose directory
+     * is gone is told once (JOB_FILES_GONE) and not retried: nothing can be saved for it.
+     */
     private boolean write(Job record) {
+        String id = record.jobId();
+        if (gone.contains(id)) return false;
         try {
             files.writeRecord(record);
-            unsaved.remove(record.jobId());
+            unsaved.remove(id);
             return true;
         } catch (IOException | RuntimeException e) {
+            if (!Files.isDirectory(files.dirOf(id))) {
+                unsaved.remove(id);
+                gone.add(id);
+                String message = "The directory of job " + id + " (" + files.dirOf(id) + ") was deleted while the "
+                        + "server still lists the job, by its own script or by hand: its state (" + record.state()
+                        + ") and results cannot be saved, and a restarted server will not list it. removeJob "
+                        + "forgets it now; a job's script should keep to its working directory.";
+                LOG.warning(message);
+                downstream.warning("JOB_FILES_GONE", message);
+                return false;
+            }
             // The job goes on (its state is in memory and the client is told), but a restart
-            // would not know this change: the client hears of it once per spell of failures.
-            boolean first = unsaved.isEmpty();
-            unsaved.put(record.jobId(), record);
-            String message = "Could not save the state of job " + record.jobId() + " (" + record.state() + ") to disk: "
+            // would not know this change: the client hears of each job the first time.
+            boolean newlyUnsaved = unsaved.put(id, record) == null;
+            String message = "Could not save the state of job " + id + " (" + record.state() + ") to disk: "
                     + e + ". Jobs go on, but a restart of the server would not know their latest state. Check that "
                     + "the state directory " + files.stateDir() + " is writable and its disk is not full; the "
                     + "server tries again every " + RETRY_SECONDS + " s.";
-            LOG.log(first ? Level.WARNING : Level.FINE, "could not write the record of job " + record.jobId() + ": " + message);
-            if (first) downstream.recordsNotSaved(message);
+            LOG.log(newlyUnsaved ? Level.WARNING : Level.FINE, "could not write the record of job " + id + ": " + message);
+            if (newlyUnsaved) downstream.recordsNotSaved(message);
             return false;
         }
     }

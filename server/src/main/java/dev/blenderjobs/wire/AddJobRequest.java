@@ -4,6 +4,7 @@ import com.google.gson.JsonObject;
 import dev.blenderjobs.model.Fields;
 import dev.blenderjobs.model.JobRequest;
 import dev.blenderjobs.model.JobSpec;
+import dev.blenderjobs.wire.messages.AddJobParams;
 
 import java.io.IOException;
 import java.io.InputStream;
@@ -32,13 +33,20 @@ public final class AddJobRequest {
         return parse(raw, false);
     }
 
+    public static JobRequest parse(JsonObject raw, boolean workDoneProgress) {
+        return parse(AddJobParams.of(raw), workDoneProgress, Long.MAX_VALUE);
+    }
+
     /**
      * @param workDoneProgress whether the client declared window.workDoneProgress; only then is
      *                         a workDoneToken used (LSP: $/progress begin/report/end for the job)
+     * @param maxInputBytes    largest file copied into the job (blendFile, passedDataBlocks.library):
+     *                         --max-input-size
      */
-    public static JobRequest parse(JsonObject raw, boolean workDoneProgress) {
-        Fields p = Fields.of("addJob", raw);
-        JobRequest request = JobRequest.parse(p, workDoneProgress);
+    public static JobRequest parse(AddJobParams params, boolean workDoneProgress, long maxInputBytes) {
+        if (params.problem() != null) throw params.problem();
+        Fields p = Fields.of("addJob", params.fields());
+        JobRequest request = JobRequest.parse(p, params.passedData(), workDoneProgress);
         JobSpec spec = request.spec();
         Path script = null;
         String source = request.scriptSource();
@@ -49,12 +57,13 @@ public final class AddJobRequest {
         Path library = null;
         if (spec.passedDataBlocks() != null) {
             try {
-                library = blendFile(Fields.of(p.method(), null), "library", spec.passedDataBlocks().library());
+                library = blendFile(Fields.of(p.method(), null), "library", spec.passedDataBlocks().library(),
+                        maxInputBytes);
             } catch (Fields.InvalidFieldException e) {
                 throw p.invalid("passedDataBlocks", e.field() + " " + e.reason());
             }
         }
-        Path blend = spec.blendFile() == null ? null : blendFile(p, "blendFile", spec.blendFile());
+        Path blend = spec.blendFile() == null ? null : blendFile(p, "blendFile", spec.blendFile(), maxInputBytes);
         return request.withInputs(spec.withPaths(script == null ? null : script.toString(),
                 library == null ? null : library.toString(), blend == null ? null : blend.toString()),
                 source, library, blend);
@@ -92,9 +101,27 @@ public final class AddJobRequest {
         }
     }
 
+    private static String megabytes(long bytes) {
+        return bytes % (1024 * 1024) == 0 ? (bytes >> 20) + " MB" : String.format(java.util.Locale.ROOT, "%.1f MB",
+                bytes / (1024.0 * 1024));
+    }
+
     /** A .blend file: plain ("BLENDER"), gzip or zstd compressed. */
-    private static Path blendFile(Fields p, String field, String value) {
+    private static Path blendFile(Fields p, String field, String value, long maxBytes) {
         Path path = existingFile(p, field, value);
+        long size;
+        try {
+            size = Files.size(path);
+        } catch (IOException e) {
+            throw p.invalid(field, "could not be read: " + e.getMessage());
+        }
+        if (size > maxBytes) {
+            // Each job gets its own copy: without a cap, a huge (or sparse) file costs its full
+            // size of real disk per job.
+            throw p.invalid(field, "is " + megabytes(size) + " (" + size + " bytes), over the server's limit of "
+                    + megabytes(maxBytes) + " for a file copied into a job (--max-input-size); start the server "
+                    + "with a larger --max-input-size, or pass a smaller file: " + path);
+        }
         byte[] head = new byte[7];
         int n;
         try (InputStream in = Files.newInputStream(path)) {

@@ -11,10 +11,12 @@ import dev.blenderjobs.wire.messages.Messages.JobStateChangedParams;
 import dev.blenderjobs.wire.messages.Messages.ShowMessageParams;
 import dev.blenderjobs.wire.messages.Messages.WorkDoneProgressParams;
 import dev.blenderjobs.wire.messages.Messages.WorkDoneProgressValue;
+import dev.blenderjobs.wire.messages.Messages.AddJobResult;
 import com.google.gson.JsonElement;
 
 import java.time.Duration;
 import java.util.HashMap;
+import java.util.concurrent.CompletableFuture;
 import java.util.Map;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
@@ -24,9 +26,12 @@ import java.util.logging.Level;
 import java.util.logging.Logger;
 
 /**
- * Sends job notifications to the client from its own thread, in order. Progress is coalesced
- * per job: the first report after a quiet {@code interval} goes out at once, later ones at most
- * once per interval, and a job's last value is always sent before its next state change.
+ * Sends what the server tells its client without being asked, from its own thread, in order:
+ * job notifications, LSP work-done progress ({@link WorkDoneReporter}), live logs
+ * ({@link LogFollowers}) and the diagnostics of failed scripts ({@link ScriptDiagnostics}).
+ * Progress is coalesced per job: the first report after a quiet {@code interval} goes out at
+ * once, later ones at most once per interval, and a job's last value is always sent before its
+ * next state change.
  */
 public final class ClientNotifier implements JobEvents, AutoCloseable {
     private static final Logger LOG = Logger.getLogger(ClientNotifier.class.getName());
@@ -35,15 +40,18 @@ public final class ClientNotifier implements JobEvents, AutoCloseable {
     private final ScheduledExecutorService sender;
     private final LongSupplier nanoClock;
     private volatile JobClient client;
+    /** The client declared textDocument.publishDiagnostics in initialize. */
+    private volatile boolean diagnosticsWanted;
     /** While held, notifications wait here in order (LSP: nothing before the initialize answer). */
     private final Object gate = new Object();
     private java.util.List<Runnable> held;
     // Touched only on the sender thread.
     private final Map<String, JobProgressParams> pending = new HashMap<>();
     private final Map<String, Long> lastSent = new HashMap<>();
-    /** Jobs whose LSP work-done progress has begun: jobId -> the client's token. */
-    private final Map<String, JsonElement> workDone = new HashMap<>();
     private final WorkDoneTokens tokens;
+    private final WorkDoneReporter workDone;
+    private final ScriptDiagnostics diagnostics = new ScriptDiagnostics();
+    private final LogFollowers logs = new LogFollowers(this);
 
     public ClientNotifier(Duration interval) {
         this(interval, new WorkDoneTokens());
@@ -63,15 +71,30 @@ public final class ClientNotifier implements JobEvents, AutoCloseable {
         this.tokens = tokens;
         this.sender = sender;
         this.nanoClock = nanoClock;
+        this.workDone = new WorkDoneReporter(this, tokens);
     }
 
-    /** The work-done tokens of jobs, shared with the endpoint that binds them. */
+    /** The jobs reported on server-created work-done tokens, shared with the endpoint that opens them. */
     WorkDoneTokens tokens() {
         return tokens;
     }
 
+    /** The followers of live logs (followLog, unfollowLog). */
+    LogFollowers logs() {
+        return logs;
+    }
+
     public void connect(JobClient client) {
         this.client = client;
+    }
+
+    JobClient client() {
+        return client;
+    }
+
+    /** Whether the client shows diagnostics (textDocument.publishDiagnostics); from initialize. */
+    void diagnostics(boolean wanted) {
+        this.diagnosticsWanted = wanted;
     }
 
     /** Keeps notifications back until {@link #open()}; call before any event. */
@@ -91,6 +114,40 @@ public final class ClientNotifier implements JobEvents, AutoCloseable {
         }
     }
 
+    /**
+     * A response was written to the client (WireLauncher calls this on the OutgoingQueue's
+     * writer thread, right after writing it; so this only hands work on): what
+     * must follow a particular answer goes now. The initialize answer opens the gate; an addJob
+     * answer lets the job's work-done token be created; a followLog answer lets the job's
+     * job/log notifications go.
+     */
+    public void answered(Object result) {
+        if (result instanceof dev.blenderjobs.wire.messages.Messages.InitializeResult) {
+            open();
+        } else if (result instanceof AddJobResult added) {
+            if (tokens.isOpen(added.jobId())) submit(() -> workDone.addJobAnswered(added.jobId(), added.name()));
+        } else if (result instanceof dev.blenderjobs.wire.messages.Messages.FollowLogResult followed) {
+            if (followed.following()) logs.answered(followed.jobId());
+        }
+    }
+
+    /**
+     * Sends {@code $/progress} on a client's token (LSP: valid only while the request that
+     * carried it is pending); the future completes once it is handed to the outgoing queue (which
+     * writes in order, so it precedes an answer queued after that), or dropped at stop.
+     */
+    CompletableFuture<Void> clientProgress(JsonElement token, WorkDoneProgressValue value) {
+        CompletableFuture<Void> sent = new CompletableFuture<>();
+        WorkDoneProgressParams params = new WorkDoneProgressParams(token, value);
+        if (!submit(() -> {
+            send(() -> client.workDoneProgress(params));
+            sent.complete(null);
+        })) {
+            sent.complete(null);
+        }
+        return sent;
+    }
+
     @Override
     public void progress(String jobId, double progress, String message, long reportedAtMillis) {
         JobProgressParams params = new JobProgressParams(jobId, progress, message, reportedAtMillis);
@@ -106,7 +163,10 @@ public final class ClientNotifier implements JobEvents, AutoCloseable {
             flushPending(job.jobId());
             if (!job.state().isLive()) lastSent.remove(job.jobId());
             send(() -> client.stateChanged(params));
-            workDoneState(job);
+            workDone.stateChanged(job);
+            if (diagnosticsWanted) {
+                diagnostics.stateChanged(job).ifPresent(d -> send(() -> client.publishDiagnostics(d)));
+            }
         });
     }
 
@@ -114,7 +174,10 @@ public final class ClientNotifier implements JobEvents, AutoCloseable {
     public void removed(String jobId, RemovalReason reason) {
         // Only a resting job is removed: its last stateChanged already cleared its progress state.
         JobRemovedParams params = new JobRemovedParams(jobId, reason.name());
-        submit(() -> send(() -> client.jobRemoved(params)));
+        submit(() -> {
+            send(() -> client.jobRemoved(params));
+            workDone.removed(jobId);
+        });
     }
 
     @Override
@@ -129,22 +192,78 @@ public final class ClientNotifier implements JobEvents, AutoCloseable {
         submit(() -> send(() -> client.showMessage(params)));
     }
 
-    private void submit(Runnable task) {
+    @Override
+    public void warning(String kind, String message) {
+        ShowMessageParams params = new ShowMessageParams(ShowMessageParams.WARNING, message, kind);
+        submit(() -> send(() -> client.showMessage(params)));
+    }
+
+    /** window/showMessage of type error (1), e.g. SERVER_OUT_OF_MEMORY just before the server ends. */
+    public void error(String kind, String message) {
+        ShowMessageParams params = new ShowMessageParams(ShowMessageParams.ERROR, message, kind);
+        submit(() -> send(() -> client.showMessage(params)));
+    }
+
+    /**
+     * Runs the task on the sender thread, after everything submitted before it (held until open).
+     *
+     * @return false when it was dropped (the server is stopping)
+     */
+    boolean post(Runnable task) {
+        return submit(task);
+    }
+
+    /** Runs the task on the sender thread after the delay (at open, if held until then). */
+    void postAfter(Runnable task, Duration delay) {
         synchronized (gate) {
             if (held != null) {
                 held.add(task);
                 return;
             }
-            execute(task);
+        }
+        try {
+            sender.schedule(fatalChecked(task), delay.toNanos(), TimeUnit.NANOSECONDS);
+        } catch (java.util.concurrent.RejectedExecutionException closed) {
+            LOG.fine("notification dropped: the server is stopping");
         }
     }
 
+    long nanoTime() {
+        return nanoClock.getAsLong();
+    }
+
+    /** @return false when the task was dropped (the server is stopping) */
+    private boolean submit(Runnable task) {
+        synchronized (gate) {
+            if (held != null) {
+                held.add(task);
+                return true;
+            }
+            return execute(task);
+        }
+    }
+
+    /** The task, with an OutOfMemoryError (or another fatal error) reported to Fatal before it is rethrown. */
+    private static Runnable fatalChecked(Runnable task) {
+        return () -> {
+            try {
+                task.run();
+            } catch (Throwable t) {
+                dev.blenderjobs.concurrent.Fatal.check(t);
+                throw t;
+            }
+        };
+    }
+
     /** After close() (server stopping) there is nobody left to tell: events are dropped. */
-    private void execute(Runnable task) {
+    private boolean execute(Runnable task) {
         try {
-            sender.execute(task);
+            // The executor keeps a task's Throwable to itself: an OutOfMemoryError must not be.
+            sender.execute(fatalChecked(task));
+            return true;
         } catch (java.util.concurrent.RejectedExecutionException closed) {
             LOG.fine("notification dropped: the server is stopping");
+            return false;
         }
     }
 
@@ -173,34 +292,11 @@ public final class ClientNotifier implements JobEvents, AutoCloseable {
 
     private void sendProgress(JobProgressParams params) {
         send(() -> client.progress(params));
-        JsonElement token = workDone.get(params.jobId());
-        if (token != null) {
-            int percent = (int) Math.round(params.progress() * 100);
-            send(() -> client.workDoneProgress(new WorkDoneProgressParams(token,
-                    new WorkDoneProgressValue("report", null, null, params.message(), percent))));
-        }
+        workDone.progress(params);
     }
 
-    /** LSP work-done progress: begin when the job is first seen, end when it rests. */
-    private void workDoneState(Job job) {
-        JsonElement token = tokens.tokenOf(job.jobId());
-        if (token == null) return;
-        if (!workDone.containsKey(job.jobId()) && job.state().isLive()) {
-            workDone.put(job.jobId(), token);
-            String title = "Blender job " + (job.name() != null ? job.name() : job.jobId());
-            send(() -> client.workDoneProgress(new WorkDoneProgressParams(token,
-                    new WorkDoneProgressValue("begin", title, true, job.state().name().toLowerCase(), 0))));
-        } else if (!job.state().isLive()) {
-            tokens.release(job.jobId());
-            if (workDone.remove(job.jobId()) == null) return;
-            String message = job.state().name().toLowerCase()
-                    + (job.state().carriesError() && job.error() != null ? ": " + job.error().message() : "");
-            send(() -> client.workDoneProgress(new WorkDoneProgressParams(token,
-                    new WorkDoneProgressValue("end", null, null, message, null))));
-        }
-    }
-
-    private void send(Runnable notification) {
+    /** Sends one message to the client, if one is connected; a failure is logged, never thrown. */
+    void send(Runnable notification) {
         if (client == null) return;
         try {
             notification.run();

@@ -10,6 +10,7 @@ import dev.blenderjobs.jobs.JobException;
 public final class ErrorCodes {
     public static final int PARSE_ERROR = -32700;
     public static final int INVALID_REQUEST = -32600;
+    public static final int METHOD_NOT_FOUND = -32601;
     public static final int INVALID_PARAMS = -32602;
     public static final int INTERNAL_ERROR = -32603;
     public static final int SERVER_NOT_INITIALIZED = -32002;

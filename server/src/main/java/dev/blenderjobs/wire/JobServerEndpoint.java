@@ -11,11 +11,15 @@ import dev.blenderjobs.model.Job;
 import dev.blenderjobs.model.JobRequest;
 import dev.blenderjobs.model.JobResult;
 import dev.blenderjobs.model.JobState;
+import dev.blenderjobs.wire.messages.AddJobParams;
 import dev.blenderjobs.wire.messages.Messages.AddJobResult;
 import dev.blenderjobs.wire.messages.Messages.CancelAllResult;
 import dev.blenderjobs.wire.messages.Messages.CancelJobResult;
 import dev.blenderjobs.wire.messages.Messages.Capabilities;
 import dev.blenderjobs.wire.messages.Messages.DataBlocksResult;
+import dev.blenderjobs.wire.messages.Messages.FollowLogResult;
+import dev.blenderjobs.wire.messages.Messages.UnfollowLogResult;
+import dev.blenderjobs.wire.messages.Messages.WorkDoneProgressValue;
 import dev.blenderjobs.wire.messages.Messages.InitializeResult;
 import dev.blenderjobs.wire.messages.Messages.ListJobsResult;
 import dev.blenderjobs.wire.messages.Messages.ProgressResult;
@@ -55,10 +59,10 @@ public final class JobServerEndpoint {
     /** Every request method, in protocol.md order; also the "requests" capability. */
     public static final List<String> REQUESTS = List.of("initialize", "shutdown", "addJob", "getProgress",
             "getPythonData", "getDataBlocks", "getJob", "listJobs", "cancelJob", "cancelAll", "resumeJob", "resumeAll",
-            "removeJob", "getStats");
+            "removeJob", "getStats", "followLog", "unfollowLog");
     /** Every notification the server sends (JobClient's methods); also the "notifications" capability. */
     public static final List<String> NOTIFICATIONS = List.of("job/progress", "job/stateChanged", "job/removed",
-            "$/progress", "window/showMessage");
+            "job/log", "$/progress", "window/showMessage", "textDocument/publishDiagnostics");
 
     /** What the endpoint reports in initialize and needs to exit. */
     public interface Host {
@@ -82,8 +86,10 @@ public final class JobServerEndpoint {
     private final ExecutorService intake = java.util.concurrent.Executors.newSingleThreadExecutor(
             r -> Threads.daemonThread("job-intake", r));
     private final Host host;
+    private final ClientNotifier notifier;
     private final WorkDoneTokens tokens;
     private final long maxMessageBytes;
+    private final long maxInputBytes;
     private volatile boolean initialized;
     private volatile boolean shutdownRequested;
     /** The client declared capabilities.window.workDoneProgress in initialize. */
@@ -91,11 +97,19 @@ public final class JobServerEndpoint {
 
     public JobServerEndpoint(JobManager jobs, ExecutorService io, Host host, ClientNotifier notifier,
                              long maxMessageBytes) {
+        this(jobs, io, host, notifier, maxMessageBytes, Long.MAX_VALUE);
+    }
+
+    /** @param maxInputBytes largest file addJob copies into a job (--max-input-size) */
+    public JobServerEndpoint(JobManager jobs, ExecutorService io, Host host, ClientNotifier notifier,
+                             long maxMessageBytes, long maxInputBytes) {
         this.jobs = jobs;
         this.io = io;
         this.host = host;
+        this.notifier = notifier;
         this.tokens = notifier.tokens();
         this.maxMessageBytes = maxMessageBytes;
+        this.maxInputBytes = maxInputBytes;
     }
 
     // ------------------------------------------------------------------ lifecycle
@@ -112,7 +126,8 @@ public final class JobServerEndpoint {
         } catch (RuntimeException e) {
             return CompletableFuture.failedFuture(translate(e));
         }
-        workDoneProgress = declaresWorkDoneProgress(params);
+        workDoneProgress = declares(params, "window", "workDoneProgress");
+        notifier.diagnostics(declares(params, "textDocument", "publishDiagnostics"));
         Capabilities caps = new Capabilities(REQUESTS, NOTIFICATIONS,
                 Arrays.stream(JobState.values()).map(Enum::name).toList(),
                 Arrays.stream(FailureKind.values()).map(Enum::name).toList(), maxMessageBytes);
@@ -172,22 +187,48 @@ public final class JobServerEndpoint {
 
     // ------------------------------------------------------------------ jobs
 
+    /**
+     * Adds a job. The params arrive as {@link AddJobParams}: passedData was read as the message
+     * streamed in, checked and kept as text, never as a tree. With the client's
+     * {@code workDoneToken} (LSP: valid while this request is pending), the request itself is
+     * reported on it: begin before the work, end before the answer. With
+     * {@code "workDoneProgress": true} the job is reported on a token of the server's own, created
+     * once this answer is written ({@link ClientNotifier#answered}).
+     */
     @JsonRequest
-    public CompletableFuture<AddJobResult> addJob(JsonObject params) {
+    public CompletableFuture<AddJobResult> addJob(AddJobParams params) {
         boolean lspProgress = workDoneProgress;
-        // One intake thread does parse, token binding and submit (which writes the inputs and
-        // queues the job) for one addJob at a time, in the order the requests arrived.
+        AddJobParams given = params == null ? AddJobParams.of(null) : params;
+        // One intake thread does parse and submit (which writes the inputs and queues the job)
+        // for one addJob at a time, in the order the requests arrived.
         return guard(() -> CompletableFuture.supplyAsync(() -> {
-                    JobRequest request = AddJobRequest.parse(params, lspProgress);
-                    String id = JobManager.newJobId();
-                    bindToken(request, id);
-                    try {
-                        return jobs.submit(id, request).join();
-                    } catch (RuntimeException e) {
-                        tokens.release(id);
-                        throw e;
+                    JobRequest request = AddJobRequest.parse(given, lspProgress, maxInputBytes);
+                    JsonElement token = request.workDoneToken();
+                    if (token != null) {
+                        String title = "Adding Blender job" + (request.spec().name() != null
+                                ? " " + request.spec().name() : "");
+                        notifier.clientProgress(token, new WorkDoneProgressValue("begin", title, false, null, null));
                     }
+                    String id = JobManager.newJobId();
+                    if (request.workDoneProgress()) tokens.open(id);
+                    Job job;
+                    try {
+                        job = jobs.submit(id, request).join();
+                    } catch (RuntimeException e) {
+                        tokens.close(id);
+                        if (token == null) throw e;
+                        // The end goes out before the error answer, then the token is done.
+                        return notifier.clientProgress(token, new WorkDoneProgressValue("end", null, null,
+                                "not added: " + translate(e).getMessage(), null)).<Job>thenApply(v -> {
+                                    throw e;
+                                });
+                    }
+                    if (token == null) return CompletableFuture.completedFuture(job);
+                    String how = (job.state() == JobState.QUEUED ? "queued as " : "started as ") + job.jobId();
+                    return notifier.clientProgress(token, new WorkDoneProgressValue("end", null, null, how, null))
+                            .thenApply(v -> job);
                 }, intake)
+                .thenCompose(f -> f)
                 .thenApply(job -> new AddJobResult(job.jobId(), job.name(), job.state().name(), job.attempt())));
     }
 
@@ -264,7 +305,9 @@ public final class JobServerEndpoint {
     @JsonRequest
     public CompletableFuture<JsonObject> getJob(JsonObject params) {
         // The log's tail may be read from its file: on the I/O executor, not the event loop.
-        return guard(() -> jobs.inspect(jobId("getJob", params)).thenApplyAsync(i -> JobViews.detail(i.job(),
+        // A finished job's failures may be summaries in the table: the whole is read from its record.
+        return guard(() -> jobs.inspect(jobId("getJob", params)).thenApplyAsync(i -> JobViews.detail(
+                i.detailsOnDisk() ? jobs.files().withRecordedDetails(i.job()) : i.job(),
                 jobs.files(), i.log().file(), i.log().tail()), io));
     }
 
@@ -324,7 +367,26 @@ public final class JobServerEndpoint {
 
     @JsonRequest
     public CompletableFuture<RemoveJobResult> removeJob(JsonObject params) {
-        return guard(() -> jobs.remove(jobId("removeJob", params)).thenApply(job -> new RemoveJobResult(job.jobId(), true)));
+        return guard(() -> jobs.remove(jobId("removeJob", params)).thenApply(r -> new RemoveJobResult(r.job().jobId(),
+                true, r.leftBehind())));
+    }
+
+    /**
+     * The job's console so far (a bounded tail) and, while the job has not come to rest, its
+     * output from then on as job/log notifications, sent after this answer.
+     */
+    @JsonRequest
+    public CompletableFuture<FollowLogResult> followLog(JsonObject params) {
+        // The tail is read from the log file: on the I/O executor, not the event loop.
+        return guard(() -> jobs.inspect(jobId("followLog", params))
+                .thenApplyAsync(i -> notifier.logs().follow(i.job().jobId(), i.log()), io));
+    }
+
+    @JsonRequest
+    public CompletableFuture<UnfollowLogResult> unfollowLog(JsonObject params) {
+        // Answered from the notifier's thread once the follow is gone: no job/log follows the answer.
+        return guard(() -> jobs.get(jobId("unfollowLog", params)).thenCompose(job -> notifier.logs()
+                .unfollow(job.jobId()).thenApply(wasFollowing -> new UnfollowLogResult(job.jobId(), false))));
     }
 
     @JsonRequest
@@ -335,8 +397,8 @@ public final class JobServerEndpoint {
     }
 
     /**
-     * LSP: the user canceled a work-done progress in the client's UI. Cancels the job that was
-     * added with that token (a notification: nothing is answered).
+     * LSP: the user canceled a work-done progress in the client's UI. Cancels the job reported
+     * on that token, one the server created for it (a notification: nothing is answered).
      */
     @JsonNotification("window/workDoneProgress/cancel")
     public void cancelWorkDoneProgress(JsonObject params) {
@@ -348,19 +410,16 @@ public final class JobServerEndpoint {
 
     // ------------------------------------------------------------------ helpers
 
-    /** LSP progress tokens are unique: one already reporting an unfinished job is refused. */
-    private void bindToken(JobRequest request, String jobId) {
-        JsonElement token = request.workDoneToken();
-        if (token != null && !tokens.bind(token, jobId)) {
-            throw Fields.of("addJob", null).invalid("workDoneToken", "is already in use by job "
-                    + tokens.jobOf(token) + ", which has not finished; progress tokens must be unique");
-        }
-    }
-
-    private static boolean declaresWorkDoneProgress(JsonObject params) {
+    /**
+     * Whether the client declared {@code capabilities.<area>.<capability>}: true, or any object
+     * (LSP's textDocument.publishDiagnostics is an object of options).
+     */
+    static boolean declares(JsonObject params, String area, String capability) {
         try {
-            JsonElement v = params.getAsJsonObject("capabilities").getAsJsonObject("window").get("workDoneProgress");
-            return v != null && v.isJsonPrimitive() && v.getAsBoolean();
+            JsonElement v = params.getAsJsonObject("capabilities").getAsJsonObject(area).get(capability);
+            if (v == null || v.isJsonNull()) return false;
+            if (v.isJsonObject()) return true;
+            return v.isJsonPrimitive() && v.getAsJsonPrimitive().isBoolean() && v.getAsBoolean();
         } catch (RuntimeException absent) {
             return false;
         }
@@ -410,6 +469,7 @@ public final class JobServerEndpoint {
     static RuntimeException translate(Throwable error) {
         Throwable cause = error;
         while (cause instanceof CompletionException && cause.getCause() != null) cause = cause.getCause();
+        dev.blenderjobs.concurrent.Fatal.check(cause); // an OutOfMemoryError ends the server, loudly
         if (cause instanceof ResponseErrorException r) return r;
         if (cause instanceof Fields.InvalidFieldException f) {
             JsonObject data = new JsonObject();

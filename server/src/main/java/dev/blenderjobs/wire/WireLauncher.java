@@ -8,7 +8,7 @@ import org.eclipse.lsp4j.jsonrpc.MessageProducer;
 import org.eclipse.lsp4j.jsonrpc.RemoteEndpoint;
 import org.eclipse.lsp4j.jsonrpc.json.ConcurrentMessageProcessor;
 import org.eclipse.lsp4j.jsonrpc.json.MessageJsonHandler;
-import org.eclipse.lsp4j.jsonrpc.json.StreamMessageProducer;
+import org.eclipse.lsp4j.jsonrpc.services.ServiceEndpoints;
 import com.google.gson.JsonElement;
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParseException;
@@ -19,17 +19,17 @@ import org.eclipse.lsp4j.jsonrpc.messages.Message;
 import org.eclipse.lsp4j.jsonrpc.messages.MessageIssue;
 import org.eclipse.lsp4j.jsonrpc.messages.RequestMessage;
 import org.eclipse.lsp4j.jsonrpc.messages.ResponseMessage;
-import dev.blenderjobs.wire.messages.Messages.InitializeResult;
 
 import java.io.IOException;
 import java.io.InputStream;
-import java.nio.charset.StandardCharsets;
 import java.util.List;
 import java.util.logging.Logger;
 
 /**
- * LSP4J's launcher with a cap on incoming message size: LSP4J allocates whatever
- * Content-Length says, so a larger message is skipped unread and answered with an error.
+ * LSP4J's launcher with our two ends of the pipe: a strict reader (a cap on incoming message
+ * size, since LSP4J allocates whatever Content-Length says; resynchronization after malformed
+ * frames; malformed messages answered) and an outgoing queue with its own writer thread, so that
+ * no thread of the server ever blocks on a client that does not read.
  */
 public final class WireLauncher {
     private static final Logger LOG = Logger.getLogger(WireLauncher.class.getName());
@@ -37,28 +37,39 @@ public final class WireLauncher {
     private WireLauncher() {
     }
 
+    /** The launcher, and the queue its messages to the client go through (drained at exit). */
+    public record Wire(Launcher<JobClient> launcher, OutgoingQueue output) {
+    }
+
     /**
-     * @param onInitializeAnswered run right after the answer to initialize is written, so that
-     *                             server notifications never precede it (LSP's rule)
+     * @param onAnswered given each result right after its response is written, so that what must
+     *                   follow an answer does (LSP: no notification before the initialize answer;
+     *                   a work-done token is created after the addJob answer; job/log after the
+     *                   followLog answer). Runs on the OutgoingQueue's writer thread, after the
+     *                   response has reached stdout: it must only hand work on.
      */
-    public static Launcher<JobClient> create(Object endpoint, InputStream in, java.io.OutputStream out,
-                                             long maxMessageBytes, java.util.concurrent.ExecutorService executor,
-                                             Runnable onInitializeAnswered) {
-        return new CappedBuilder(maxMessageBytes)
-                .setLocalService(endpoint)
+    public static Wire create(Object endpoint, InputStream in, java.io.OutputStream out, long maxMessageBytes,
+                              java.util.concurrent.ExecutorService executor,
+                              java.util.function.Consumer<Object> onAnswered) {
+        CappedBuilder builder = new CappedBuilder(maxMessageBytes, OutgoingQueue.Limits.DEFAULT, message -> {
+            if (message instanceof ResponseMessage r && r.getResult() != null) {
+                onAnswered.accept(r.getResult());
+            }
+        });
+        builder.setLocalService(endpoint)
                 .setRemoteInterface(JobClient.class)
                 .setInput(in)
                 .setOutput(out)
                 .setExecutorService(executor)
                 .configureGson(gson -> gson.registerTypeAdapter(RawJson.class, new RawJson.Adapter())
                         .registerTypeAdapterFactory(new NamedEnums()))
-                .wrapMessages(consumer -> message -> {
-                    consumer.consume(message);
-                    if (message instanceof ResponseMessage r && r.getResult() instanceof InitializeResult) {
-                        onInitializeAnswered.run();
-                    }
-                })
-                .create();
+                // A request handler's OutOfMemoryError ends the server instead of becoming -32603.
+                .setExceptionHandler(t -> {
+                    dev.blenderjobs.concurrent.Fatal.check(t);
+                    return RemoteEndpoint.DEFAULT_EXCEPTION_HANDLER.apply(t);
+                });
+        Launcher<JobClient> launcher = builder.create();
+        return new Wire(launcher, builder.outgoing);
     }
 
     /**
@@ -80,11 +91,16 @@ public final class WireLauncher {
 
     private static final class CappedBuilder extends Launcher.Builder<JobClient> {
         private final long maxMessageBytes;
+        private final OutgoingQueue.Limits limits;
+        private final java.util.function.Consumer<Message> afterWrite;
         private MessageJsonHandler jsonHandler;
         private RemoteEndpoint remoteEndpoint;
+        private OutgoingQueue outgoing;
 
-        CappedBuilder(long maxMessageBytes) {
+        CappedBuilder(long maxMessageBytes, OutgoingQueue.Limits limits, java.util.function.Consumer<Message> afterWrite) {
             this.maxMessageBytes = maxMessageBytes;
+            this.limits = limits;
+            this.afterWrite = afterWrite;
         }
 
         @Override
@@ -93,43 +109,55 @@ public final class WireLauncher {
             return jsonHandler;
         }
 
+        /**
+         * LSP4J's endpoint, writing through the outgoing queue instead of straight to the
+         * stream: LSP4J's StreamMessageConsumer writes on the caller's thread and would block it
+         * (the job event loop, for one) whenever the client stops reading.
+         */
         @Override
         protected RemoteEndpoint createRemoteEndpoint(MessageJsonHandler handler) {
-            remoteEndpoint = super.createRemoteEndpoint(handler);
+            outgoing = new OutgoingQueue(output, handler, afterWrite, limits);
+            remoteEndpoint = new RemoteEndpoint(outgoing, ServiceEndpoints.toEndpoint(localServices));
+            handler.setMethodProvider(remoteEndpoint);
+            remoteEndpoint.setJsonHandler(handler);
             return remoteEndpoint;
         }
 
         @Override
         protected ConcurrentMessageProcessor createMessageProcessor(MessageProducer reader, MessageConsumer consumer,
                                                                     JobClient proxy) {
-            MessageProducer capped = new CappedMessageProducer(
-                    new java.io.PushbackInputStream(input, CappedMessageProducer.CHUNK_BYTES),
-                    jsonHandler, remoteEndpoint, maxMessageBytes);
-            return super.createMessageProcessor(capped, consumer, proxy);
+            MessageProducer strict = new StrictMessageProducer(input, jsonHandler, remoteEndpoint, maxMessageBytes);
+            return super.createMessageProcessor(strict, consumer, proxy);
         }
     }
 
     /**
      * LSP4J's reader, made strict about what it accepts and never silent about what it
-     * refuses: a message over the size cap is skipped unread, and a body that is not JSON, not
-     * a JSON-RPC object, or has an id LSP4J cannot represent gets a JSON-RPC error response
+     * refuses. Frames come from {@link FrameReader}, which finds the next message after any
+     * malformed one; a message over the size cap is skipped unread, and a body that is not JSON,
+     * not a JSON-RPC object, or has an id LSP4J cannot represent gets a JSON-RPC error response
      * (id null when the id cannot be read) instead of only a log line. The server then goes on
-     * with the next message.
+     * with the next message. (It replaces LSP4J's StreamMessageProducer rather than extending
+     * it: that class's read loop is the part that cannot resynchronize.)
      */
-    static final class CappedMessageProducer extends StreamMessageProducer {
-        static final int SKIP_CHUNK = 64 * 1024;
-        /** Where a header starts. Valid JSON never holds these bytes followed by digits and CR LF. */
-        static final byte[] HEADER_MARK = "Content-Length:".getBytes(StandardCharsets.US_ASCII);
-        /** The end of the previous chunk kept while skipping: a header cut in two is still seen. */
-        static final int CARRY = HEADER_MARK.length + 24;
-        static final int CHUNK_BYTES = CARRY + SKIP_CHUNK;
+    static final class StrictMessageProducer implements MessageProducer, java.io.Closeable {
+        /**
+         * Methods that take no parameters. LSP allows params to be left out, and stock clients
+         * send what their language has for "nothing": vscode-jsonrpc's sendRequest('shutdown',
+         * undefined) sends [null]. So null, [] and [null] mean "no params" for these.
+         */
+        static final java.util.Set<String> NO_PARAMS = java.util.Set.of("shutdown", "exit", "initialized",
+                "cancelAll", "resumeAll", "getStats");
+        /** Largest message other than addJob that is parsed (initialize's capabilities are tens of KB). */
+        static final int SMALL_MESSAGE_CHARS = 1024 * 1024;
+        private final FrameReader frames;
         private final MessageJsonHandler handler;
         private final MessageIssueHandler issues;
         private final long max;
-        private MessageConsumer callback;
+        private volatile boolean running;
 
-        CappedMessageProducer(InputStream input, MessageJsonHandler handler, MessageIssueHandler issues, long max) {
-            super(input, handler, issues);
+        StrictMessageProducer(InputStream input, MessageJsonHandler handler, MessageIssueHandler issues, long max) {
+            this.frames = new FrameReader(input, max);
             this.handler = handler;
             this.issues = issues;
             this.max = max;
@@ -137,127 +165,207 @@ public final class WireLauncher {
 
         @Override
         public void listen(MessageConsumer callback) {
-            this.callback = callback;
-            super.listen(callback);
+            running = true;
+            try {
+                while (running) {
+                    FrameReader.Frame frame = frames.next();
+                    if (frame == null) return; // end of input
+                    if (frame instanceof FrameReader.Oversized o) {
+                        reject(null, ErrorCodes.INVALID_REQUEST, "Message of " + o.length() + " bytes exceeds the "
+                                + "server's limit of " + max + " bytes (--max-message-size); it was skipped unread. "
+                                + "Send large data as files.");
+                    } else if (frame instanceof FrameReader.Body b) {
+                        handle(b, callback);
+                    }
+                }
+            } catch (IOException e) {
+                LOG.log(java.util.logging.Level.FINE, "the protocol input could not be read", e);
+            } finally {
+                running = false;
+            }
         }
 
         @Override
-        protected boolean handleMessage(InputStream input, Headers headers) throws IOException {
-            if (headers.contentLength > max) {
-                reject(null, ErrorCodes.INVALID_REQUEST, "Message of " + headers.contentLength
-                        + " bytes exceeds the server's limit of " + max + " bytes (--max-message-size); it was "
-                        + "skipped unread. Send large data as files.");
-                return skipBody((java.io.PushbackInputStream) input, headers.contentLength);
-            }
-            // A read loop, not readNBytes: FileInputStream.readNBytes seeks, which fails on pipes.
-            byte[] body = new byte[headers.contentLength];
-            int filled = 0;
-            while (filled < body.length) {
-                int n = input.read(body, filled, body.length - filled);
-                if (n < 0) return false; // the stream ended mid-message
-                filled += n;
-            }
-            String json = new String(body, charsetOf(headers.charset));
-            JsonElement tree;
+        public void close() {
+            running = false;
+        }
+
+        private void handle(FrameReader.Body body, MessageConsumer callback) {
+            String json = new String(body.bytes(), body.charset());
+            JsonObject message = null;
             try {
-                tree = JsonParser.parseString(json);
-            } catch (JsonParseException e) {
-                reject(null, ErrorCodes.PARSE_ERROR, "Parse error: the message body is not valid JSON ("
-                        + e.getMessage() + ").");
-                return true;
+                // The message's envelope only (its params are described, not built into a tree:
+                // a tree of 38 MB of numbers needs about ten times that on the heap).
+                message = Envelope.read(json, json.length() <= SMALL_MESSAGE_CHARS);
+            } catch (JsonParseException | IOException | IllegalStateException e) {
+                dev.blenderjobs.concurrent.Fatal.check(e);
+                // Its length may have been too large, taking in the start of the next message:
+                // that part goes back to the reader, and what came before it may still be a message.
+                byte[] before = frames.salvage(body.bytes());
+                if (before != null) {
+                    json = new String(before, body.charset());
+                    message = envelopeOrNull(json);
+                }
+                if (message == null) {
+                    reject(null, ErrorCodes.PARSE_ERROR, "Parse error: the message body is not valid JSON ("
+                            + e.getMessage() + ").");
+                    return;
+                }
             }
-            if (!tree.isJsonObject()) {
+            if (message.has(Envelope.NOT_AN_OBJECT)) {
                 reject(null, ErrorCodes.INVALID_REQUEST, "Invalid request: a message must be a JSON-RPC 2.0 object"
-                        + (tree.isJsonArray() ? " (batches are not supported)." : "."));
-                return true;
+                        + (message.get(Envelope.NOT_AN_OBJECT).getAsString().equals("an array")
+                        ? " (batches are not supported)." : "."));
+                return;
             }
-            JsonObject message = tree.getAsJsonObject();
             JsonElement id = message.get("id");
             if (!message.has("method") && !message.has("result") && !message.has("error")) {
                 reject(readableId(id), ErrorCodes.INVALID_REQUEST,
                         "Invalid request: the message has no \"method\" (nor \"result\"/\"error\").");
-                return true;
+                return;
             }
             if (id != null && id.isJsonNull() && message.has("method")) {
                 reject(null, ErrorCodes.INVALID_REQUEST, "Invalid request: \"id\" is null; give a request a "
                         + "string or integer id, or leave \"id\" out to send a notification.");
-                return true;
+                return;
             }
             if (id != null && !id.isJsonNull() && readableId(id) == null) {
                 reject(null, ErrorCodes.INVALID_REQUEST, "Invalid request: \"id\" must be a string or an integer "
-                        + "between -2147483648 and 2147483647, got " + abbreviate(id.toString()) + ".");
-                return true;
+                        + "between -2147483648 and 2147483647, got " + abbreviate(id.isJsonObject()
+                        ? Envelope.describe(id) : id.toString()) + ".");
+                return;
+            }
+            boolean request = id != null && !id.isJsonNull() && message.has("method");
+            String method = methodOf(message);
+            if (request && method != null && method.startsWith("$/")) {
+                // LSP: "$/" requests the server does not implement are MethodNotFound (LSP4J
+                // would answer null); "$/" notifications it does not know are ignored.
+                reject(readableId(id), ErrorCodes.METHOD_NOT_FOUND, "Unsupported request method: " + method);
+                return;
+            }
+            if (method != null && !"addJob".equals(method) && json.length() > SMALL_MESSAGE_CHARS) {
+                // Only addJob's params are read without a tree (its passedData streams into text);
+                // a tree of any other request this large could take the whole heap.
+                reject(readableId(id), ErrorCodes.INVALID_REQUEST, "Invalid request: a " + abbreviate(method)
+                        + " message of " + json.length() + " characters; only addJob's may be larger than "
+                        + SMALL_MESSAGE_CHARS + " (its passedData), so it was not read further.");
+                return;
             }
             JsonElement params = message.get("params");
-            if (message.has("method") && params != null && !params.isJsonNull() && !params.isJsonObject()
-                    && id != null && !id.isJsonNull()) {
+            if (method != null && NO_PARAMS.contains(method) && meansNoParams(params)) {
+                message.remove("params");
+                json = message.toString();
+                params = null;
+            }
+            if (request && params != null && !params.isJsonNull() && !params.isJsonObject()) {
                 reject(readableId(id), ErrorCodes.INVALID_PARAMS, "Invalid params: \"params\" must be a JSON "
-                        + "object (named parameters), got " + dev.blenderjobs.model.Fields.describe(params) + ".");
-                return true;
+                        + "object (named parameters), got " + Envelope.describe(params) + ".");
+                return;
             }
             Message parsed;
             try {
                 parsed = handler.parseMessage(json);
             } catch (MessageIssueException e) {
                 issues.handle(e.getRpcMessage(), e.getIssues());
-                return true;
+                return;
             } catch (RuntimeException e) {
+                dev.blenderjobs.concurrent.Fatal.check(e); // Gson wraps an OutOfMemoryError in a JsonParseException
                 reject(readableId(id), ErrorCodes.INVALID_REQUEST, "Invalid request: " + e.getMessage());
-                return true;
+                return;
             }
             try {
                 callback.consume(parsed);
             } catch (MessageIssueException e) {
                 issues.handle(e.getRpcMessage(), e.getIssues());
             }
-            return true;
+        }
+
+        private static JsonObject envelopeOrNull(String json) {
+            try {
+                return Envelope.read(json, json.length() <= SMALL_MESSAGE_CHARS);
+            } catch (JsonParseException | IOException | IllegalStateException e) {
+                return null;
+            }
+        }
+
+        private static String methodOf(JsonObject message) {
+            JsonElement m = message.get("method");
+            return m != null && m.isJsonPrimitive() && m.getAsJsonPrimitive().isString() ? m.getAsString() : null;
+        }
+
+        /** [] and [null]: what clients send for "no arguments" (null and absent need no change). */
+        private static boolean meansNoParams(JsonElement params) {
+            if (params == null || !params.isJsonArray()) return false;
+            com.google.gson.JsonArray a = params.getAsJsonArray();
+            return a.isEmpty() || (a.size() == 1 && a.get(0).isJsonNull());
         }
 
         /**
-         * Reads and drops an oversized body in chunks (skip() fails on pipes: "Illegal seek"),
-         * never holding more than one chunk. A Content-Length can lie (2 GB announced, a few
-         * bytes sent): rather than swallow every later message while waiting for bytes that
-         * never come, the skip stops where the next header starts, which a JSON body cannot
-         * contain, and puts those bytes back for the reader.
-         *
-         * @return false when the stream ended
+         * Reads a message's envelope with a streaming reader: id, method, whether it has result
+         * or error, and what its params are. Containers other than params' top level are
+         * skipped, never built: the object returned is small whatever the message's size.
+         * Params that are an object come back as an empty object; an array as itself when the
+         * message is small (so that [null], meaning "no params", differs from [1]), else as an
+         * empty array; other objects as a {@link #STANDS_FOR} marker. A body that is not an object comes back as
+         * {@link #NOT_AN_OBJECT}. Lenient, as LSP4J's own reading is; the whole body must be
+         * one value.
          */
-        static boolean skipBody(java.io.PushbackInputStream input, long length) throws IOException {
-            long left = length;
-            byte[] chunk = new byte[CHUNK_BYTES];
-            int carried = 0; // the end of the previous chunk, where a header may have begun
-            while (left > 0) {
-                int n = input.read(chunk, carried, (int) Math.min(SKIP_CHUNK, left));
-                if (n < 0) return false;
-                left -= n;
-                int filled = carried + n;
-                int header = nextHeader(chunk, filled);
-                if (header >= 0) {
-                    input.unread(chunk, header, filled - header);
-                    LOG.warning("the oversized message's body ended early: a new message starts inside it "
-                            + "(its Content-Length was wrong); reading on from there");
-                    return true;
-                }
-                carried = Math.min(CARRY, filled);
-                System.arraycopy(chunk, filled - carried, chunk, 0, carried);
-            }
-            return true;
-        }
+        static final class Envelope {
+            static final String NOT_AN_OBJECT = "\u0000notAnObject";
+            static final String STANDS_FOR = "\u0000standsFor";
 
-        /** Index of "Content-Length:" followed by spaces, digits and CR LF, or -1 (also when cut off). */
-        private static int nextHeader(byte[] buf, int filled) {
-            outer:
-            for (int i = 0; i + HEADER_MARK.length <= filled; i++) {
-                for (int j = 0; j < HEADER_MARK.length; j++) {
-                    if (buf[i + j] != HEADER_MARK[j]) continue outer;
+            static JsonObject read(String json, boolean small) throws IOException {
+                com.google.gson.stream.JsonReader in = new com.google.gson.stream.JsonReader(new java.io.StringReader(json));
+                in.setStrictness(com.google.gson.Strictness.LENIENT);
+                JsonObject envelope = new JsonObject();
+                com.google.gson.stream.JsonToken first = in.peek();
+                if (first != com.google.gson.stream.JsonToken.BEGIN_OBJECT) {
+                    envelope.addProperty(NOT_AN_OBJECT, first == com.google.gson.stream.JsonToken.BEGIN_ARRAY
+                            ? "an array" : "a value");
+                    in.skipValue();
+                } else {
+                    in.beginObject();
+                    while (in.hasNext()) {
+                        String name = in.nextName();
+                        envelope.add(name, small(in, name.equals("params"), small));
+                    }
+                    in.endObject();
                 }
-                int k = i + HEADER_MARK.length;
-                while (k < filled && buf[k] == ' ') k++;
-                int digits = k;
-                while (k < filled && buf[k] >= '0' && buf[k] <= '9') k++;
-                if (k > digits && k + 1 < filled && buf[k] == '\r' && buf[k + 1] == '\n') return i;
+                if (in.peek() != com.google.gson.stream.JsonToken.END_DOCUMENT) {
+                    throw new JsonParseException("the body holds more than one JSON value");
+                }
+                return envelope;
             }
-            return -1;
+
+            /** A primitive as it is; an object or array as a marker (params' object as {}). */
+            private static JsonElement small(com.google.gson.stream.JsonReader in, boolean params, boolean smallMessage)
+                    throws IOException {
+                switch (in.peek()) {
+                    case BEGIN_OBJECT -> {
+                        in.skipValue();
+                        if (params) return new JsonObject();
+                        JsonObject marker = new JsonObject();
+                        marker.addProperty(STANDS_FOR, "an object");
+                        return marker;
+                    }
+                    case BEGIN_ARRAY -> {
+                        if (params && smallMessage) return JsonParser.parseReader(in);
+                        in.skipValue();
+                        return new com.google.gson.JsonArray();
+                    }
+                    default -> {
+                        return JsonParser.parseReader(in);
+                    }
+                }
+            }
+
+            /** As {@link dev.blenderjobs.model.Fields#describe}, for envelope values. */
+            static String describe(JsonElement e) {
+                if (e.isJsonObject() && e.getAsJsonObject().has(STANDS_FOR)) {
+                    return e.getAsJsonObject().get(STANDS_FOR).getAsString();
+                }
+                return dev.blenderjobs.model.Fields.describe(e);
+            }
         }
 
         /** Answers with an error; id null when the request's id is unknown or unusable. */
@@ -281,14 +389,6 @@ public final class WireLauncher {
                 }
             }
             return null;
-        }
-
-        private static java.nio.charset.Charset charsetOf(String name) {
-            try {
-                return name == null ? StandardCharsets.UTF_8 : java.nio.charset.Charset.forName(name);
-            } catch (RuntimeException e) {
-                return StandardCharsets.UTF_8;
-            }
         }
 
         private static String abbreviate(String s) {

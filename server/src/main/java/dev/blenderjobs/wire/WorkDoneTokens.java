@@ -1,41 +1,48 @@
 package dev.blenderjobs.wire;
 
 import com.google.gson.JsonElement;
+import com.google.gson.JsonPrimitive;
 
-import java.util.HashMap;
-import java.util.Map;
+import java.util.HashSet;
+import java.util.Set;
 
 /**
- * The LSP work-done progress tokens clients gave with addJob, and the job each reports: a wire
- * concern, so it lives here and not in the job model. A token is bound before its job is queued
- * (so the job's first notification already knows it) and released when the job rests; tokens
- * are unique among unfinished jobs. Shared by the endpoint and the notifier thread, hence
- * synchronized.
+ * The jobs reported as LSP work-done progress on a token the server created for them
+ * ({@code addJob} with {@code "workDoneProgress": true}): a wire concern, so it lives here and
+ * not in the job model. A job is opened by the intake before it is queued (so its first
+ * notification already knows it) and closed when its progress has ended, or the client refused
+ * the token. The token is {@code "blender-jobs/<jobId>"}, so it is unique and names its job.
+ * Shared by the endpoint (intake, cancel) and the notifier thread, hence synchronized.
  */
 final class WorkDoneTokens {
-    private final Map<JsonElement, String> jobByToken = new HashMap<>();
-    private final Map<String, JsonElement> tokenByJob = new HashMap<>();
+    static final String PREFIX = "blender-jobs/";
 
-    /** Binds the token to the job; false when an unfinished job already holds it. */
-    synchronized boolean bind(JsonElement token, String jobId) {
-        if (jobByToken.containsKey(token)) return false;
-        jobByToken.put(token, jobId);
-        tokenByJob.put(jobId, token);
-        return true;
+    private final Set<String> open = new HashSet<>();
+
+    static JsonPrimitive tokenOf(String jobId) {
+        return new JsonPrimitive(PREFIX + jobId);
     }
 
-    /** The job holding the token, or null. */
+    /** The job will be reported on its own token. */
+    synchronized void open(String jobId) {
+        open.add(jobId);
+    }
+
+    synchronized boolean isOpen(String jobId) {
+        return open.contains(jobId);
+    }
+
+    /** The job of a token the server created and still reports on, or null. */
     synchronized String jobOf(JsonElement token) {
-        return jobByToken.get(token);
+        if (token == null || !token.isJsonPrimitive() || !token.getAsJsonPrimitive().isString()) return null;
+        String t = token.getAsString();
+        if (!t.startsWith(PREFIX)) return null;
+        String jobId = t.substring(PREFIX.length());
+        return open.contains(jobId) ? jobId : null;
     }
 
-    synchronized JsonElement tokenOf(String jobId) {
-        return tokenByJob.get(jobId);
-    }
-
-    /** The job rested (or was never added): its token is free again. */
-    synchronized void release(String jobId) {
-        JsonElement token = tokenByJob.remove(jobId);
-        if (token != null) jobByToken.remove(token);
+    /** Its progress ended (or never began): the token is done. */
+    synchronized void close(String jobId) {
+        open.remove(jobId);
     }
 }

@@ -3,6 +3,7 @@ package dev.blenderjobs.workers;
 import dev.blenderjobs.channel.FromWorker;
 import dev.blenderjobs.channel.ProtocolViolation;
 import dev.blenderjobs.channel.ToWorker;
+import dev.blenderjobs.model.FailureKind;
 
 import java.io.IOException;
 import java.io.InputStream;
@@ -47,6 +48,21 @@ public final class ResultCheck {
         if (completed.dataBlocks() != null && !completed.dataBlocks().isEmpty()) {
             regularFileSize(dir.resolve(DATA_BLOCKS));
         }
+    }
+
+    /**
+     * A failure as the client should read it. The runtime reports any failed result write as
+     * RESULT_WRITE_FAILED with disk-space advice; when the job's whole directory is gone (its
+     * script deleted it), that advice is wrong, so the message says what happened instead.
+     */
+    public static FromWorker.Failed explain(FromWorker.Failed failed, ToWorker.RunFiles files) {
+        if (failed.kind() != FailureKind.RESULT_WRITE_FAILED) return failed;
+        Path jobDir = Path.of(files.resultDir()).getParent();
+        if (jobDir == null || Files.isDirectory(jobDir, LinkOption.NOFOLLOW_LINKS)) return failed;
+        return new FromWorker.Failed(failed.jobId(), failed.kind(), "the job's results could not be written because "
+                + "the job's directory " + jobDir + " was deleted while the job ran (by its script, or by hand), and "
+                + "with it the job's inputs, log and result folder; nothing of the job is left on disk. A script "
+                + "should keep to its working directory (and tempfile); run the job again.", failed.traceback());
     }
 
     private static long regularFileSize(Path file) throws ProtocolViolation {

@@ -38,6 +38,16 @@ public interface Worker {
         return OptionalLong.empty();
     }
 
+    /**
+     * Whether what it was last sent (a run, with the job's input files a pilot receives over its
+     * channel before it) has gone out to it. The pool's take timeout (answer a run with
+     * {@code started}) counts from then: a worker cannot take a run that is still on its way. A
+     * worker whose runs are small messages says true at once.
+     */
+    default boolean delivered() {
+        return true;
+    }
+
     /** The batch-system job it runs in, for getStats; null for a worker that is not one. */
     default BatchJob batchJob() {
         return null;

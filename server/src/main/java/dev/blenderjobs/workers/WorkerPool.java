@@ -10,6 +10,7 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.OptionalLong;
+import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.function.LongSupplier;
 import java.util.logging.Level;
@@ -21,42 +22,81 @@ import java.util.logging.Logger;
  * they run), recycles and replaces them, and turns their events into attempt outcomes for its
  * owner ({@link WorkerEvents}). Recycling: after {@code maxJobsPerWorker} jobs, past
  * {@code maxWorkerMemoryMb} of resident memory, after a job that needed a fresh process, after a
- * runtime failure or a protocol violation, and always after an aborted or crashed job.
+ * runtime failure or a protocol violation, when the runtime says its job left state behind that
+ * cannot be undone, and always after an aborted or crashed job.
+ * <p>
+ * A worker is free again only when it says {@code idle} after a job's outcome (it checks and
+ * resets after sending the outcome, off the outcome's path). A worker that does not take a run
+ * (answer {@code started}) within {@code takeTimeout} of receiving it is killed, and so is one
+ * that does not say idle within {@code idleTimeout}: its runtime no longer works, and jobs would
+ * wait forever. Both rules hold for every worker, local or remote; for a worker that receives a
+ * job's input files over its channel first (a pilot), the take timeout counts from when the run
+ * has been delivered ({@link Worker#delivered}).
  * <p>
  * How many slots there are is the {@link Scaling} policy's: a fixed number started at once (the
  * local executor, {@code --workers N}), or a dynamic set that grows while jobs wait
  * ({@link #waiting}), shrinks when workers idle, and retires workers whose lease runs out
  * ({@link Worker#endsAtMillis}), never giving a job to a worker that has less time left than the
- * job's timeout.
+ * job's timeout. The policy counts a worker as idle (free, releasable) only once it said idle.
  */
 public final class WorkerPool {
     private static final Logger LOG = Logger.getLogger(WorkerPool.class.getName());
     /** Consecutive failed starts of one slot after which waiting jobs are failed. */
     static final int FAILING_AFTER = 3;
     static final Duration MAX_RESTART_DELAY = Duration.ofSeconds(30);
+    /**
+     * How long a worker may take to answer a run with {@code started}. Its main loop takes the
+     * run as soon as it has reset Blender after the previous job (milliseconds, a second or two
+     * after a job that filled Blender with data).
+     */
+    public static final Duration TAKE_TIMEOUT = Duration.ofSeconds(10);
+    /**
+     * How long a worker may take, after a job's outcome, to say it is idle: checking what the job
+     * left and resetting Blender to empty data, seconds at most after a job that filled it.
+     */
+    public static final Duration IDLE_TIMEOUT = Duration.ofSeconds(60);
 
     /**
      * Pool-wide settings.
      *
      * @param restartBackoff the delay before a slot whose worker failed to start tries again; it
      *                       doubles with each failure in a row, up to {@link #MAX_RESTART_DELAY}
+     * @param takeTimeout    how long a worker may take to answer a run with {@code started}
+     * @param idleTimeout    how long a worker may take to say idle after a job's outcome
+     * @param scaling        how many workers, and for how long each may live
      */
     public record Settings(int workers, int maxJobsPerWorker, long maxWorkerMemoryMb, Duration restartBackoff,
-                           Scaling scaling) {
+                           Duration takeTimeout, Duration idleTimeout, Scaling scaling) {
         public Settings {
             if (scaling.max() != workers) {
                 throw new IllegalArgumentException("workers " + workers + " but scaling up to " + scaling.max());
             }
         }
 
-        /** {@code workers} slots, always (the local executor). */
+        /** {@code workers} slots, always (the local executor), with the default timeouts. */
         public Settings(int workers, int maxJobsPerWorker, long maxWorkerMemoryMb, Duration restartBackoff) {
-            this(workers, maxJobsPerWorker, maxWorkerMemoryMb, restartBackoff, Scaling.fixed(workers));
+            this(workers, maxJobsPerWorker, maxWorkerMemoryMb, restartBackoff, TAKE_TIMEOUT, IDLE_TIMEOUT,
+                    Scaling.fixed(workers));
+        }
+
+        /** {@code workers} slots, always, with timeouts of their own (tests). */
+        public Settings(int workers, int maxJobsPerWorker, long maxWorkerMemoryMb, Duration restartBackoff,
+                        Duration takeTimeout, Duration idleTimeout) {
+            this(workers, maxJobsPerWorker, maxWorkerMemoryMb, restartBackoff, takeTimeout, idleTimeout,
+                    Scaling.fixed(workers));
+        }
+
+        /** Slots as {@code scaling} says, with the default timeouts. */
+        public Settings(int workers, int maxJobsPerWorker, long maxWorkerMemoryMb, Duration restartBackoff,
+                        Scaling scaling) {
+            this(workers, maxJobsPerWorker, maxWorkerMemoryMb, restartBackoff, TAKE_TIMEOUT, IDLE_TIMEOUT, scaling);
         }
     }
 
     /** How often a dynamic pool looks at idle times and leases. */
     static final Duration TICK = Duration.ofSeconds(1);
+    /** How often the pool looks whether a run still on its way to a worker has reached it. */
+    static final Duration DELIVERY_POLL = Duration.ofMillis(200);
 
     /** What a slot is doing; shown in getStats (protocol.md lists these names). */
     public enum SlotState { STARTING, IDLE, BUSY, WAITING_TO_RESTART, SHUT_DOWN }
@@ -81,6 +121,13 @@ public final class WorkerPool {
         int generation;
         int jobsRun;
         ToWorker.Run job;
+        /** Whether the worker answered the job's run with started. */
+        boolean taken;
+        /** The check that it does, cancelled when it has. */
+        ScheduledFuture<?> takeCheck;
+        /** Between a job's outcome and the worker's idle message: not free yet. */
+        boolean cleaning;
+        ScheduledFuture<?> idleCheck;
         boolean aborting;
         int failedStarts;
         /** Its lease ends soon: it takes no more jobs and goes when idle (dynamic pools). */
@@ -151,6 +198,7 @@ public final class WorkerPool {
         slot.jobsRun = 0;
         slot.job = null;
         slot.aborting = false;
+        slot.cleaning = false;
         slot.state = SlotState.STARTING;
         String id = slot.name() + "." + slot.generation;
         LOG.fine("starting worker " + id + " (" + launcher.name() + ")");
@@ -209,9 +257,28 @@ public final class WorkerPool {
         }
         chosen.state = SlotState.BUSY;
         chosen.job = run;
+        chosen.taken = false;
         chosen.aborting = false;
         chosen.worker.run(run, log);
+        awaitDelivery(chosen, chosen.worker, run);
         return true;
+    }
+
+    /**
+     * Starts the take timeout once the run has reached the worker: at once for a local worker; a
+     * pilot receives the job's input files over its channel before the run (a large blend file
+     * takes a while), so its clock starts when those have gone out. A channel that makes no
+     * progress for its write timeout is closed, so this wait ends too.
+     */
+    private void awaitDelivery(Slot slot, Worker w, ToWorker.Run run) {
+        if (slot.worker != w || slot.job != run || slot.taken || slot.aborting) return;
+        if (!w.delivered()) {
+            slot.takeCheck = loop.schedule(() -> awaitDelivery(slot, w, run), DELIVERY_POLL.toMillis(),
+                    TimeUnit.MILLISECONDS);
+            return;
+        }
+        slot.takeCheck = loop.schedule(() -> checkTaken(slot, w, run), settings.takeTimeout().toMillis(),
+                TimeUnit.MILLISECONDS);
     }
 
     /**
@@ -276,6 +343,26 @@ public final class WorkerPool {
 
     private static String formatSeconds(double s) {
         return s == Math.rint(s) ? ((long) s) + " s" : s + " s";
+    }
+
+    /**
+     * The worker did not take the run in time: its runtime stopped reading its channel (a script
+     * of an earlier job on it can do that). The attempt fails as a protocol violation (the worker
+     * broke the channel's rule to answer a run at once; it is retried if attempts remain) and the
+     * worker is killed and replaced.
+     */
+    private void checkTaken(Slot slot, Worker w, ToWorker.Run run) {
+        if (slot.worker != w || slot.job != run || slot.taken || slot.aborting) return;
+        Duration t = settings.takeTimeout();
+        String within = t.toMillis() % 1000 == 0 ? t.toSeconds() + " s" : t.toMillis() + " ms";
+        LOG.warning("worker " + w.id() + " did not take job " + run.jobId() + " within " + within + "; killing it");
+        slot.aborting = true; // its exit is not a second outcome
+        slot.state = SlotState.BUSY; // not free: it is being killed
+        events.attemptFinished(run.jobId(), run.attempt(), new AttemptOutcome.Failed(FailureKind.PROTOCOL_VIOLATION,
+                "The worker did not take the job within " + within + " of being sent it: its runtime stopped "
+                        + "reading its channel, which the script of an earlier job on the same worker can cause. The "
+                        + "job's script did not start; the worker was replaced.", null, null));
+        w.kill();
     }
 
     private boolean hasFreshSoon() {
@@ -446,10 +533,33 @@ public final class WorkerPool {
 
     private void onMessage(Slot slot, Worker w, FromWorker message) {
         if (slot.worker != w || slot.aborting) return;
+        if (message instanceof FromWorker.Idle idle) {
+            // A worker released after its outcome (lease ending, no longer needed) still says
+            // idle on its way out; it is stopping, and gets no job either way.
+            if (!slots.contains(slot)) return;
+            onIdle(slot, w, idle);
+            return;
+        }
         ToWorker.Run running = slot.job;
         if (running == null || !running.jobId().equals(message.jobId())) {
             onViolation(slot, w, "a \"" + typeOf(message) + "\" message for job " + message.jobId() + " while "
                     + (running == null ? "it ran no job" : "it ran job " + running.jobId()));
+            w.kill();
+            return;
+        }
+        if (message instanceof FromWorker.Started) {
+            if (slot.taken) {
+                onViolation(slot, w, "a second \"started\" message for job " + running.jobId());
+                w.kill();
+                return;
+            }
+            slot.taken = true;
+            if (slot.takeCheck != null) slot.takeCheck.cancel(false);
+            return;
+        }
+        if (!slot.taken) {
+            onViolation(slot, w, "a \"" + typeOf(message) + "\" message for job " + running.jobId()
+                    + " before \"started\"");
             w.kill();
             return;
         }
@@ -476,11 +586,46 @@ public final class WorkerPool {
         } else if (recycleReason != null) {
             recycle(slot, recycleReason);
         } else {
-            slot.state = SlotState.IDLE;
-            slot.idleSince = clock.getAsLong();
+            // Not free yet: the runtime now checks what the job left and resets Blender, off the
+            // path of this outcome, and says idle when it is done (or that it must be replaced).
+            slot.cleaning = true;
+            slot.idleCheck = loop.schedule(() -> checkIdle(slot, w), settings.idleTimeout().toMillis(),
+                    TimeUnit.MILLISECONDS);
         }
         events.attemptFinished(running.jobId(), running.attempt(), outcome);
-        if (slot.state == SlotState.IDLE && slots.contains(slot)) events.workerAvailable();
+    }
+
+    private void onIdle(Slot slot, Worker w, FromWorker.Idle idle) {
+        if (!slot.cleaning) {
+            onViolation(slot, w, "an \"idle\" message " + (slot.job == null ? "that answers no job's outcome"
+                    : "while it ran job " + slot.job.jobId()));
+            w.kill();
+            return;
+        }
+        slot.cleaning = false;
+        if (slot.idleCheck != null) slot.idleCheck.cancel(false);
+        if (slot.draining) {
+            // Its lease ended while it cleaned up (dynamic pools): released, not given a job.
+            retire(slot, "its lease ends");
+            return;
+        }
+        if (idle.recycle() != null) {
+            LOG.info("worker " + w.id() + " is replaced: " + idle.recycle());
+            recycle(slot, idle.recycle());
+            return;
+        }
+        slot.state = SlotState.IDLE;
+        slot.idleSince = clock.getAsLong();
+        if (slots.contains(slot)) events.workerAvailable();
+    }
+
+    /** The worker did not finish cleaning up after a job in time: it is killed and replaced. */
+    private void checkIdle(Slot slot, Worker w) {
+        if (slot.worker != w || !slot.cleaning || !slots.contains(slot)) return;
+        LOG.warning("worker " + w.id() + " did not become idle within " + settings.idleTimeout().toSeconds()
+                + " s of its job's end; killing it");
+        slot.cleaning = false;
+        w.kill();
     }
 
     /**
@@ -548,6 +693,8 @@ public final class WorkerPool {
         boolean aborted = slot.aborting;
         slot.job = null;
         slot.aborting = false;
+        slot.cleaning = false; // a worker that dies while cleaning up after a job loses no job
+        if (slot.idleCheck != null) slot.idleCheck.cancel(false);
         if (lost != null && !aborted) {
             events.attemptFinished(lost.jobId(), lost.attempt(), describeDeath(exit));
         }
@@ -638,7 +785,11 @@ public final class WorkerPool {
                 shuttingDown = true;
                 List<Worker> all = new ArrayList<>(retiring);
                 for (Slot s : slots) {
-                    if (s.worker != null) all.add(s.worker);
+                    if (s.worker == null) continue;
+                    // A worker still starting cannot hear "shutdown" yet: it is killed at once
+                    // rather than waited for (a client that only lists jobs must not wait for Blender).
+                    if (s.state == SlotState.STARTING) s.worker.kill();
+                    all.add(s.worker);
                 }
                 return all;
             }).get(5, TimeUnit.SECONDS);

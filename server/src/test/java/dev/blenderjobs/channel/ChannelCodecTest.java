@@ -37,9 +37,9 @@ class ChannelCodecTest {
     @Test
     void everyWorkerMessageDecodesToItsType() throws Exception {
         FromWorker.Hello hello = assertInstanceOf(FromWorker.Hello.class, ChannelCodec.decode(json(
-                "{'type':'hello','protocol':2,'runtimeVersion':'0.2.0','worker':'w1.1','pid':42,"
+                "{'type':'hello','protocol':4,'runtimeVersion':'0.2.0','worker':'w1.1','pid':42,"
                         + "'blenderVersion':'3.4.1','pythonVersion':'3.10.8','proof':'" + SHA + "'}")));
-        assertEquals(2, hello.protocol());
+        assertEquals(4, hello.protocol());
         assertEquals(42, hello.pid());
         FromWorker.Progress p = assertInstanceOf(FromWorker.Progress.class, ChannelCodec.decode(json(
                 "{'type':'progress','jobId':'job-0123456789ab','progress':0.25,'message':'a quarter','reportedAt':7}")));
@@ -53,6 +53,24 @@ class ChannelCodecTest {
         FromWorker.Failed f = assertInstanceOf(FromWorker.Failed.class, ChannelCodec.decode(json(
                 "{'type':'failed','jobId':'job-0123456789ab','kind':'SCRIPT_ERROR','message':'boom','traceback':'tb'}")));
         assertEquals(FailureKind.SCRIPT_ERROR, f.kind());
+        FromWorker.Started started = assertInstanceOf(FromWorker.Started.class, ChannelCodec.decode(json(
+                "{'type':'started','jobId':'job-0123456789ab'}")));
+        assertEquals("job-0123456789ab", started.jobId());
+    }
+
+    @Test
+    void startedAndIdleDecodeAndAreCheckedLikeTheOthers() throws Exception {
+        assertNull(assertInstanceOf(FromWorker.Idle.class, ChannelCodec.decode(json("{'type':'idle'}"))).recycle());
+        FromWorker.Idle idle = assertInstanceOf(FromWorker.Idle.class, ChannelCodec.decode(json(
+                "{'type':'idle','recycle':'the job left 1 thread running (Thread-1)'}")));
+        assertEquals("the job left 1 thread running (Thread-1)", idle.recycle());
+        assertNull(idle.jobId());
+        assertTrue(violation("{'type':'idle','recycle':true}").contains("\"recycle\" that is not a string"));
+        assertTrue(violation("{'type':'idle','recycle':'" + "x".repeat(ChannelCodec.MAX_RECYCLE_CHARS + 1) + "'}")
+                .contains("at most"));
+        assertTrue(violation("{'type':'idle','jobId':'job-0123456789ab'}").contains("unknown field \"jobId\""));
+        assertTrue(violation("{'type':'started','jobId':'job-0123456789ab','at':1}").contains("unknown field \"at\""));
+        assertTrue(violation("{'type':'started'}").contains("without \"jobId\""));
     }
 
     @Test
@@ -230,6 +248,19 @@ class ChannelCodecTest {
         String reason = ((JsonObject) old[1]).get("reason").getAsString();
         assertTrue(reason.contains("protocol 1") && reason.contains("protocol " + ChannelCodec.PROTOCOL)
                 && reason.contains("runtime that ships with this server"), reason);
+    }
+
+    @Test
+    void aRuntimeOfEitherHalfOfProtocol3IsRefused() throws Exception {
+        // Version 3 meant started/idle on one branch and binary frames on the other; the merged
+        // protocol is 4, so neither half-way runtime is ever given a job.
+        assertEquals(4, ChannelCodec.PROTOCOL);
+        for (int old : new int[] {2, 3}) {
+            Object[] refused = (Object[]) handshake(old, SECRET, "w1.1");
+            assertEquals("refused", ((JsonObject) refused[1]).get("type").getAsString());
+            String reason = ((JsonObject) refused[1]).get("reason").getAsString();
+            assertTrue(reason.contains("protocol " + old) && reason.contains("protocol 4"), reason);
+        }
     }
 
     @Test

@@ -138,6 +138,28 @@ class WorkerChannelFilesTest {
     }
 
     @Test
+    void theChannelIsDrainedOnlyOnceTheFilesAndTheMessageAfterThemHaveGoneOut(@TempDir Path dir) throws Exception {
+        // The pool's take timeout for a pilot starts when this says true (Worker.delivered).
+        int chunks = 32; // far more than the loopback socket's buffers hold
+        Path file = dir.resolve("big.blend");
+        Files.write(file, new byte[ChannelCodec.CHUNK_BYTES * chunks + 1]);
+        try (Pair p = connect()) {
+            assertTrue(p.channel().drained(), "nothing queued");
+            p.channel().sendFile(JOB, "blendFile", file);
+            p.channel().send(new ToWorker.Shutdown());
+            Thread.sleep(300);
+            assertFalse(p.channel().drained(), "the worker reads nothing: the file and the message wait");
+            List<FrameCodec.Frame> frames = readFrames(p.in(), chunks + 1 + 1);
+            assertEquals("shutdown", frames.get(chunks + 1).message().get("type").getAsString());
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
+            while (!p.channel().drained()) {
+                assertTrue(System.nanoTime() < deadline, "drained once everything was written");
+                Thread.sleep(5);
+            }
+        }
+    }
+
+    @Test
     void binaryChunksFromTheWorkerArriveDecodedInOrder() throws Exception {
         try (Pair p = connect()) {
             JsonObject console = new JsonObject();

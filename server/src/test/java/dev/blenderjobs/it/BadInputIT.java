@@ -84,6 +84,73 @@ class BadInputIT {
         }
     }
 
+    /**
+     * The adversary's bad frames, each with a body and each followed by 20 valid requests: all
+     * 20 are answered every time (before the fix: -32700 for the bad one, then 0 of 20), and so
+     * is every bad frame that can be (its own id, or -32700 with id null).
+     */
+    @Test
+    void aBadFrameWithABodyNeverSwallowsTheMessagesAfterIt() throws Exception {
+        try (ServerProcess s = ServerProcess.start("--workers", "1")) {
+            OutputStream out = s.process.getOutputStream();
+            String cafe = "{\"jsonrpc\":\"2.0\",\"id\":100,\"method\":\"getJob\",\"params\":{\"jobId\":\"café\"}}";
+            String stats200 = "{\"jsonrpc\":\"2.0\",\"id\":200,\"method\":\"getStats\",\"params\":{}}";
+            String stats300 = "{\"jsonrpc\":\"2.0\",\"id\":300,\"method\":\"getStats\",\"params\":{}}";
+            String stats400 = "{\"jsonrpc\":\"2.0\",\"id\":400,\"method\":\"getStats\",\"params\":{}}";
+            String stats500 = "{\"jsonrpc\":\"2.0\",\"id\":500,\"method\":\"getStats\",\"params\":{}}";
+            record Case(String name, String bytes, Integer answeredId) {
+            }
+            List<Case> cases = List.of(
+                    // Counted in characters: one byte short of the UTF-8 body.
+                    new Case("length one byte short (café)", "Content-Length: " + cafe.length() + "\r\n\r\n" + cafe, null),
+                    new Case("lowercase content-length", "content-length: " + stats200.length() + "\r\n\r\n" + stats200, 200),
+                    new Case("negative length with a body", "Content-Length: -5\r\n\r\n" + stats300, null),
+                    new Case("trailing junk after a body", "Content-Length: " + stats400.length() + "\r\n\r\n" + stats400
+                            + "}}junk", 400),
+                    new Case("length 5 too large", "Content-Length: " + (stats500.length() + 5) + "\r\n\r\n" + stats500, 500));
+            int parseErrorsBefore = count(s.rawStdout(), "\"code\":-32700");
+            int next = 1000;
+            for (Case c : cases) {
+                List<Integer> ids = new java.util.ArrayList<>();
+                StringBuilder valid = new StringBuilder();
+                for (int i = 0; i < 20; i++) {
+                    int id = next++;
+                    ids.add(id);
+                    String body = "{\"jsonrpc\":\"2.0\",\"id\":" + id + ",\"method\":\"getStats\",\"params\":{}}";
+                    valid.append("Content-Length: ").append(body.length()).append("\r\n\r\n").append(body);
+                }
+                raw(out, c.bytes().getBytes(StandardCharsets.UTF_8), valid.toString().getBytes(StandardCharsets.UTF_8));
+                if (c.answeredId() != null) ids.add(0, c.answeredId());
+                List<Integer> missing = awaitAnswers(s, ids, Duration.ofSeconds(20));
+                assertEquals(List.of(), missing, c.name() + ": these requests got no answer; server stderr:\n" + s.stderr());
+            }
+            assertEquals(parseErrorsBefore + 1, count(s.rawStdout(), "\"id\":null,\"error\":{\"code\":-32700"),
+                    "the short café body is answered -32700 with id null");
+            assertTrue(s.stderr().contains("reading on from"), s.stderr());
+            s.assertProtocolStreamClean();
+            assertEquals("COMPLETED", s.runToEnd(Json.of("scriptText", "python_data = {}"), Duration.ofSeconds(60))
+                    .get("state").getAsString());
+        }
+    }
+
+    /** Waits until stdout holds an answer (result or error) for each id; returns those still missing. */
+    static List<Integer> awaitAnswers(ServerProcess s, List<Integer> ids, Duration within) throws InterruptedException {
+        long deadline = System.currentTimeMillis() + within.toMillis();
+        while (true) {
+            String stdout = s.rawStdout();
+            List<Integer> missing = ids.stream().filter(id -> !stdout.contains("\"id\":" + id + ",\"result\"")
+                    && !stdout.contains("\"id\":" + id + ",\"error\"")).toList();
+            if (missing.isEmpty() || System.currentTimeMillis() > deadline) return missing;
+            Thread.sleep(50);
+        }
+    }
+
+    static int count(String haystack, String needle) {
+        int n = 0;
+        for (int i = haystack.indexOf(needle); i >= 0; i = haystack.indexOf(needle, i + 1)) n++;
+        return n;
+    }
+
     @Test
     void jobRequestsAfterShutdownAreRefusedAndExitStillEndsTheServer() throws Exception {
         try (ServerProcess s = ServerProcess.start("--workers", "1")) {

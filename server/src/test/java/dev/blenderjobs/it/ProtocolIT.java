@@ -82,28 +82,49 @@ class ProtocolIT {
         }
     }
 
+    /**
+     * LSP work-done progress as the spec has it: a client's workDoneToken is valid only until
+     * its request is answered (begin and end within addJob, nothing after); a job is reported
+     * for its whole life on a token the server creates with window/workDoneProgress/create once
+     * addJob has answered, and window/workDoneProgress/cancel with that token cancels the job.
+     * (EditorIT has the edge cases: a late or refused create answer, ordering, no capability.)
+     */
     @Test
-    void lspWorkDoneProgressReportsAndCancelsAJob() throws Exception {
+    void lspWorkDoneProgressFollowsTheSpec() throws Exception {
         try (ServerProcess s = ServerProcess.startRaw("--workers", "1")) {
             s.call("initialize", Json.obj("{'capabilities': {'window': {'workDoneProgress': true}}}"));
             String done = s.addJob(Json.of("scriptText", "import time\nfor i in range(5):\n    update_job_progress((i + 1) / 5, 'step')\n    time.sleep(0.05)",
-                    "workDoneToken", "tok-done", "name", "five steps"));
+                    "workDoneToken", "tok-done", "name", "five steps", "workDoneProgress", true));
+            // Within the request: begin and end on the client's token, both already here with the answer.
+            var request = s.workDoneProgress("tok-done");
+            assertEquals(2, request.size(), request.toString());
+            assertEquals("begin", request.get(0).get("kind").getAsString());
+            assertEquals("end", request.get(1).get("kind").getAsString());
+            assertTrue(request.get(1).get("message").getAsString().endsWith(" as " + done), request.toString());
+
             assertEquals("COMPLETED", s.awaitFinal(done, Duration.ofSeconds(60)).get("state").getAsString());
-            s.awaitNotification(n -> n.method().equals("$/progress")
+            String token = "blender-jobs/" + done;
+            s.awaitNotification(n -> n.method().equals("$/progress") && n.params().get("token").getAsString().equals(token)
                     && n.params().getAsJsonObject("value").get("kind").getAsString().equals("end"), Duration.ofSeconds(10));
-            var values = s.workDoneProgress("tok-done");
+            var values = s.workDoneProgress(token);
             assertEquals("begin", values.get(0).get("kind").getAsString(), values.toString());
             assertTrue(values.get(0).get("title").getAsString().contains("five steps"));
             assertTrue(values.get(0).get("cancellable").getAsBoolean());
             assertEquals("report", values.get(1).get("kind").getAsString(), values.toString());
             assertEquals("end", values.get(values.size() - 1).get("kind").getAsString());
             assertEquals(100, values.get(values.size() - 2).get("percentage").getAsInt(), values.toString());
+            assertEquals(2, s.workDoneProgress("tok-done").size(), "nothing on the client's token after the answer");
 
             String slow = s.addJob(Json.of("scriptText", "import time\nupdate_job_progress(0.1)\ntime.sleep(60)",
-                    "workDoneToken", 42));
+                    "workDoneToken", 42, "workDoneProgress", true));
             s.awaitNotification(n -> n.method().equals("job/progress") && n.params().get("jobId").getAsString().equals(slow),
                     Duration.ofSeconds(60));
             s.remote.notify("window/workDoneProgress/cancel", Json.obj("{'token': 42}"));
+            s.remote.notify("window/workDoneProgress/cancel", Json.of("token", "blender-jobs/job-000000000000"));
+            s.callObject("getStats", new JsonObject());
+            assertEquals("ACTIVE", s.callObject("getProgress", Json.jobId(slow)).get("state").getAsString(),
+                    "the client's token is no longer tied to the job; an unknown token cancels nothing");
+            s.remote.notify("window/workDoneProgress/cancel", Json.of("token", "blender-jobs/" + slow));
             assertEquals("CANCELED", s.awaitFinal(slow, Duration.ofSeconds(30)).get("state").getAsString());
         }
     }
@@ -112,6 +133,62 @@ class ProtocolIT {
     void unknownMethodIsMethodNotFound() throws Exception {
         ResponseError e = server.callError("noSuchMethod", new JsonObject());
         assertEquals(-32601, e.getCode());
+    }
+
+    /** LSP base protocol: "$/" requests the server does not know are MethodNotFound; such notifications are ignored. */
+    @Test
+    void anUnknownDollarRequestIsMethodNotFoundAndAnUnknownDollarNotificationIsIgnored() throws Exception {
+        ResponseError e = server.callError("$/unknownThing", new JsonObject());
+        assertEquals(-32601, e.getCode());
+        assertTrue(e.getMessage().contains("$/unknownThing"), e.getMessage());
+        server.remote.notify("$/unknownThing", new JsonObject());
+        assertNotNull(server.call("getStats", new JsonObject()), "the server goes on");
+    }
+
+    /**
+     * Methods without parameters take params absent, null, {}, [] and [null]: what stock clients
+     * send (vscode-jsonrpc's sendRequest('shutdown', undefined) sends [null]), ending with a
+     * clean shutdown and exit.
+     */
+    @Test
+    void noParameterMethodsAcceptWhatStockClientsSendForNothing() throws Exception {
+        try (ServerProcess s = ServerProcess.start("--workers", "1")) {
+            var out = s.process.getOutputStream();
+            List<String> variants = List.of("", ",\"params\":null", ",\"params\":{}", ",\"params\":[]", ",\"params\":[null]");
+            List<Integer> ids = new java.util.ArrayList<>();
+            int id = 500;
+            for (String method : List.of("cancelAll", "resumeAll", "getStats", "shutdown")) {
+                for (String params : variants) {
+                    ids.add(id);
+                    BadInputIT.frame(out, "{\"jsonrpc\":\"2.0\",\"id\":" + id++ + ",\"method\":\"" + method + "\"" + params + "}");
+                }
+            }
+            assertEquals(List.of(), BadInputIT.awaitAnswers(s, ids, Duration.ofSeconds(30)), s.stderr());
+            String stdout = s.rawStdout();
+            for (int i : ids) {
+                assertTrue(stdout.contains("\"id\":" + i + ",\"result\""), "request " + i + " failed:\n" + stdout);
+            }
+            BadInputIT.frame(out, "{\"jsonrpc\":\"2.0\",\"method\":\"exit\",\"params\":[null]}");
+            assertTrue(s.process.waitFor(30, TimeUnit.SECONDS), "exit with [null] params must end the server");
+            assertEquals(0, s.process.exitValue(), "exit after a shutdown that was answered is code 0");
+        }
+    }
+
+    /** --help and --version do not start the server, so they print to stdout (not the protocol then) and exit 0. */
+    @Test
+    void helpAndVersionPrintToStdoutAndExitZero() throws Exception {
+        for (String flag : List.of("--help", "--version")) {
+            Process p = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-jar",
+                    ServerProcess.jar().toString(), flag).redirectError(ProcessBuilder.Redirect.PIPE).start();
+            p.getOutputStream().close();
+            String stdout = new String(p.getInputStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
+            String stderr = new String(p.getErrorStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
+            assertTrue(p.waitFor(30, TimeUnit.SECONDS));
+            assertEquals(0, p.exitValue(), flag + ": " + stderr);
+            assertTrue(stdout.contains(flag.equals("--help") ? "--state-dir" : dev.blenderjobs.BlenderJobsServer.VERSION), flag + " stdout: " + stdout
+                    + "\nstderr: " + stderr);
+            assertEquals("", stderr, flag);
+        }
     }
 
     @Test

@@ -92,8 +92,22 @@ final class ServerProcess implements AutoCloseable {
         return new ServerProcess(Map.of(), args);
     }
 
+    /** Starts the server with these JVM flags (e.g. a small -Xmx) instead of -Xmx512m, and initializes it. */
+    static ServerProcess startWithJvm(List<String> jvmFlags, String... args) throws Exception {
+        ServerProcess s = new ServerProcess(Map.of(), jvmFlags, args);
+        s.initializeResult = s.callObject("initialize", new JsonObject());
+        s.remote.notify("initialized", new JsonObject());
+        return s;
+    }
+
     private ServerProcess(Map<String, String> env, String... args) throws IOException {
-        List<String> cmd = new ArrayList<>(List.of(javaBin(), "-Xmx512m", "-jar", jar().toString()));
+        this(env, List.of("-Xmx512m"), args);
+    }
+
+    private ServerProcess(Map<String, String> env, List<String> jvmFlags, String... args) throws IOException {
+        List<String> cmd = new ArrayList<>(List.of(javaBin()));
+        cmd.addAll(jvmFlags);
+        cmd.addAll(List.of("-jar", jar().toString()));
         cmd.addAll(List.of(args));
         stderrFile = Files.createTempFile("blender-jobs-it-stderr", ".log");
         ProcessBuilder pb = new ProcessBuilder(cmd);
@@ -103,6 +117,7 @@ final class ServerProcess implements AutoCloseable {
         InputStream recorded = new FilterInputStream(process.getInputStream()) {
             @Override
             public int read() throws IOException {
+                awaitReading();
                 int b = super.read();
                 if (b >= 0) synchronized (rawStdout) { rawStdout.write(b); }
                 return b;
@@ -110,6 +125,7 @@ final class ServerProcess implements AutoCloseable {
 
             @Override
             public int read(byte[] buf, int off, int len) throws IOException {
+                awaitReading();
                 int n = super.read(buf, off, len);
                 if (n > 0) synchronized (rawStdout) { rawStdout.write(buf, off, n); }
                 return n;
@@ -128,6 +144,36 @@ final class ServerProcess implements AutoCloseable {
                 .create();
         remote = launcher.getRemoteEndpoint();
         launcher.startListening();
+    }
+
+    /** While true, the client reads nothing from the server's stdout: the pipe fills and the server's writes block. */
+    private boolean paused;
+
+    /** Stops reading the server's stdout (a read already waiting for data may still take one chunk). */
+    void pauseReading() {
+        synchronized (rawStdout) {
+            paused = true;
+        }
+    }
+
+    void resumeReading() {
+        synchronized (rawStdout) {
+            paused = false;
+            rawStdout.notifyAll();
+        }
+    }
+
+    private void awaitReading() throws IOException {
+        synchronized (rawStdout) {
+            while (paused) {
+                try {
+                    rawStdout.wait();
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    throw new java.io.InterruptedIOException();
+                }
+            }
+        }
     }
 
     private static String javaBin() {
@@ -181,6 +227,12 @@ final class ServerProcess implements AutoCloseable {
         @org.eclipse.lsp4j.jsonrpc.services.JsonRequest("getStats")
         CompletableFuture<JsonElement> getStats(JsonElement params);
 
+        @org.eclipse.lsp4j.jsonrpc.services.JsonRequest("followLog")
+        CompletableFuture<JsonElement> followLog(JsonElement params);
+
+        @org.eclipse.lsp4j.jsonrpc.services.JsonRequest("unfollowLog")
+        CompletableFuture<JsonElement> unfollowLog(JsonElement params);
+
         @org.eclipse.lsp4j.jsonrpc.services.JsonRequest("noSuchMethod")
         CompletableFuture<JsonElement> noSuchMethod(JsonElement params);
     }
@@ -211,7 +263,28 @@ final class ServerProcess implements AutoCloseable {
         public void showMessage(JsonObject params) {
             record("window/showMessage", params);
         }
+
+        @JsonNotification("job/log")
+        public void log(JsonObject params) {
+            record("job/log", params);
+        }
+
+        @JsonNotification("textDocument/publishDiagnostics")
+        public void publishDiagnostics(JsonObject params) {
+            record("textDocument/publishDiagnostics", params);
+        }
+
+        /** The server's request for a work-done token: recorded like a notification, answered by {@link #onCreate}. */
+        @org.eclipse.lsp4j.jsonrpc.services.JsonRequest("window/workDoneProgress/create")
+        public CompletableFuture<Object> createWorkDoneProgress(JsonObject params) {
+            record("window/workDoneProgress/create", params);
+            return onCreate.apply(params);
+        }
     }
+
+    /** How the client answers window/workDoneProgress/create; by default at once with null (accepted). */
+    volatile java.util.function.Function<JsonObject, CompletableFuture<Object>> onCreate =
+            params -> CompletableFuture.completedFuture(null);
 
     private void record(String method, JsonObject params) {
         synchronized (notifications) {
@@ -358,6 +431,30 @@ final class ServerProcess implements AutoCloseable {
         assertTrue(messages > 0, "no messages on stdout");
     }
 
+    /** Every complete message the server wrote to stdout so far, in the order written. */
+    List<JsonObject> rawMessages() {
+        byte[] all;
+        synchronized (rawStdout) {
+            all = rawStdout.toByteArray();
+        }
+        List<JsonObject> out = new ArrayList<>();
+        int pos = 0;
+        while (pos < all.length) {
+            int headerEnd = indexOf(all, "\r\n\r\n".getBytes(StandardCharsets.US_ASCII), pos);
+            if (headerEnd < 0) break;
+            int length = -1;
+            for (String h : new String(all, pos, headerEnd - pos, StandardCharsets.US_ASCII).split("\r\n")) {
+                if (h.toLowerCase().startsWith("content-length:")) length = Integer.parseInt(h.substring(15).trim());
+            }
+            int bodyStart = headerEnd + 4;
+            if (length < 0 || bodyStart + length > all.length) break;
+            out.add(com.google.gson.JsonParser.parseString(new String(all, bodyStart, length, StandardCharsets.UTF_8))
+                    .getAsJsonObject());
+            pos = bodyStart + length;
+        }
+        return out;
+    }
+
     private static String preview(byte[] all, int pos) {
         return new String(all, pos, Math.min(120, all.length - pos), StandardCharsets.UTF_8);
     }
@@ -400,6 +497,7 @@ final class ServerProcess implements AutoCloseable {
 
     @Override
     public void close() throws Exception {
+        resumeReading();
         List<ProcessHandle> children = process.descendants().toList();
         if (process.isAlive()) {
             try {

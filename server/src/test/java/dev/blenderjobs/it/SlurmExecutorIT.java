@@ -296,6 +296,60 @@ class SlurmExecutorIT {
                 .get("state").getAsString());
     }
 
+    /**
+     * A pilot keeps a local worker's hygiene between jobs (runtime hardening, issue 10): the next
+     * job on the same pilot finds its working folder and its temp folder empty and the
+     * interpreter as it was, and a job that leaves a thread running gets its pilot replaced (the
+     * runtime's idle says recycle) instead of passing it on.
+     */
+    @Test
+    @Order(3)
+    void aPilotCleansUpBetweenJobsAndIsReplacedWhenAJobLeavesWhatCannotBeUndone() throws Exception {
+        ServerProcess s = slurmServer("--workers", "1", "--slurm-min-pilots", "1");
+        awaitPilots(s, 1);
+        JsonObject first = s.runToEnd(Json.of("scriptText", String.join("\n",
+                "import os, tempfile, builtins",
+                "open('left.txt', 'w').write('x')",
+                "os.makedirs('sub/deeper')",
+                "open(os.path.join(tempfile.gettempdir(), 'left-in-tmp.txt'), 'w').write('x')",
+                "os.makedirs(os.path.join(tempfile.gettempdir(), 'dir-in-tmp'))",
+                "os.environ['LEFT_BY_JOB'] = '1'",
+                "builtins.left_by_job = True",
+                "python_data = {'slurmJob': os.environ['SLURM_JOB_ID'], 'tmp': tempfile.gettempdir()}")), GUARD);
+        assertEquals("COMPLETED", first.get("state").getAsString(), first + "\n" + s.stderr());
+        JsonObject a = s.callObject("getPythonData", Json.jobId(first.get("jobId").getAsString()));
+        assertTrue(a.get("tmp").getAsString().contains("blender-jobs-pilot."), "the pilot's own temp folder: " + a);
+
+        JsonObject second = s.runToEnd(Json.of("scriptText", String.join("\n",
+                "import os, tempfile, builtins, bpy",
+                "own = os.path.basename(bpy.app.tempdir.rstrip(os.sep)) if bpy.app.tempdir else None",
+                "python_data = {'slurmJob': os.environ['SLURM_JOB_ID'], 'cwd': sorted(os.listdir('.')),",
+                "    'tmp': sorted(e for e in os.listdir(tempfile.gettempdir()) if e != own),",
+                "    'env': 'LEFT_BY_JOB' in os.environ, 'builtin': hasattr(builtins, 'left_by_job')}")), GUARD);
+        assertEquals("COMPLETED", second.get("state").getAsString(), second + "\n" + s.stderr());
+        JsonObject b = s.callObject("getPythonData", Json.jobId(second.get("jobId").getAsString()));
+        assertEquals(a.get("slurmJob"), b.get("slurmJob"), "the same warm pilot ran both jobs");
+        assertEquals("[]", b.get("cwd").toString(), "the work folder the pilot reuses was emptied");
+        assertEquals("[]", b.get("tmp").toString(), "the pilot's temp folder was emptied (BLENDER_JOBS_TMPDIR)");
+        assertFalse(b.get("env").getAsBoolean());
+        assertFalse(b.get("builtin").getAsBoolean());
+
+        JsonObject threaded = s.runToEnd(Json.of("scriptText", String.join("\n",
+                "import os, threading, time",
+                "threading.Thread(target=time.sleep, args=(600,), name='left-behind', daemon=True).start()",
+                "python_data = {'slurmJob': os.environ['SLURM_JOB_ID']}")), GUARD);
+        assertEquals("COMPLETED", threaded.get("state").getAsString(), "the job itself is fine: " + threaded);
+        JsonObject c = s.callObject("getPythonData", Json.jobId(threaded.get("jobId").getAsString()));
+        assertEquals(a.get("slurmJob"), c.get("slurmJob"));
+        JsonObject after = s.runToEnd(Json.of("scriptText",
+                "import os\npython_data = {'slurmJob': os.environ['SLURM_JOB_ID']}"), GUARD);
+        assertEquals("COMPLETED", after.get("state").getAsString(), after + "\n" + s.stderr());
+        JsonObject d = s.callObject("getPythonData", Json.jobId(after.get("jobId").getAsString()));
+        assertNotEquals(a.get("slurmJob"), d.get("slurmJob"), "a new pilot: the old one said idle with recycle");
+        assertTrue(s.stderr().contains("left 1 thread running (left-behind)"), s.stderr());
+        s.assertProtocolStreamClean();
+    }
+
     // ------------------------------------------------------------------ lost pilots
 
     @Test
@@ -503,7 +557,8 @@ class SlurmExecutorIT {
             DataInputStream in = new DataInputStream(sock.getInputStream());
             JsonObject challenge = readFrame(in);
             assertEquals("challenge", challenge.get("type").getAsString());
-            writeFrame(new DataOutputStream(sock.getOutputStream()), Json.of("type", "hello", "protocol", 3,
+            writeFrame(new DataOutputStream(sock.getOutputStream()), Json.of("type", "hello",
+                    "protocol", dev.blenderjobs.channel.ChannelCodec.PROTOCOL,
                     "runtimeVersion", "0.2.0", "worker", worker, "pid", 1, "blenderVersion", "3.4.1",
                     "pythonVersion", "3.10.8", "proof", "0".repeat(64)));
             JsonObject answer = readFrame(in);

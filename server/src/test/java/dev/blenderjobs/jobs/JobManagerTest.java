@@ -6,10 +6,12 @@ import dev.blenderjobs.channel.ToWorker;
 import dev.blenderjobs.concurrent.EventLoop;
 import dev.blenderjobs.model.FailureKind;
 import dev.blenderjobs.model.Job;
+import dev.blenderjobs.model.JobFailure;
 import dev.blenderjobs.model.JobRequest;
 import dev.blenderjobs.model.JobResult;
 import dev.blenderjobs.model.JobSpec;
 import dev.blenderjobs.model.JobState;
+import dev.blenderjobs.model.PassedData;
 import dev.blenderjobs.model.RemovalReason;
 import dev.blenderjobs.workers.AttemptOutcome;
 import dev.blenderjobs.workers.JobLog;
@@ -76,7 +78,7 @@ class JobManagerTest {
         loop = new EventLoop("test-loop");
         files = new JobFiles(state);
         pool = mock(WorkerPool.class);
-        events = mock(JobEvents.class);
+        events = mock(JobEvents.class, org.mockito.Mockito.withSettings().defaultAnswer(org.mockito.Mockito.CALLS_REAL_METHODS));
         manager = new JobManager(loop, 20, null, JobManager.Retention.UNLIMITED);
         manager.attach(pool, events);
         openEmpty(manager);
@@ -107,7 +109,7 @@ class JobManagerTest {
 
     /** An addJob of scriptText "print('hi')", as the intake hands it over. */
     private static JobRequest request(JobSpec spec) {
-        return new JobRequest(spec, "print('hi')", new JsonObject(), null, null, false, null);
+        return new JobRequest(spec, "print('hi')", PassedData.EMPTY, null, null, false, null, false);
     }
 
     private static <T> T await(CompletableFuture<T> f) throws Exception {
@@ -685,7 +687,7 @@ class JobManagerTest {
         assertTrue(Files.isDirectory(dir));
         assertTrue(Files.isRegularFile(files.logOf(id)));
 
-        Job removed = await(manager.remove(id));
+        Job removed = await(manager.remove(id)).job();
         assertEquals(id, removed.jobId());
         assertEquals(JobState.COMPLETED, removed.state());
         verify(events).removed(id, RemovalReason.REMOVED); // the job store deletes the directory (JobStoreTest)
@@ -705,8 +707,8 @@ class JobManagerTest {
         when(pool.tryRun(any(), any())).thenReturn(true);
         String old = submit(spec("render", 0, 1)).jobId();
         String other = submit(spec("other", 0, 1)).jobId();
-        JobRequest replacing = new JobRequest(spec("render", 0, 1), "print(2)", new JsonObject(), null, null, true,
-                null);
+        JobRequest replacing = new JobRequest(spec("render", 0, 1), "print(2)", PassedData.EMPTY, null, null, true,
+                null, false);
         String fresh = await(manager.submit(JobManager.newJobId(), replacing)).jobId();
         verify(pool).abort(old);
         assertEquals(JobException.Reason.JOB_NOT_FOUND, failure(manager.get(old)).reason());
@@ -841,7 +843,7 @@ class JobManagerTest {
         passed.addProperty("size", 3);
         JobSpec spec = spec("earlier-" + state, 0, 2, priority);
         Job queued = new Job(id, spec, JobState.QUEUED, 0, null, 0, createdAt, 0, 0, null, List.of(), -1, null);
-        files.prepare(new JobRequest(spec, LEFT_SCRIPT, passed, null, null, false, null), queued);
+        files.prepare(new JobRequest(spec, LEFT_SCRIPT, PassedData.of(passed, dev.blenderjobs.model.Fields.of("addJob", null)), null, null, false, null, false), queued);
         JobResult result = null;
         if (state == JobState.COMPLETED) {
             Files.writeString(files.pythonDataOf(id), "{\"size\":3}");
@@ -997,7 +999,7 @@ class JobManagerTest {
     void removeAcceptsAnInterruptedJob() throws Exception {
         String running = leftBehind("job-00000000000f", JobState.ACTIVE, System.currentTimeMillis(), 0);
         JobManager m = reopened(JobManager.Retention.UNLIMITED, false);
-        assertEquals(running, await(m.remove(running)).jobId());
+        assertEquals(running, await(m.remove(running)).job().jobId());
         verify(events).removed(running, RemovalReason.REMOVED);
     }
 
@@ -1005,5 +1007,33 @@ class JobManagerTest {
     void formatSeconds() {
         assertEquals("5 s", JobManager.formatSeconds(5));
         assertEquals("0.2 s", JobManager.formatSeconds(0.2));
+    }
+
+    @Test
+    void onlyTheLatestFinishedJobsKeepTheirWholeFailuresInTheTableTheRecordKeepsThemAll() throws Exception {
+        when(pool.tryRun(any(), any())).thenReturn(true);
+        String big = "x".repeat(50_000);
+        List<String> ids = new ArrayList<>();
+        for (int i = 0; i < JobManager.DETAILED_FINAL_JOBS + 1; i++) {
+            String id = submit(spec()).jobId();
+            onLoop(() -> manager.attemptFinished(id, 1,
+                    new AttemptOutcome.Failed(FailureKind.SCRIPT_ERROR, "ValueError: " + big, "Traceback: " + big, null)));
+            ids.add(id);
+        }
+        JobManager.Inspection oldest = await(manager.inspect(ids.get(0)));
+        assertTrue(oldest.detailsOnDisk());
+        assertNull(oldest.job().error().traceback(), "the table keeps a summary of an old failure");
+        assertTrue(oldest.job().error().message().length() <= JobFailure.SUMMARY_MESSAGE_CHARS + 4);
+        JobManager.Inspection newest = await(manager.inspect(ids.get(ids.size() - 1)));
+        assertFalse(newest.detailsOnDisk());
+        assertEquals("Traceback: " + big, newest.job().error().traceback());
+        // The record the store would have written (the state change carried the whole failure).
+        ArgumentCaptor<Job> told = ArgumentCaptor.forClass(Job.class);
+        verify(events, timeout(5000).atLeastOnce()).stateChanged(told.capture(), eq(JobState.ACTIVE));
+        Job failed = told.getAllValues().stream().filter(j -> j.jobId().equals(ids.get(0))
+                && j.state() == JobState.FAILED).findFirst().orElseThrow();
+        assertEquals("Traceback: " + big, failed.error().traceback());
+        files.writeRecord(failed);
+        assertEquals("Traceback: " + big, files.withRecordedDetails(oldest.job()).error().traceback());
     }
 }

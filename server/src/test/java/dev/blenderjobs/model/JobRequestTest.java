@@ -56,7 +56,7 @@ class JobRequestTest {
         assertEquals("<scriptText>", spec.scriptLabel());
         assertNull(spec.name());
         assertEquals(0.0, spec.timeout());
-        assertEquals(new JsonObject(), request.passedData());
+        assertEquals("{}", request.passedData().text());
         assertNull(spec.passedDataBlocks());
         assertNull(request.libraryToCopy());
         assertNull(spec.blendFile());
@@ -93,7 +93,7 @@ class JobRequestTest {
         JobSpec spec = request.spec();
         assertEquals("my job", spec.name());
         assertEquals(2.5, spec.timeout());
-        assertEquals(3, request.passedData().get("count").getAsInt());
+        assertEquals(3, com.google.gson.JsonParser.parseString(request.passedData().text()).getAsJsonObject().get("count").getAsInt());
         assertEquals(3, spec.maxAttempts());
         assertTrue(spec.freshProcess());
         assertEquals(-7, spec.priority());
@@ -115,7 +115,8 @@ class JobRequestTest {
     @Test
     void theKnownFieldsAreTheSpecsAndTheIntakes() {
         assertEquals(Set.of("name", "script", "timeout", "maxAttempts", "isolation", "priority", "passedDataBlocks",
-                "blendFile", "scriptText", "passedData", "replaceExisting", "workDoneToken"), JobRequest.fields());
+                "blendFile", "scriptText", "passedData", "replaceExisting", "workDoneToken", "workDoneProgress"),
+                JobRequest.fields());
     }
 
     // ------------------------------------------------------------------ script fields
@@ -242,5 +243,49 @@ class JobRequestTest {
             assertEquals("workDoneToken", e.field());
             assertTrue(e.reason().contains("string or an integer"), e.reason());
         }
+    }
+
+    // ------------------------------------------------------------------ workDoneProgress
+
+    @Test
+    void workDoneProgressIsAnIntakeFlagKeptOnlyForAClientThatDeclaredWorkDoneProgress() {
+        JsonObject o = withText();
+        o.addProperty("workDoneProgress", true);
+        assertTrue(JobRequest.parse(Fields.of("addJob", o), true).workDoneProgress());
+        assertFalse(JobRequest.parse(Fields.of("addJob", o), false).workDoneProgress(),
+                "a client that did not declare window.workDoneProgress is not asked to create a token");
+        assertFalse(JobRequest.parse(Fields.of("addJob", withText()), true).workDoneProgress(), "off by default");
+        assertFalse(JobSpec.FIELDS.contains("workDoneProgress"), "not a job option: it is not stored with the job");
+    }
+
+    @Test
+    void workDoneProgressMustBeABoolean() {
+        JsonObject o = withText();
+        o.addProperty("workDoneProgress", "yes");
+        Fields.InvalidFieldException e = assertThrows(Fields.InvalidFieldException.class,
+                () -> JobRequest.parse(Fields.of("addJob", o), true));
+        assertEquals("workDoneProgress", e.field());
+        assertTrue(e.reason().contains("true or false"), e.reason());
+    }
+
+    @Test
+    void loneSurrogatesInStringParamsAreRefusedNamingTheField() {
+        for (String field : new String[] {"scriptText", "name", "script", "blendFile"}) {
+            JsonObject o = new JsonObject();
+            if (!field.equals("scriptText") && !field.equals("script")) o.addProperty("scriptText", "pass");
+            o.addProperty(field, "x\ud800y");
+            Fields.InvalidFieldException e = assertThrows(Fields.InvalidFieldException.class, () -> parse(o), field);
+            assertEquals(field, e.field());
+            assertTrue(e.reason().contains("lone surrogate (\\ud800 at character 1)"), e.reason());
+        }
+        JsonObject blocks = JsonParser.parseString("{\"scriptText\": \"pass\", \"passedDataBlocks\": "
+                + "{\"library\": \"/l.blend\", \"names\": {\"objects\": [\"ok\", \"\\udfff\"]}}}").getAsJsonObject();
+        Fields.InvalidFieldException e = assertThrows(Fields.InvalidFieldException.class, () -> parse(blocks));
+        assertEquals("passedDataBlocks", e.field());
+        assertTrue(e.reason().contains("names.objects[1]"), e.reason());
+        JsonObject pair = new JsonObject();
+        pair.addProperty("scriptText", "s = '\ud83d\ude00'");
+        pair.addProperty("name", "\ud83d\ude00");
+        assertEquals("\ud83d\ude00", parse(pair).spec().name());
     }
 }

@@ -36,6 +36,20 @@ class RuntimeScriptTest {
     }
 
     @Test
+    void theRuntimeSpeaksTheWholeProtocol4(@TempDir Path dir) throws Exception {
+        // Protocol 4 is the union of two version 3s: started/idle (runtime hardening) and binary
+        // frames (remote workers). A runtime missing either half would be refused or misbehave.
+        assertEquals("4", constant(runtime(dir), "PROTOCOL"));
+        String source = runtime(dir);
+        for (String type : new String[] {"hello", "started", "progress", "completed", "failed", "idle", "console",
+                "result"}) {
+            assertTrue(source.contains("{\"type\": \"" + type + "\""), "the runtime sends " + type);
+        }
+        assertTrue(source.contains("elif kind == \"file\":"), "the runtime decodes file chunks");
+        assertTrue(source.contains("BINARY_FLAG = 0x80000000"), "binary frames: the top bit of the length word");
+    }
+
+    @Test
     void everyKindTheRuntimeReportsIsOneAWorkerMayReport(@TempDir Path dir) throws Exception {
         String source = runtime(dir);
         Matcher m = Pattern.compile("JobFailure\\(\"([A-Z_]+)\"|\"kind\": \"([A-Z_]+)\"").matcher(source);

@@ -71,7 +71,7 @@ class JobStoreTest {
 
     private String prepared(String id, JobSpec spec) throws Exception {
         Job first = new Job(id, spec, JobState.QUEUED, 0, null, 0, 1000, 0, 0, null, List.of(), -1, null);
-        files.prepare(new JobRequest(spec, "python_data = {}", new JsonObject(), null, null, false, null), first);
+        files.prepare(new JobRequest(spec, "python_data = {}", dev.blenderjobs.model.PassedData.EMPTY, null, null, false, null, false), first);
         return id;
     }
 
@@ -230,6 +230,92 @@ class JobStoreTest {
         verify(downstream, timeout((JobStore.RETRY_SECONDS + 5) * 1000L)).recordsSavedAgain(any());
         assertEquals(JobState.COMPLETED, record(a).state());
         verify(downstream).recordsNotSaved(any());
+    }
+
+    @Test
+    void aJobWhoseDirectoryIsGoneIsToldOnceAndDoesNotSilenceLaterWarnings() throws Exception {
+        // Issue 10, item 14: a record that can never be written (its directory was deleted) kept
+        // the "not saved" spell open forever, so a later job's failed write was never told.
+        String gone = prepared("job-0000000000a1");
+        String later = prepared("job-0000000000a2");
+        PrivateFiles.deleteRecursively(files.dirOf(gone));
+        store.stateChanged(job(gone, JobState.ACTIVE), JobState.QUEUED);
+        store.stateChanged(job(gone, JobState.FAILED), JobState.ACTIVE);
+        verify(downstream, timeout(5000)).stateChanged(argThat(v -> v.state() == JobState.FAILED), eq(JobState.ACTIVE));
+        ArgumentCaptor<String> goneMessage = ArgumentCaptor.forClass(String.class);
+        verify(downstream).warning(eq("JOB_FILES_GONE"), goneMessage.capture());
+        assertTrue(goneMessage.getValue().contains(gone) && goneMessage.getValue().contains("was deleted"),
+                goneMessage.getValue());
+        verify(downstream, never()).recordsNotSaved(any());
+
+        Files.createDirectories(files.dirOf(later).resolve("job.json.tmp").resolve("occupied"));
+        store.stateChanged(job(later, JobState.ACTIVE), JobState.QUEUED);
+        verify(downstream, timeout(5000)).stateChanged(argThat(v -> v.jobId().equals(later)), eq(JobState.QUEUED));
+        ArgumentCaptor<String> notSaved = ArgumentCaptor.forClass(String.class);
+        verify(downstream).recordsNotSaved(notSaved.capture());
+        assertTrue(notSaved.getValue().contains(later), notSaved.getValue());
+        PrivateFiles.deleteRecursively(files.dirOf(later).resolve("job.json.tmp"));
+        verify(downstream, timeout((JobStore.RETRY_SECONDS + 5) * 1000L)).recordsSavedAgain(any());
+        assertEquals(JobState.ACTIVE, record(later).state());
+        verify(downstream).warning(eq("JOB_FILES_GONE"), any()); // once, not at every retry
+    }
+
+    @Test
+    void eachJobWhoseRecordNewlyFailsIsToldByName() throws Exception {
+        String a = prepared("job-0000000000b1");
+        String b = prepared("job-0000000000b2");
+        Files.createDirectories(files.dirOf(a).resolve("job.json.tmp").resolve("occupied"));
+        Files.createDirectories(files.dirOf(b).resolve("job.json.tmp").resolve("occupied"));
+        store.stateChanged(job(a, JobState.ACTIVE), JobState.QUEUED);
+        verify(downstream, timeout(5000)).stateChanged(argThat(v -> v.jobId().equals(a)), eq(JobState.QUEUED));
+        store.stateChanged(job(b, JobState.ACTIVE), JobState.QUEUED);
+        verify(downstream, timeout(5000)).stateChanged(argThat(v -> v.jobId().equals(b)), eq(JobState.QUEUED));
+        store.stateChanged(job(b, JobState.COMPLETED), JobState.ACTIVE);
+        verify(downstream, timeout(5000)).stateChanged(argThat(v -> v.jobId().equals(b)), eq(JobState.ACTIVE));
+        ArgumentCaptor<String> said = ArgumentCaptor.forClass(String.class);
+        verify(downstream, org.mockito.Mockito.times(2)).recordsNotSaved(said.capture());
+        assertTrue(said.getAllValues().get(0).contains(a), said.getAllValues().toString());
+        assertTrue(said.getAllValues().get(1).contains(b), said.getAllValues().toString());
+        store.close();
+    }
+
+    @Test
+    void aRemovedJobsDirectoryLeavesTheJobsFolderAtOnceEvenWhenItCannotAllBeDeleted() throws Exception {
+        // Issue 10, item 12: the removal is the rename to a tombstone, which a restarted
+        // server ignores and cleans; what cannot be deleted stays there, and the caller is told.
+        String id = prepared("job-0000000000c1");
+        Path sub = files.dirOf(id).resolve("work/sub");
+        Files.createDirectories(sub);
+        Files.writeString(sub.resolve("kept.txt"), "x");
+        Files.setPosixFilePermissions(sub, java.nio.file.attribute.PosixFilePermissions.fromString("---------"));
+        String left = store.removing(id, RemovalReason.REMOVED).get(5, java.util.concurrent.TimeUnit.SECONDS);
+        assertNull(left, "a folder its job made unreadable is opened and deleted: " + left);
+        assertFalse(Files.exists(files.dirOf(id)));
+        try (var rest = Files.list(state.resolve("jobs"))) {
+            assertEquals(List.of(), rest.toList());
+        }
+        verify(downstream).removed(id, RemovalReason.REMOVED);
+        assertEquals(List.of(), store.loadAll(files).jobs());
+    }
+
+    @Test
+    void aRecordTooLargeToBeOneIsSkippedAndReportedWithoutReadingIt() throws Exception {
+        // Issue 10, item 13: a 1 GB (sparse) job.json took the heap and initialize with it.
+        String ok = prepared("job-0000000000d1");
+        Path big = files.dirOf(prepared("job-0000000000d2")).resolve("job.json");
+        try (java.io.RandomAccessFile f = new java.io.RandomAccessFile(big.toFile(), "rw")) {
+            f.setLength(1L << 30);
+        }
+        Path link = files.dirOf(prepared("job-0000000000d3")).resolve("job.json");
+        Files.delete(link);
+        Files.createSymbolicLink(link, Path.of("/dev/zero"));
+        JobStore.Loaded loaded = store.loadAll(files);
+        assertEquals(List.of(ok), loaded.jobs().stream().map(r -> r.job().jobId()).toList());
+        assertEquals(2, loaded.unreadable().size(), loaded.unreadable().toString());
+        String all = String.join("\n", loaded.unreadable());
+        assertTrue(all.contains("job-0000000000d2") && all.contains("a record is at most"), all);
+        assertTrue(all.contains("job-0000000000d3") && all.contains("symbolic link"), all);
+        assertTrue(Files.exists(big), "left in place for a person");
     }
 
     @Test

@@ -106,7 +106,7 @@ class AddJobRequestTest {
         assertEquals(script.toAbsolutePath().normalize().toString(), spec.script());
         assertEquals("my job", spec.name());
         assertEquals(2.5, spec.timeout());
-        assertEquals(3, request.passedData().get("count").getAsInt());
+        assertEquals(3, com.google.gson.JsonParser.parseString(request.passedData().text()).getAsJsonObject().get("count").getAsInt());
         assertEquals(3, spec.maxAttempts());
         assertTrue(spec.freshProcess());
         assertEquals(4, spec.priority());

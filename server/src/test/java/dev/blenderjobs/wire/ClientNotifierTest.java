@@ -13,6 +13,8 @@ import dev.blenderjobs.wire.messages.Messages.JobStateChangedParams;
 import dev.blenderjobs.wire.messages.Messages.ShowMessageParams;
 import dev.blenderjobs.wire.messages.Messages.WorkDoneProgressParams;
 import dev.blenderjobs.wire.messages.Messages.WorkDoneProgressValue;
+import dev.blenderjobs.wire.messages.Messages.AddJobResult;
+import dev.blenderjobs.wire.messages.Messages.WorkDoneProgressCreateParams;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -36,6 +38,7 @@ import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.TimeUnit;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -50,6 +53,7 @@ import static org.mockito.Mockito.never;
 import static org.mockito.Mockito.timeout;
 import static org.mockito.Mockito.times;
 import static org.mockito.Mockito.verify;
+import static org.mockito.Mockito.when;
 
 /**
  * The notifier runs on a {@link ManualScheduler}: its tasks run on the test's thread as they are
@@ -282,31 +286,129 @@ class ClientNotifierTest {
         n.close();
     }
 
+    // ------------------------------------------------------------------ LSP work-done progress
+
+    /** A client whose answers to window/workDoneProgress/create the test gives by hand. */
+    private JobClient clientWithCreateAnswer(CompletableFuture<Void> answer) {
+        JobClient c = mock(JobClient.class);
+        when(c.createWorkDoneProgress(any())).thenReturn(answer);
+        return c;
+    }
+
+    private static List<WorkDoneProgressValue> progressValues(JobClient c, int times, JsonPrimitive token) {
+        ArgumentCaptor<WorkDoneProgressParams> sent = ArgumentCaptor.forClass(WorkDoneProgressParams.class);
+        verify(c, times(times)).workDoneProgress(sent.capture());
+        assertTrue(sent.getAllValues().stream().allMatch(p -> p.token().equals(token)), sent.getAllValues().toString());
+        return sent.getAllValues().stream().map(WorkDoneProgressParams::value).toList();
+    }
+
     @Test
-    void aBoundWorkDoneTokenGetsBeginReportAndEndAndIsReleased() {
+    void aServerTokenIsCreatedAfterTheAddJobAnswerAndReportsBeginReportEndOnceTheClientAnswered() {
         WorkDoneTokens tokens = new WorkDoneTokens();
         ClientNotifier n = notifier(INTERVAL, tokens);
-        JobClient other = mock(JobClient.class);
+        CompletableFuture<Void> answer = new CompletableFuture<>();
+        JobClient other = clientWithCreateAnswer(answer);
         n.connect(other);
-        JsonPrimitive token = new JsonPrimitive("tok-1");
-        assertTrue(tokens.bind(token, "job-w"));
+        tokens.open("job-w");
+        JsonPrimitive token = new JsonPrimitive("blender-jobs/job-w");
 
         n.stateChanged(job("job-w", JobState.QUEUED, null), null);
         n.stateChanged(job("job-w", JobState.ACTIVE, null), JobState.QUEUED);
-        n.progress("job-w", 0.42, "rendering", 1);
+        verify(other, never()).createWorkDoneProgress(any()); // not before the addJob answer
+        n.answered(new AddJobResult("job-w", "name-job-w", "ACTIVE", 1));
+        verify(other).createWorkDoneProgress(new WorkDoneProgressCreateParams(token));
+        n.progress("job-w", 0.2, "early", 1);
+        verify(other, never()).workDoneProgress(any()); // not before the client answered
+
+        answer.complete(null);
+        n.progress("job-w", 0.42, "rendering", 2);
         JobFailure failure = new JobFailure(FailureKind.SCRIPT_ERROR, "boom", 1, null, null, List.of());
         n.stateChanged(job("job-w", JobState.FAILED, failure), JobState.ACTIVE);
 
-        ArgumentCaptor<WorkDoneProgressParams> sent = ArgumentCaptor.forClass(WorkDoneProgressParams.class);
-        verify(other, times(3)).workDoneProgress(sent.capture());
-        List<WorkDoneProgressValue> values = sent.getAllValues().stream().map(WorkDoneProgressParams::value).toList();
-        assertTrue(sent.getAllValues().stream().allMatch(p -> p.token().equals(token)), sent.getAllValues().toString());
-        assertEquals(new WorkDoneProgressValue("begin", "Blender job name-job-w", true, "queued", 0), values.get(0));
-        assertEquals(new WorkDoneProgressValue("report", null, null, "rendering", 42), values.get(1));
-        assertEquals(new WorkDoneProgressValue("end", null, null, "failed: boom", null), values.get(2));
-        assertNull(tokens.tokenOf("job-w"), "a resting job's token is free again");
-        assertNull(tokens.jobOf(token));
+        List<WorkDoneProgressValue> values = progressValues(other, 4, token);
+        assertEquals(new WorkDoneProgressValue("begin", "Blender job name-job-w", true, null, 0), values.get(0));
+        assertEquals(new WorkDoneProgressValue("report", null, null, "early", 20), values.get(1),
+                "the latest report before the answer follows the begin");
+        assertEquals(new WorkDoneProgressValue("report", null, null, "rendering", 42), values.get(2));
+        assertEquals(new WorkDoneProgressValue("end", null, null, "failed: boom", null), values.get(3));
+        assertFalse(tokens.isOpen("job-w"), "the token is done once its progress ended");
+        assertNull(tokens.jobOf(token), "a cancel on an ended token cancels nothing");
         n.close();
+    }
+
+    @Test
+    void aJobThatRestedBeforeTheClientAnsweredGetsBeginAndEndAtOnce() {
+        WorkDoneTokens tokens = new WorkDoneTokens();
+        ClientNotifier n = notifier(INTERVAL, tokens);
+        CompletableFuture<Void> answer = new CompletableFuture<>();
+        JobClient other = clientWithCreateAnswer(answer);
+        n.connect(other);
+        tokens.open("job-q");
+        // A fast job: all its states before the addJob answer was even written.
+        n.stateChanged(job("job-q", JobState.QUEUED, null), null);
+        n.stateChanged(job("job-q", JobState.ACTIVE, null), JobState.QUEUED);
+        n.stateChanged(job("job-q", JobState.COMPLETED, null), JobState.ACTIVE);
+        assertTrue(tokens.isOpen("job-q"), "still waiting for the addJob answer");
+        n.answered(new AddJobResult("job-q", null, "QUEUED", 0));
+        verify(other, never()).workDoneProgress(any());
+        answer.complete(null);
+        List<WorkDoneProgressValue> values = progressValues(other, 2, new JsonPrimitive("blender-jobs/job-q"));
+        assertEquals(new WorkDoneProgressValue("begin", "Blender job name-job-q", true, null, 0), values.get(0));
+        assertEquals(new WorkDoneProgressValue("end", null, null, "completed", null), values.get(1));
+        assertFalse(tokens.isOpen("job-q"));
+        n.close();
+    }
+
+    @Test
+    void aClientThatRefusesTheTokenGetsNoProgressOnIt() {
+        WorkDoneTokens tokens = new WorkDoneTokens();
+        ClientNotifier n = notifier(INTERVAL, tokens);
+        CompletableFuture<Void> answer = new CompletableFuture<>();
+        JobClient other = clientWithCreateAnswer(answer);
+        n.connect(other);
+        tokens.open("job-r");
+        n.stateChanged(job("job-r", JobState.QUEUED, null), null);
+        n.answered(new AddJobResult("job-r", null, "QUEUED", 0));
+        answer.completeExceptionally(new RuntimeException("no thanks"));
+        n.stateChanged(job("job-r", JobState.ACTIVE, null), JobState.QUEUED);
+        n.progress("job-r", 0.5, null, 1);
+        n.stateChanged(job("job-r", JobState.COMPLETED, null), JobState.ACTIVE);
+        verify(other, never()).workDoneProgress(any());
+        verify(other, times(3)).stateChanged(any()); // the job's own notifications go on
+        assertFalse(tokens.isOpen("job-r"));
+        n.close();
+    }
+
+    @Test
+    void jobsAddedWithoutWorkDoneProgressGetNoCreateRequest() {
+        notifier.answered(new AddJobResult("job-plain", null, "QUEUED", 0));
+        notifier.stateChanged(job("job-plain", JobState.COMPLETED, null), JobState.ACTIVE);
+        verify(client, never()).createWorkDoneProgress(any());
+        verify(client, never()).workDoneProgress(any());
+    }
+
+    @Test
+    void theTitleNamesTheJobOrItsId() {
+        assertEquals("Blender job render", WorkDoneReporter.title("job-1", "render"));
+        assertEquals("Blender job job-1", WorkDoneReporter.title("job-1", null));
+    }
+
+    @Test
+    void progressOnAClientTokenIsSentInOrderAndItsFutureCompletesOnceWritten() throws Exception {
+        JsonPrimitive token = new JsonPrimitive("tok-1");
+        CompletableFuture<Void> begun = notifier.clientProgress(token, new WorkDoneProgressValue("begin", "Adding", false, null, null));
+        CompletableFuture<Void> ended = notifier.clientProgress(token, new WorkDoneProgressValue("end", null, null, "queued as job-x", null));
+        assertTrue(begun.isDone() && ended.isDone());
+        InOrder order = inOrder(client);
+        order.verify(client).workDoneProgress(new WorkDoneProgressParams(token, new WorkDoneProgressValue("begin", "Adding", false, null, null)));
+        order.verify(client).workDoneProgress(new WorkDoneProgressParams(token, new WorkDoneProgressValue("end", null, null, "queued as job-x", null)));
+    }
+
+    @Test
+    void aClientTokensFutureCompletesWhenTheNotifierIsClosed() {
+        notifier.close();
+        assertTrue(notifier.clientProgress(new JsonPrimitive(1), new WorkDoneProgressValue("end", null, null, "x", null)).isDone(),
+                "an addJob waiting for its end is never left hanging by a stopping server");
     }
 
     @Test

@@ -199,4 +199,152 @@ class JobLogTest {
         assertEquals(List.of("up to the kill"), recovered.tail());
         assertFalse(Files.exists(tmp.resolve("log.txt.part")));
     }
+
+    // ------------------------------------------------------------------ follow
+
+    /** Records what a follower hears. */
+    private static final class Recorder implements JobLog.Listener {
+        final java.io.ByteArrayOutputStream bytes = new java.io.ByteArrayOutputStream();
+        int releases;
+
+        @Override
+        public void appended(byte[] data, int offset, int length) {
+            bytes.write(data, offset, length);
+        }
+
+        @Override
+        public void released() {
+            releases++;
+        }
+
+        String text() {
+            return bytes.toString(StandardCharsets.UTF_8);
+        }
+    }
+
+    @Test
+    void followGivesTheTailAndThenEveryByteAppendedUntilRelease() throws IOException {
+        JobLog log = JobLog.committedOnRelease(tmp.resolve("job/log.txt"), 5);
+        append(log, "before\n");
+        Recorder r = new Recorder();
+        JobLog.Followed f = log.follow(r, 1024);
+        assertTrue(f.following());
+        assertEquals("before\n", new String(f.tail(), StandardCharsets.UTF_8));
+        assertEquals(0, f.skipped());
+        log.note("=== a note ===");
+        byte[] raw = {'x', (byte) 0xff, (byte) 0xe2, '\n'};
+        log.append(raw, 0, raw.length);
+        assertEquals("=== a note ===\n", r.text().substring(0, 15));
+        assertTrue(java.util.Arrays.equals(raw, java.util.Arrays.copyOfRange(r.bytes.toByteArray(), 15, 19)),
+                "the bytes as appended, invalid UTF-8 included");
+        log.release();
+        assertEquals(1, r.releases);
+        append(log, "after release\n");
+        assertFalse(r.text().contains("after release"));
+        assertEquals(Files.readString(tmp.resolve("job/log.txt"), StandardCharsets.ISO_8859_1).length(), 7 + 15 + 4);
+    }
+
+    @Test
+    void followKeepsOnlyTheLastBytesAndSaysHowManyWereLeftOut() {
+        JobLog log = JobLog.committedOnRelease(tmp.resolve("job/log.txt"), 5);
+        for (int i = 0; i < 100; i++) append(log, "line " + i + "\n");
+        JobLog.Followed f = log.follow(new Recorder(), 16);
+        assertEquals("line 98\nline 99\n", new String(f.tail(), StandardCharsets.UTF_8));
+        assertEquals(16, f.tail().length);
+        assertEquals(log.bytes() - 16, f.skipped());
+    }
+
+    @Test
+    void followingAReleasedLogReadsItsFileAndRegistersNothing() {
+        JobLog log = JobLog.committedOnRelease(tmp.resolve("job/log.txt"), 5);
+        append(log, "all of it\n");
+        log.release();
+        Recorder r = new Recorder();
+        JobLog.Followed f = log.follow(r, 1024);
+        assertFalse(f.following());
+        assertEquals("all of it\n", new String(f.tail(), StandardCharsets.UTF_8));
+        append(log, "more\n");
+        assertEquals(0, r.releases);
+        assertEquals("", r.text());
+    }
+
+    @Test
+    void anUnfollowedListenerHearsNothingMore() {
+        JobLog log = JobLog.committedOnRelease(tmp.resolve("job/log.txt"), 5);
+        Recorder r = new Recorder();
+        assertEquals(0, log.follow(r, 1024).tail().length, "no output yet: no file, an empty tail");
+        append(log, "one\n");
+        log.unfollow(r);
+        append(log, "two\n");
+        log.release();
+        assertEquals("one\n", r.text());
+        assertEquals(0, r.releases);
+    }
+
+    @Test
+    void aFailingListenerDoesNotStopTheLog() throws IOException {
+        JobLog log = JobLog.committedOnRelease(tmp.resolve("job/log.txt"), 5);
+        log.follow(new JobLog.Listener() {
+            @Override
+            public void appended(byte[] data, int offset, int length) {
+                throw new IllegalStateException("listener bug");
+            }
+
+            @Override
+            public void released() {
+                throw new IllegalStateException("listener bug");
+            }
+        }, 10);
+        append(log, "still written\n");
+        log.release();
+        assertEquals("still written\n", Files.readString(tmp.resolve("job/log.txt")));
+    }
+
+    @Test
+    void aLogOverItsCapKeepsItsHeadAMarkerAndItsLastLines() throws Exception {
+        Path file = tmp.resolve("capped/log.txt");
+        JobLog log = JobLog.committedOnRelease(file, 5, 64 * 1024);
+        for (int i = 0; i < 5000; i++) append(log, String.format("line %05d %s%n", i, "x".repeat(40)));
+        append(log, "THE END\n");
+        assertEquals("THE END", log.tail().get(log.tail().size() - 1));
+        log.release();
+        String text = Files.readString(file, StandardCharsets.UTF_8);
+        assertTrue(text.startsWith("line 00000 "), text.substring(0, 40));
+        assertTrue(text.contains("--max-log-size"), "a marker says where the log was cut");
+        assertTrue(Files.size(file) < 64 * 1024 + 2048, Files.size(file) + " bytes");
+        assertTrue(text.contains("bytes of output were cut here"), text.substring(text.length() - 600));
+        assertTrue(text.endsWith("line 04999 " + "x".repeat(40) + "\nTHE END\n"), text.substring(text.length() - 300));
+    }
+
+    @Test
+    void aFollowerHearsEveryByteEvenPastTheCapWhileTheFileStopsAtItsMarker() throws Exception {
+        Path file = tmp.resolve("capped-followed/log.txt");
+        JobLog log = JobLog.committedOnRelease(file, 5, 64 * 1024);
+        Recorder r = new Recorder();
+        assertTrue(log.follow(r, 1024).following());
+        StringBuilder all = new StringBuilder();
+        for (int i = 0; i < 2000; i++) {
+            String line = String.format("line %05d %s%n", i, "x".repeat(40));
+            all.append(line);
+            append(log, line);
+        }
+        assertEquals(all.toString(), r.text(), "the follower got the output the file leaves out");
+        JobLog.Followed late = log.follow(new Recorder(), 200);
+        assertTrue(new String(late.tail(), StandardCharsets.UTF_8).contains("--max-log-size"),
+                "a follow after the cut starts from the end of the file: its marker");
+        log.release();
+        assertEquals(1, r.releases);
+    }
+
+    @Test
+    void aResumedLogCountsWhatItsFileAlreadyHolds() throws Exception {
+        Path file = tmp.resolve("resumed/log.txt");
+        Files.createDirectories(file.getParent());
+        Files.writeString(file, "y".repeat(70 * 1024) + "\n");
+        JobLog log = JobLog.committedOnRelease(file, 5, 64 * 1024);
+        append(log, "more\n");
+        log.release();
+        String text = Files.readString(file, StandardCharsets.UTF_8);
+        assertTrue(text.contains("--max-log-size") && text.endsWith("more\n"), text.substring(text.length() - 300));
+    }
 }

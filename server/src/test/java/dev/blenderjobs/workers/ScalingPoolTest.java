@@ -32,7 +32,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * (the local executor) never grows; a dynamic one (Slurm pilots) grows while jobs wait, releases
  * idle workers down to its minimum, never gives a job to a worker with less time left than the
  * job's timeout, drains and replaces workers whose lease is ending, and refuses jobs that no
- * lease can hold.
+ * lease can hold. The fakes speak protocol 4 as the runtime does (started on a run, idle after
+ * each outcome): the policy counts a worker as idle only once it said so.
  */
 @Timeout(20)
 class ScalingPoolTest {
@@ -46,6 +47,12 @@ class ScalingPoolTest {
         volatile long endsAt;
         volatile boolean stopped;
         volatile boolean killed;
+        /** A runtime that answers each run with started at once, as the real one does. */
+        volatile boolean takesRuns = true;
+        /** A runtime that says idle right after each outcome (false: the test says it). */
+        volatile boolean becomesIdle = true;
+        /** Whether its last run has gone out to it (a pilot's input files take a while). */
+        volatile boolean delivered = true;
 
         LeasedWorker(String id, WorkerListener listener) {
             this.id = id;
@@ -70,6 +77,12 @@ class ScalingPoolTest {
         @Override
         public void run(ToWorker.Run run, JobLog log) {
             runs.add(run);
+            if (takesRuns) listener.message(this, new FromWorker.Started(run.jobId()));
+        }
+
+        @Override
+        public boolean delivered() {
+            return delivered;
         }
 
         @Override
@@ -97,11 +110,17 @@ class ScalingPoolTest {
         }
 
         void connect() {
-            listener.connected(this, new FromWorker.Hello(3, "0.2.0", id, pid(), "3.4.1", "3.10.8", "0".repeat(64)));
+            listener.connected(this, new FromWorker.Hello(dev.blenderjobs.channel.ChannelCodec.PROTOCOL, "0.2.0", id,
+                    pid(), "3.4.1", "3.10.8", "0".repeat(64)));
         }
 
         void complete(String jobId) {
             listener.message(this, new FromWorker.Completed(jobId, 2, "a".repeat(64), null, new JsonObject()));
+            if (becomesIdle) idle();
+        }
+
+        void idle() {
+            listener.message(this, new FromWorker.Idle(null));
         }
     }
 
@@ -143,8 +162,12 @@ class ScalingPoolTest {
     }
 
     private void startPool(Scaling scaling) throws Exception {
-        pool = new WorkerPool(new WorkerPool.Settings(scaling.max(), 200, 0, Duration.ofMillis(1), scaling), launcher,
-                loop, events, clock::get);
+        startPool(scaling, WorkerPool.TAKE_TIMEOUT);
+    }
+
+    private void startPool(Scaling scaling, Duration takeTimeout) throws Exception {
+        pool = new WorkerPool(new WorkerPool.Settings(scaling.max(), 200, 0, Duration.ofMillis(1), takeTimeout,
+                WorkerPool.IDLE_TIMEOUT, scaling), launcher, loop, events, clock::get);
         pool.start();
         settle();
     }
@@ -391,6 +414,112 @@ class ScalingPoolTest {
         // A fixed pool (local workers) has no leases.
         WorkerPool fixed = new WorkerPool(new WorkerPool.Settings(1, 200, 0, Duration.ofMillis(1)), launcher, loop, events);
         assertNull(onLoop(() -> fixed.refusal(run("job-000000000001", 1e6))));
+    }
+
+    // ------------------------------------------------------------------ the idle gate and the policy
+
+    @Test
+    void aWorkerIsFreeAndReleasableOnlyOnceItSaidIdle() throws Exception {
+        startPool(dynamic(0, 1, Duration.ofSeconds(10), null, Duration.ZERO));
+        waiting(1);
+        LeasedWorker w = connect(0);
+        w.becomesIdle = false;
+        waiting(0);
+        assertTrue(tryRun(run("job-000000000001", 0)));
+        w.complete("job-000000000001");
+        events.next(WorkerPoolTest.Recorder.Finished.class);
+        settle();
+        assertEquals(0, (int) onLoop(pool::freeWorkers), "cleaning up after its job: not free");
+        assertFalse(tryRun(run("job-000000000002", 0)), "no job before idle");
+        clock.addAndGet(60_000);
+        tick();
+        assertFalse(w.stopped, "not released as idle while it cleans up, however long");
+        w.idle();
+        events.next(WorkerPoolTest.Recorder.Available.class);
+        assertEquals(1, (int) onLoop(pool::freeWorkers));
+        clock.addAndGet(9_000);
+        tick();
+        assertFalse(w.stopped, "its idle time starts when it says idle");
+        clock.addAndGet(2_000);
+        tick();
+        assertTrue(w.stopped, "idle for 11 s: released");
+        assertFalse(w.killed);
+    }
+
+    @Test
+    void aWorkerWhoseLeaseEndsWhileItCleansUpIsReleasedWhenItSaysIdle() throws Exception {
+        launcher.lease = 600_000;
+        startPool(dynamic(1, 1, Duration.ofMinutes(5), Duration.ofMinutes(10), Duration.ofSeconds(60)));
+        LeasedWorker w = connect(0);
+        w.becomesIdle = false;
+        assertTrue(tryRun(run("job-000000000001", 0)));
+        w.complete("job-000000000001");
+        events.next(WorkerPoolTest.Recorder.Finished.class);
+        clock.addAndGet(545_000); // 55 s left, within the 60 s margin
+        tick();
+        assertFalse(w.stopped, "it is still cleaning up");
+        assertEquals(Boolean.TRUE, slots().get(0).draining());
+        assertEquals(2, launcher.all.size(), "its replacement is on its way");
+        w.idle();
+        settle();
+        assertTrue(w.stopped, "released once idle");
+        assertFalse(w.killed, "its idle is no violation");
+        assertTrue(w.runs.size() == 1 && onLoop(pool::freeWorkers) == 0, "and given no job");
+    }
+
+    @Test
+    void theIdleOfAWorkerReleasedAtItsOutcomeIsNoViolation() throws Exception {
+        launcher.lease = 600_000;
+        startPool(dynamic(1, 1, Duration.ofMinutes(5), Duration.ofMinutes(10), Duration.ofSeconds(60)));
+        LeasedWorker w = connect(0);
+        assertTrue(tryRun(run("job-000000000001", 0)));
+        clock.addAndGet(545_000);
+        tick(); // draining while busy: released at its outcome
+        w.complete("job-000000000001"); // ... followed by its idle, as a runtime does
+        assertInstanceOf(AttemptOutcome.Succeeded.class, events.next(WorkerPoolTest.Recorder.Finished.class).outcome());
+        settle();
+        assertTrue(w.stopped);
+        assertFalse(w.killed, "a released worker's idle is expected, not a violation");
+    }
+
+    @Test
+    void theTakeTimeoutCountsFromWhenTheRunReachedTheWorker() throws Exception {
+        startPool(dynamic(1, 1, Duration.ofMinutes(5), null, Duration.ZERO), Duration.ofMillis(300));
+        LeasedWorker w = connect(0);
+        w.takesRuns = false;
+        w.delivered = false; // its input files are still streaming to it
+        assertTrue(tryRun(run("job-000000000001", 0)));
+        Thread.sleep(900);
+        settle();
+        assertFalse(w.killed, "three take timeouts passed while the run was on its way");
+        w.delivered = true;
+        long delivered = System.nanoTime();
+        WorkerPoolTest.Recorder.Finished f = events.next(WorkerPoolTest.Recorder.Finished.class);
+        long waited = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - delivered);
+        assertTrue(waited >= 250, "the worker had its whole take timeout after delivery: " + waited + " ms");
+        AttemptOutcome.Failed failed = assertInstanceOf(AttemptOutcome.Failed.class, f.outcome());
+        assertEquals(FailureKind.PROTOCOL_VIOLATION, failed.kind());
+        assertTrue(failed.message().contains("did not take the job"), failed.message());
+        settle();
+        assertTrue(w.killed);
+    }
+
+    @Test
+    void aRunDeliveredInTimeAndTakenIsNeverTimedOut() throws Exception {
+        startPool(dynamic(1, 1, Duration.ofMinutes(5), null, Duration.ZERO), Duration.ofMillis(200));
+        LeasedWorker w = connect(0);
+        w.takesRuns = false;
+        w.delivered = false;
+        assertTrue(tryRun(run("job-000000000001", 0)));
+        Thread.sleep(300);
+        w.delivered = true;
+        w.listener.message(w, new FromWorker.Started("job-000000000001"));
+        Thread.sleep(600);
+        settle();
+        assertFalse(w.killed);
+        w.complete("job-000000000001");
+        assertInstanceOf(AttemptOutcome.Succeeded.class, events.next(WorkerPoolTest.Recorder.Finished.class).outcome());
+        events.next(WorkerPoolTest.Recorder.Available.class);
     }
 
     // ------------------------------------------------------------------ a lost worker

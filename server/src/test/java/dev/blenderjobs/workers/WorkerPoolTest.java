@@ -47,6 +47,10 @@ class WorkerPoolTest {
         volatile boolean stopped;
         volatile boolean killed;
         volatile long rss;
+        /** A runtime that answers each run with started, as the real one does at once. */
+        volatile boolean takesRuns = true;
+        /** A runtime that says idle, clean, after each outcome, as the real one does soon after. */
+        volatile boolean becomesIdle = true;
 
         FakeWorker(String id, WorkerListener listener) {
             this.id = id;
@@ -71,6 +75,7 @@ class WorkerPoolTest {
         @Override
         public void run(ToWorker.Run run, JobLog log) {
             runs.add(run);
+            if (takesRuns) send(new FromWorker.Started(run.jobId()));
         }
 
         @Override
@@ -88,11 +93,15 @@ class WorkerPoolTest {
         }
 
         void connect() {
-            listener.connected(this, new FromWorker.Hello(2, "0.2.0", id, pid(), "3.4.1", "3.10.8", "0".repeat(64)));
+            listener.connected(this, new FromWorker.Hello(dev.blenderjobs.channel.ChannelCodec.PROTOCOL, "0.2.0", id, pid(),
+                    "3.4.1", "3.10.8", "0".repeat(64)));
         }
 
         void send(FromWorker m) {
             listener.message(this, m);
+            if (becomesIdle && (m instanceof FromWorker.Completed || m instanceof FromWorker.Failed)) {
+                listener.message(this, new FromWorker.Idle(null));
+            }
         }
 
         void exit(boolean connected, int code) {
@@ -187,8 +196,12 @@ class WorkerPoolTest {
     }
 
     private void startPool(int workers, int maxJobs, long maxMemoryMb) {
-        pool = new WorkerPool(new WorkerPool.Settings(workers, maxJobs, maxMemoryMb, Duration.ofMillis(1)), launcher,
-                loop, events);
+        startPool(workers, maxJobs, maxMemoryMb, WorkerPool.TAKE_TIMEOUT, WorkerPool.IDLE_TIMEOUT);
+    }
+
+    private void startPool(int workers, int maxJobs, long maxMemoryMb, Duration takeTimeout, Duration idleTimeout) {
+        pool = new WorkerPool(new WorkerPool.Settings(workers, maxJobs, maxMemoryMb, Duration.ofMillis(1), takeTimeout,
+                idleTimeout), launcher, loop, events);
         pool.start();
     }
 
@@ -414,6 +427,126 @@ class WorkerPoolTest {
     }
 
     @Test
+    void aWorkerThatDoesNotTakeItsRunIsKilledAndTheAttemptFailsAsAViolation() throws Exception {
+        startPool(1, 200, 0, Duration.ofMillis(100), WorkerPool.IDLE_TIMEOUT);
+        FakeWorker w = connectedWorker();
+        w.takesRuns = false; // its inbox no longer reads the channel
+        assertTrue(tryRun(run("job-000000000001", 1, false)));
+        AttemptOutcome.Failed f = assertInstanceOf(AttemptOutcome.Failed.class,
+                events.next(Recorder.Finished.class).outcome());
+        assertEquals(FailureKind.PROTOCOL_VIOLATION, f.kind());
+        assertTrue(f.message().contains("did not take the job within 100 ms"), f.message());
+        assertTrue(f.message().contains("script did not start"), f.message());
+        settle();
+        assertTrue(w.killed);
+        assertEquals(WorkerPool.SlotState.BUSY, onLoop(pool::describe).get(0).state(), "not free while it dies");
+        w.exit(true, 137);
+        FakeWorker next = connectedWorker();
+        assertEquals("w1.2", next.id());
+        assertTrue(tryRun(run("job-000000000001", 2, false)), "the retry runs on the successor");
+        next.send(completed("job-000000000001"));
+        assertInstanceOf(AttemptOutcome.Succeeded.class, events.next(Recorder.Finished.class).outcome());
+    }
+
+    @Test
+    void aWorkerThatTookItsRunIsNotKilledHoweverLongTheJobRuns() throws Exception {
+        startPool(1, 200, 0, Duration.ofMillis(50), WorkerPool.IDLE_TIMEOUT);
+        FakeWorker w = connectedWorker();
+        assertTrue(tryRun(run("job-000000000001", 1, false)));
+        Thread.sleep(300);
+        settle();
+        assertFalse(w.killed, "the take timeout is about taking the run, not about the job's length");
+        w.send(completed("job-000000000001"));
+        assertInstanceOf(AttemptOutcome.Succeeded.class, events.next(Recorder.Finished.class).outcome());
+        assertTrue(tryRun(run("job-000000000002", 1, false)));
+        Thread.sleep(300);
+        settle();
+        assertFalse(w.killed, "the check of an earlier run does not fire on a later one");
+    }
+
+    @Test
+    void messagesAboutAJobBeforeStartedOrASecondStartedAreViolations() throws Exception {
+        startPool(1, 200, 0);
+        FakeWorker w = connectedWorker();
+        w.takesRuns = false;
+        tryRun(run("job-000000000001", 1, false));
+        w.send(completed("job-000000000001"));
+        AttemptOutcome.Failed f = assertInstanceOf(AttemptOutcome.Failed.class,
+                events.next(Recorder.Finished.class).outcome());
+        assertEquals(FailureKind.PROTOCOL_VIOLATION, f.kind());
+        assertTrue(f.message().contains("before \"started\""), f.message());
+        settle();
+        assertTrue(w.killed);
+        w.exit(true, 137);
+
+        FakeWorker next = connectedWorker();
+        tryRun(run("job-000000000002", 1, false));
+        next.send(new FromWorker.Started("job-000000000002"));
+        f = assertInstanceOf(AttemptOutcome.Failed.class, events.next(Recorder.Finished.class).outcome());
+        assertTrue(f.message().contains("a second \"started\""), f.message());
+    }
+
+    @Test
+    void aWorkerIsFreeOnlyOnceItSaysIdleAfterTheOutcome() throws Exception {
+        startPool(1, 200, 0);
+        FakeWorker w = connectedWorker();
+        w.becomesIdle = false;
+        tryRun(run("job-000000000001", 1, false));
+        w.send(completed("job-000000000001"));
+        assertInstanceOf(AttemptOutcome.Succeeded.class, events.next(Recorder.Finished.class).outcome());
+        settle();
+        assertEquals(0, (int) onLoop(pool::freeWorkers), "still cleaning up after its job");
+        assertFalse(tryRun(run("job-000000000002", 1, false)));
+        w.listener.message(w, new FromWorker.Idle(null));
+        events.next(Recorder.Available.class);
+        assertTrue(tryRun(run("job-000000000002", 1, false)));
+        assertFalse(w.stopped);
+    }
+
+    @Test
+    void aWorkerWhoseJobLeftStateBehindIsReplacedWhenItSaysSo() throws Exception {
+        startPool(1, 200, 0);
+        FakeWorker w = connectedWorker();
+        w.becomesIdle = false;
+        tryRun(run("job-000000000001", 1, false));
+        w.send(completed("job-000000000001"));
+        assertInstanceOf(AttemptOutcome.Succeeded.class, events.next(Recorder.Finished.class).outcome());
+        w.listener.message(w, new FromWorker.Idle("the job left 1 thread running (Thread-1)"));
+        settle();
+        assertTrue(w.stopped, "a worker whose state cannot be reset runs no other job");
+        assertFalse(w.killed, "it is asked to exit, like any recycled worker");
+        assertEquals("w1.2", launcher.next().id());
+        assertTrue(events.events.stream().noneMatch(e -> e instanceof Recorder.Available), events.events.toString());
+    }
+
+    @Test
+    void aWorkerThatNeverSaysIdleIsKilledAndReplaced() throws Exception {
+        startPool(1, 200, 0, WorkerPool.TAKE_TIMEOUT, Duration.ofMillis(100));
+        FakeWorker w = connectedWorker();
+        w.becomesIdle = false;
+        tryRun(run("job-000000000001", 1, false));
+        w.send(completed("job-000000000001"));
+        assertInstanceOf(AttemptOutcome.Succeeded.class, events.next(Recorder.Finished.class).outcome());
+        Thread.sleep(300);
+        settle();
+        assertTrue(w.killed);
+        w.exit(true, 137);
+        assertEquals("w1.2", connectedWorker().id());
+        assertTrue(events.events.stream().noneMatch(e -> e instanceof Recorder.Finished),
+                "the job's outcome was already told; the worker's death is not a second one: " + events.events);
+    }
+
+    @Test
+    void anIdleMessageThatAnswersNoOutcomeIsAViolation() throws Exception {
+        startPool(1, 200, 0);
+        FakeWorker w = connectedWorker();
+        w.listener.message(w, new FromWorker.Idle(null));
+        settle();
+        assertTrue(w.killed);
+        assertEquals(0, (int) onLoop(pool::freeWorkers));
+    }
+
+    @Test
     void failedStartsBackOffAndThenFailWaitingJobs() throws Exception {
         startPool(1, 200, 0);
         for (int i = 1; i <= WorkerPool.FAILING_AFTER; i++) {
@@ -466,6 +599,17 @@ class WorkerPoolTest {
         settle();
         assertTrue(launcher.launched.isEmpty(), "no worker started after shutdown");
         assertTrue(onLoop(pool::describe).stream().allMatch(s -> s.state() == WorkerPool.SlotState.SHUT_DOWN));
+    }
+
+    @Test
+    void shutdownKillsAWorkerThatIsStillStarting() throws Exception {
+        startPool(2, 200, 0);
+        FakeWorker ready = connectedWorker();
+        FakeWorker starting = launcher.next();
+        CompletableFuture.runAsync(() -> pool.shutdown(Duration.ofMillis(10))).get(5, TimeUnit.SECONDS);
+        assertTrue(starting.killed, "a worker that cannot hear shutdown yet is killed at once");
+        assertFalse(ready.killed, "a connected one is asked to stop");
+        assertTrue(ready.stopped);
     }
 
     // ------------------------------------------------------------------ how deaths and start failures read

@@ -35,8 +35,11 @@ public final class Messages {
                                    RecoveredJobs recoveredJobs, Capabilities capabilities) {
     }
 
-    /** Jobs found in the state directory at initialize: listed, of them interrupted, resumed at once, pruned. */
-    public record RecoveredJobs(int jobs, int interrupted, int resumed, int pruned) {
+    /**
+     * Jobs found in the state directory at initialize: listed, of them interrupted, resumed at
+     * once, pruned; and records that could not be read (not listed, left in place).
+     */
+    public record RecoveredJobs(int jobs, int interrupted, int resumed, int pruned, int unreadable) {
     }
 
     public record AddJobResult(String jobId, String name, String state, int attempt) {
@@ -60,7 +63,11 @@ public final class Messages {
     public record CancelAllResult(int canceled) {
     }
 
-    public record RemoveJobResult(String jobId, boolean removed) {
+    /**
+     * removed: the job is gone and a restarted server will not list it. leftBehind: files of it
+     * that could not be deleted ("path: reason; ..."), omitted when nothing is left.
+     */
+    public record RemoveJobResult(String jobId, boolean removed, String leftBehind) {
     }
 
     public record ResumeJobResult(String jobId, String state, String previousState) {
@@ -84,6 +91,7 @@ public final class Messages {
      * server's addition, a stable name for programs (an LSP client ignores it).
      */
     public record ShowMessageParams(int type, String message, String kind) {
+        public static final int ERROR = 1;
         public static final int WARNING = 2;
         public static final int INFO = 3;
     }
@@ -107,5 +115,47 @@ public final class Messages {
      */
     public record JobStateChangedParams(String jobId, String name, String state, String previousState, int attempt,
                                         JobFailure error) {
+    }
+
+    /** LSP window/workDoneProgress/create (server → client request): the token the server will report on. */
+    public record WorkDoneProgressCreateParams(com.google.gson.JsonElement token) {
+    }
+
+    /**
+     * followLog result: the job's console so far (a bounded tail, invalid UTF-8 replaced);
+     * {@code following} is false when the job already rests (nothing more will come).
+     */
+    public record FollowLogResult(String jobId, String text, boolean following) {
+    }
+
+    /** unfollowLog result: following is always false. */
+    public record UnfollowLogResult(String jobId, boolean following) {
+    }
+
+    /** Notification job/log: text a followed job printed, exactly as printed (invalid UTF-8 replaced). */
+    public record JobLogParams(String jobId, String text) {
+    }
+
+    /** LSP Position: 0-based line and UTF-16 character offset. */
+    public record Position(int line, int character) {
+    }
+
+    public record Range(Position start, Position end) {
+    }
+
+    public record Location(String uri, Range range) {
+    }
+
+    public record DiagnosticRelatedInformation(Location location, String message) {
+    }
+
+    /** LSP Diagnostic; severity 1 = Error. relatedInformation is left out when empty. */
+    public record Diagnostic(Range range, int severity, String source, String message,
+                             List<DiagnosticRelatedInformation> relatedInformation) {
+        public static final int ERROR = 1;
+    }
+
+    /** LSP textDocument/publishDiagnostics: the file's diagnostics, replacing earlier ones (empty clears). */
+    public record PublishDiagnosticsParams(String uri, List<Diagnostic> diagnostics) {
     }
 }

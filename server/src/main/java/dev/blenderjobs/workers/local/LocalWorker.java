@@ -13,6 +13,7 @@ import dev.blenderjobs.workers.WorkerExit;
 import dev.blenderjobs.workers.WorkerListener;
 
 import java.io.IOException;
+import java.io.OutputStream;
 import java.net.InetAddress;
 import java.net.ServerSocket;
 import java.net.Socket;
@@ -22,9 +23,13 @@ import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.List;
 import java.util.OptionalLong;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.logging.Level;
 import java.util.logging.Logger;
@@ -35,11 +40,23 @@ import java.util.logging.Logger;
  * fails the handshake), and waits for the channel to end; an output drainer thread reads its
  * console into the running job's log. Whatever happens, the supervisor ends by making sure the
  * whole process tree is gone and reporting {@link WorkerListener#exited} exactly once.
+ *
+ * <p>The process tree: the runtime makes itself a child subreaper, so whatever a job starts
+ * (daemons that fork twice and call setsid included) stays below Blender while Blender lives.
+ * Its descendants are noted twice a second, so that the ones left when Blender itself dies (a
+ * script's {@code os._exit()}, a crash), which the kernel hands to init, are still killed. Its
+ * stdin is the lifeline: a pipe this server holds open and never writes to, whose end tells the
+ * runtime and its guard process that the server is gone (the runtime's worker_runtime.py,
+ * Supervisor).
  */
 final class LocalWorker implements Worker {
     private static final Logger LOG = Logger.getLogger(LocalWorker.class.getName());
     /** How long a job's result waits for the end marker of its console output. */
     private static final long END_MARKER_WAIT_MS = 5000;
+    /** How often the descendants of each Blender are noted. */
+    private static final long TREE_WATCH_MS = 500;
+    private static final ScheduledExecutorService TREE_WATCH =
+            Executors.newSingleThreadScheduledExecutor(Threads.daemon("worker-tree-watch"));
 
     private final String id;
     private final Path dir;
@@ -52,6 +69,10 @@ final class LocalWorker implements Worker {
     private volatile OutputDrainer drainer;
     private volatile WorkerChannel channel;
     private volatile ToWorker.Run current;
+    /** Blender's descendants when last noted (see the class comment). */
+    private volatile List<ProcessHandle> lastDescendants = List.of();
+    private volatile OutputStream lifeline;
+    private volatile ScheduledFuture<?> treeWatch;
 
     LocalWorker(String id, Path dir, LocalLauncher launcher, WorkerListener listener) {
         this.id = id;
@@ -61,7 +82,8 @@ final class LocalWorker implements Worker {
         this.tmp = dir.resolve("tmp-" + id);
         this.launcher = launcher;
         this.listener = listener;
-        this.console = new JobLog(dir.resolve("console.log"), 50);
+        // Output between jobs (a thread a job left behind) is capped too: the folder is on disk.
+        this.console = new JobLog(dir.resolve("console.log"), 50, 16L << 20);
     }
 
     @Override
@@ -142,10 +164,16 @@ final class LocalWorker implements Worker {
             String marker = WorkerChannel.randomHex(12);
             launcher.command().configure(pb.environment(), dir.resolve("config"), tmp, id, server.getLocalPort(),
                     secret, marker);
+            // Local-only promises to the runtime: stdin is the lifeline, and the temp folder is
+            // the process's own (deleted when it is reaped), which the runtime empties after each job.
+            pb.environment().put("BLENDER_JOBS_LIFELINE", "stdin");
+            pb.environment().put("BLENDER_JOBS_TMPDIR", tmp.toString());
 
             Process p = pb.start();
             process = p;
-            p.getOutputStream().close();
+            lifeline = p.getOutputStream(); // never written to; closed when the process is reaped
+            treeWatch = TREE_WATCH.scheduleWithFixedDelay(() -> noteDescendants(p), TREE_WATCH_MS, TREE_WATCH_MS,
+                    TimeUnit.MILLISECONDS);
             OutputDrainer d = new OutputDrainer(p.getInputStream(), id, marker, console);
             drainer = d;
             drainerThread = Threads.startDaemon("worker-" + id + "-output", d);
@@ -195,6 +223,10 @@ final class LocalWorker implements Worker {
                 } catch (InterruptedException e) {
                     Thread.currentThread().interrupt();
                 }
+            }
+            if (message instanceof FromWorker.Failed failed) {
+                ToWorker.Run run = current;
+                if (run != null && run.jobId().equals(failed.jobId())) message = ResultCheck.explain(failed, run.files());
             }
             if (message instanceof FromWorker.Completed completed) {
                 ToWorker.Run run = current;
@@ -253,6 +285,13 @@ final class LocalWorker implements Worker {
         }
     }
 
+    private void noteDescendants(Process p) {
+        if (p.isAlive()) {
+            List<ProcessHandle> now = ProcessTrees.descendants(p.toHandle());
+            if (p.isAlive()) lastDescendants = now; // not the empty list of a process that just died
+        }
+    }
+
     /** Makes sure the process tree is gone, then collects what is known about its end. */
     private WorkerExit reap(boolean connected, String problem, Thread drainerThread) {
         WorkerChannel c = channel;
@@ -266,11 +305,17 @@ final class LocalWorker implements Worker {
                 }
                 p.waitFor();
                 exitCode = p.exitValue();
-                // A job's children may outlive Blender itself; they die with it.
-                p.toHandle().descendants().forEach(ProcessHandle::destroyForcibly);
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
             }
+            ScheduledFuture<?> watch = treeWatch;
+            if (watch != null) watch.cancel(false);
+            // A job's processes may outlive Blender itself (it exited or crashed on its own, and the
+            // kernel gave them to init): the ones noted last die now. The handles carry start times,
+            // so a pid taken over meanwhile is left alone.
+            lastDescendants.stream().filter(ProcessHandle::isAlive).forEach(ProcessHandle::destroyForcibly);
+            p.toHandle().descendants().forEach(ProcessHandle::destroyForcibly);
+            closeQuietly(lifeline);
         }
         if (drainerThread != null) {
             try {

@@ -1,9 +1,14 @@
 package dev.blenderjobs.workers.local;
 
 import java.io.IOException;
+import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Deque;
 import java.util.List;
 import java.util.OptionalLong;
 import java.util.concurrent.TimeUnit;
@@ -46,6 +51,51 @@ public final class ProcessTrees {
             if (tree.isEmpty()) return;
             tree.forEach(ProcessHandle::destroyForcibly);
         }
+    }
+
+    /**
+     * Every descendant of a live process. On Linux from {@code /proc/PID/task/TID/children}, a
+     * few small files per process (cheap enough to call twice a second); elsewhere, or on a
+     * kernel without those files, from the whole process table. Each handle knows its process's
+     * start time, so killing it later never hits a process that took over the pid.
+     */
+    public static List<ProcessHandle> descendants(ProcessHandle root) {
+        List<ProcessHandle> found = new ArrayList<>();
+        Deque<Long> pending = new ArrayDeque<>();
+        pending.add(root.pid());
+        while (!pending.isEmpty()) {
+            List<Long> children = childrenFromProc(pending.pop());
+            if (children == null) return root.descendants().toList();
+            for (long child : children) {
+                ProcessHandle.of(child).ifPresent(found::add);
+                pending.add(child);
+            }
+        }
+        return found;
+    }
+
+    /** Children of a process as Linux lists them, or null when it does not. */
+    private static List<Long> childrenFromProc(long pid) {
+        Path tasks = Path.of("/proc", Long.toString(pid), "task");
+        if (!Files.isDirectory(tasks)) return Files.isDirectory(Path.of("/proc/self/task")) ? List.of() : null;
+        List<Long> children = new ArrayList<>();
+        try (DirectoryStream<Path> threads = Files.newDirectoryStream(tasks)) {
+            for (Path thread : threads) {
+                String text;
+                try {
+                    text = Files.readString(thread.resolve("children"));
+                } catch (NoSuchFileException e) {
+                    if (!Files.exists(thread)) continue; // the thread just ended
+                    return null; // a kernel without the file
+                }
+                for (String child : text.trim().split("\\s+")) {
+                    if (!child.isEmpty()) children.add(Long.parseLong(child));
+                }
+            }
+        } catch (IOException | RuntimeException e) {
+            return children; // the process ended meanwhile: it has no children to report
+        }
+        return children;
     }
 
     /** Descendants first (deepest last found), then the root itself. */

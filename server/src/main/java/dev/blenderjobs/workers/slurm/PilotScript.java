@@ -43,7 +43,9 @@ record PilotScript(String text, List<String> sbatchArgs) {
         s.append("# Written by the server and given to sbatch on stdin (it holds the pilot's secret).\n");
         s.append("umask 077\n");
         s.append("dir=$(mktemp -d \"${TMPDIR:-/tmp}/blender-jobs-pilot.XXXXXXXX\") || exit ").append(EXIT_NO_TEMP).append('\n');
-        s.append("trap 'rm -rf \"$dir\"' EXIT\n");
+        // A folder a job made unreadable (mode 000) is given back to its owner before the delete
+        // (folders only: a file may be a hard link to one elsewhere).
+        s.append("trap 'find \"$dir\" -type d ! -perm -700 -exec chmod u+rwx {} \\; 2>/dev/null; rm -rf \"$dir\"' EXIT\n");
         s.append("trap 'exit 143' TERM INT HUP\n");
         s.append("mkdir -p \"$dir/config\" \"$dir/tmp\" \"$dir/stage\" || exit ").append(EXIT_NO_TEMP).append('\n');
         if (runtimeSource != null) {
@@ -68,6 +70,11 @@ record PilotScript(String text, List<String> sbatchArgs) {
         if (stagedRuntime == null) s.append("export BLENDER_JOBS_STAGE_DIR=\"$dir/stage\"\n");
         s.append("export BLENDER_USER_CONFIG=\"$dir/config\" TMPDIR=\"$dir/tmp\" TEMP=\"$dir/tmp\" TMP=\"$dir/tmp\""
                 + " PYTHONIOENCODING=utf-8:backslashreplace\n");
+        // The pilot keeps the local launcher's promise for its temp folder: private to this one
+        // Blender (0700, in the pilot's own folder) and deleted with it (the trap above), so the
+        // runtime may empty it after each job. It makes no lifeline promise: Blender's stdin is
+        // /dev/null and BLENDER_JOBS_LIFELINE stays unset; the pilot's lifeline is its channel.
+        s.append("export BLENDER_JOBS_TMPDIR=\"$dir/tmp\"\n");
         s.append("unset PYTHONPATH PYTHONHOME PYTHONSTARTUP\n");
         s.append("cd \"$dir\"\n");
         s.append("\"$blender\" -b --factory-startup -noaudio --python-exit-code 1 --python \"$runtime\" </dev/null &\n");

@@ -119,6 +119,12 @@ final class SlurmWorker implements Worker {
     }
 
     @Override
+    public boolean delivered() {
+        WorkerChannel c = channel;
+        return c == null || c.drained();
+    }
+
+    @Override
     public BatchJob batchJob() {
         return new BatchJob("slurm", jobId, state == null ? (jobId == null ? "SUBMITTING" : null) : state, reason, node);
     }

@@ -54,7 +54,12 @@ class PilotScriptTest {
         assertTrue(t.contains("blender='/opt/blender 4.1/blender'"), "a path with a space stays one word");
         assertTrue(t.contains("BLENDER_JOBS_STAGE_DIR"), "job files travel over the channel");
         assertTrue(t.contains("BLENDER_JOBS_CONSOLE=channel"));
-        assertTrue(t.contains("trap 'rm -rf \"$dir\"' EXIT"), "nothing is left on the node");
+        assertTrue(t.contains("trap 'find \"$dir\" -type d ! -perm -700 -exec chmod u+rwx {} \\; 2>/dev/null; "
+                + "rm -rf \"$dir\"' EXIT"),
+                "nothing is left on the node, not even a folder a job made unreadable");
+        assertTrue(t.contains("export BLENDER_JOBS_TMPDIR=\"$dir/tmp\""), "the pilot's own temp folder is emptied "
+                + "after each job");
+        assertFalse(t.contains("BLENDER_JOBS_LIFELINE"), "a pilot's stdin is /dev/null, never a lifeline");
     }
 
     @Test
