@@ -122,8 +122,8 @@ public final class JobFiles {
         String id = first.jobId();
         Path dir = dirOf(id);
         PrivateFiles.createPrivateDirectories(dir.resolve("input"));
-        Files.createDirectories(workDirOf(id));
-        Files.createDirectories(resultDirOf(id));
+        // work/ and result/ are made by the runtime when an attempt runs (one less mkdir each on
+        // the way to addJob's answer).
         // Not renamed into place: job.json, written last, is what commits the job's files.
         Files.writeString(scriptOf(id), request.scriptSource(), StandardCharsets.UTF_8);
         try (java.io.OutputStream out = new java.io.BufferedOutputStream(Files.newOutputStream(passedDataOf(id)),

@@ -211,22 +211,32 @@ public final class JobServerEndpoint {
                     }
                     String id = JobManager.newJobId();
                     if (request.workDoneProgress()) tokens.open(id);
-                    Job job;
+                    CompletableFuture<Job> submitted;
                     try {
-                        job = jobs.submit(id, request).join();
+                        submitted = jobs.submit(id, request);
                     } catch (RuntimeException e) {
-                        tokens.close(id);
-                        if (token == null) throw e;
-                        // The end goes out before the error answer, then the token is done.
-                        return notifier.clientProgress(token, new WorkDoneProgressValue("end", null, null,
-                                "not added: " + translate(e).getMessage(), null)).<Job>thenApply(v -> {
-                                    throw e;
-                                });
+                        submitted = CompletableFuture.failedFuture(e);
                     }
-                    if (token == null) return CompletableFuture.completedFuture(job);
-                    String how = (job.state() == JobState.QUEUED ? "queued as " : "started as ") + job.jobId();
-                    return notifier.clientProgress(token, new WorkDoneProgressValue("end", null, null, how, null))
-                            .thenApply(v -> job);
+                    // Not waited for here: the intake takes the next addJob while the event loop
+                    // queues this one (posts run in order, so FIFO holds), and the answer goes out
+                    // from the loop as soon as the job is queued, one thread hop sooner.
+                    return submitted.handle((job, error) -> {
+                        if (error != null) {
+                            tokens.close(id);
+                            CompletionException failure = error instanceof CompletionException c ? c
+                                    : new CompletionException(error);
+                            if (token == null) return CompletableFuture.<Job>failedFuture(failure);
+                            // The end goes out before the error answer, then the token is done.
+                            return notifier.clientProgress(token, new WorkDoneProgressValue("end", null, null,
+                                    "not added: " + translate(error).getMessage(), null)).<Job>thenApply(v -> {
+                                        throw failure;
+                                    });
+                        }
+                        if (token == null) return CompletableFuture.completedFuture(job);
+                        String how = (job.state() == JobState.QUEUED ? "queued as " : "started as ") + job.jobId();
+                        return notifier.clientProgress(token, new WorkDoneProgressValue("end", null, null, how, null))
+                                .thenApply(v -> job);
+                    }).thenCompose(f -> f);
                 }, intake)
                 .thenCompose(f -> f)
                 .thenApply(job -> new AddJobResult(job.jobId(), job.name(), job.state().name(), job.attempt())));

@@ -161,9 +161,16 @@ public final class OutgoingQueue implements MessageConsumer {
                 : message instanceof NotificationMessage n ? (LOG_METHOD.equals(n.getMethod()) ? Kind.LIVE_LOG : Kind.KEPT)
                 : Kind.ANSWER;
         // Serialized here, on the caller's thread, as LSP4J does: the size decides what is kept.
-        Entry entry = message instanceof ResponseMessage r && r.getResult() instanceof JsonFile file
-                ? streamed(r, file)
-                : new Entry(kind, key, message, json.serialize(message).getBytes(StandardCharsets.UTF_8));
+        Entry entry;
+        try {
+            entry = message instanceof ResponseMessage r && r.getResult() instanceof JsonFile file
+                    ? streamed(r, file)
+                    : new Entry(kind, key, message, json.serialize(message).getBytes(StandardCharsets.UTF_8));
+        } catch (RuntimeException | Error e) {
+            // LSP4J would answer an OutOfMemoryError here with -32603 and go on half broken.
+            dev.blenderjobs.concurrent.Fatal.check(e);
+            throw e;
+        }
         synchronized (this) {
             if (broken) {
                 if (entry.file != null) entry.file.close();
