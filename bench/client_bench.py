@@ -160,10 +160,12 @@ TRIVIAL = "python_data = {'ok': True}"
 
 def latency(server, n):
     answered, active, completed = [], [], []
+    server.last_latency_jobs = []
     for _ in range(n):
         rid, sent = server.send("addJob", {"scriptText": TRIVIAL})
         arrived, result = server.wait_response(rid)
         job = result["jobId"]
+        server.last_latency_jobs.append(job)
         server.wait_done([job])
         states = server.states[job]
         answered.append((arrived - sent) * 1000)
@@ -250,6 +252,28 @@ def datablocks(server, rounds=3):
     return out
 
 
+def trace_breakdown(log_path, jobs):
+    """Median offset (ms from the request read) of each stage of the traced jobs, from the
+    server's log lines 'trace job-...: stage=ms ...' (BLENDER_JOBS_TRACE=1)."""
+    stages = {}
+    order = []
+    with open(log_path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            if " trace job-" not in line:
+                continue
+            if line.split(" trace ", 1)[1].split(":", 1)[0] not in jobs:
+                continue
+            for pair in line.split(":", 3)[-1].split():
+                if "=" not in pair:
+                    continue
+                name, value = pair.split("=", 1)
+                if name not in stages:
+                    stages[name] = []
+                    order.append(name)
+                stages[name].append(float(value))
+    return [{"stage": n, "msP50": statistics.median(stages[n]), "jobs": len(stages[n])} for n in order]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--server", help="the server command (default: the distribution's launcher)")
@@ -262,11 +286,16 @@ def main():
     ap.add_argument("--big-clients", type=int, default=3)
     ap.add_argument("--datablocks", action="store_true", help="also compare a 1M-vertex data block's write")
     ap.add_argument("--json", help="write the results as JSON here")
+    ap.add_argument("--trace", action="store_true",
+                    help="start the server with BLENDER_JOBS_TRACE=1 and report the median timeline of a trivial job")
     args = ap.parse_args()
     os.makedirs(os.path.join(HERE, "out"), exist_ok=True)
     command = shlex.split(args.server) if args.server else default_server()
     command += ["--workers", str(args.workers)]
-    server = Server(command)
+    env = dict(os.environ)
+    if args.trace:
+        env["BLENDER_JOBS_TRACE"] = "1"
+    server = Server(command, env=env)
     results = {"command": command, "workers": args.workers}
     try:
         server.call("initialize", {})
@@ -278,6 +307,10 @@ def main():
         results["rssIdleMb"] = server.rss_mb()
         latency(server, args.warmup)
         lat = latency(server, args.jobs)
+        if args.trace:
+            timings = [server.call("getJob", {"jobId": j})["timing"] for j in server.last_latency_jobs[-50:]]
+            results["runtimeTimingP50"] = {k: statistics.median(t[k] for t in timings if k in t)
+                                          for k in ("setupMs", "scriptMs", "resetMs", "collectMs")}
         results["latency"] = {k: {"p50": pct(v, 50), "p99": pct(v, 99)} for k, v in lat.items()}
         results["burst"] = burst(server, args.burst)
         if args.data_mb > 0:
@@ -290,6 +323,9 @@ def main():
         results["jobsRun"] = args.warmup + args.jobs + args.burst + (1 if args.data_mb > 0 else 0)
     finally:
         server.close()
+    if args.trace:
+        results["serverTimeline"] = trace_breakdown(os.path.join(HERE, "out", "client_bench.server.log"),
+                                                    set(server.last_latency_jobs))
     out = json.dumps(results, indent=2)
     print(out)
     if args.json:

@@ -3,6 +3,7 @@ package dev.blenderjobs.wire;
 import com.google.gson.JsonElement;
 import com.google.gson.JsonObject;
 import dev.blenderjobs.concurrent.Threads;
+import dev.blenderjobs.concurrent.Trace;
 import dev.blenderjobs.jobs.JobException;
 import dev.blenderjobs.jobs.JobManager;
 import dev.blenderjobs.model.FailureKind;
@@ -198,6 +199,7 @@ public final class JobServerEndpoint {
     @JsonRequest
     public CompletableFuture<AddJobResult> addJob(AddJobParams params) {
         boolean lspProgress = workDoneProgress;
+        long received = Trace.ON ? System.nanoTime() : 0;
         AddJobParams given = params == null ? AddJobParams.of(null) : params;
         // One intake thread does parse and submit (which writes the inputs and queues the job)
         // for one addJob at a time, in the order the requests arrived.
@@ -210,6 +212,8 @@ public final class JobServerEndpoint {
                         notifier.clientProgress(token, new WorkDoneProgressValue("begin", title, false, null, null));
                     }
                     String id = JobManager.newJobId();
+                    Trace.mark(id, "received", received);
+                    Trace.mark(id, "parsed");
                     if (request.workDoneProgress()) tokens.open(id);
                     CompletableFuture<Job> submitted;
                     try {

@@ -8,7 +8,10 @@ import org.eclipse.lsp4j.jsonrpc.json.MessageJsonHandler;
 import org.eclipse.lsp4j.jsonrpc.messages.Message;
 import org.eclipse.lsp4j.jsonrpc.messages.NotificationMessage;
 import org.eclipse.lsp4j.jsonrpc.messages.ResponseMessage;
+import dev.blenderjobs.concurrent.Trace;
 import dev.blenderjobs.wire.messages.JsonFile;
+import dev.blenderjobs.wire.messages.Messages;
+import dev.blenderjobs.wire.messages.Messages.JobStateChangedParams;
 
 import java.io.IOException;
 import java.io.OutputStream;
@@ -293,12 +296,23 @@ public final class OutgoingQueue implements MessageConsumer {
             }
             if (!written) continue;
             for (Entry entry : batch) {
+                if (Trace.ON) trace(entry.message);
                 try {
                     afterWrite.accept(entry.message);
                 } catch (RuntimeException e) {
                     LOG.log(Level.WARNING, "after writing a message", e);
                 }
             }
+        }
+    }
+
+    /** The stages of a job the client has just been told of (Trace). */
+    private static void trace(Message message) {
+        if (message instanceof ResponseMessage r && r.getResult() instanceof Messages.AddJobResult a) {
+            Trace.mark(a.jobId(), "answered");
+        } else if (message instanceof NotificationMessage n && n.getParams() instanceof JobStateChangedParams p
+                && ("COMPLETED".equals(p.state()) || "FAILED".equals(p.state()))) {
+            Trace.end(p.jobId(), "told");
         }
     }
 
