@@ -77,8 +77,16 @@ class Server:
                 if not n:
                     return
                 got += n
-            message = json.loads(body)
             now = time.perf_counter()
+            if length > 50 * 1024 * 1024:
+                # A huge answer (the "big" case): its size is what matters, not its parse.
+                head = bytes(body[:200]).decode("utf-8", "replace")
+                rid = int(head.split('"id":', 1)[1].split(",", 1)[0])
+                with self.cond:
+                    self.responses[rid] = (now, {"id": rid, "result": {"bytes": length}})
+                    self.cond.notify_all()
+                continue
+            message = json.loads(body)
             with self.cond:
                 if "id" in message and "method" not in message:
                     self.responses[message["id"]] = (now, message)
@@ -152,10 +160,12 @@ TRIVIAL = "python_data = {'ok': True}"
 
 def latency(server, n):
     answered, active, completed = [], [], []
+    server.last_latency_jobs = []
     for _ in range(n):
         rid, sent = server.send("addJob", {"scriptText": TRIVIAL})
         arrived, result = server.wait_response(rid)
         job = result["jobId"]
+        server.last_latency_jobs.append(job)
         server.wait_done([job])
         states = server.states[job]
         answered.append((arrived - sent) * 1000)
@@ -189,6 +199,81 @@ def data(server, mb):
     return {"bytes": size, "secondsAfterCompleted": arrived - done_at}
 
 
+def big(server, mb, clients):
+    """python_data of `mb` MB asked for by `clients` requests at once: the server streams the file
+    (it must not hold it, so no OutOfMemoryError on the launcher's 512 MB heap)."""
+    script = "python_data = {'values': [i * 0.5 for i in range(%d)]}" % int(mb * 1024 * 1024 / 10)
+    job = server.call("addJob", {"scriptText": script}, timeout=600)["jobId"]
+    server.wait_done([job], timeout=600)
+    assert "COMPLETED" in server.states[job], server.states[job]
+    rss_before = server.rss_mb()
+    started = time.perf_counter()
+    ids = [server.send("getPythonData", {"jobId": job})[0] for _ in range(clients)]
+    sizes = [server.wait_response(rid, timeout=600)[1]["bytes"] for rid in ids]
+    return {"mb": mb, "requests": clients, "bodyBytes": sizes, "seconds": time.perf_counter() - started,
+            "serverRssBeforeMb": rss_before, "serverRssAfterMb": server.rss_mb(),
+            "serverAlive": server.proc.poll() is None}
+
+
+DATABLOCKS = """
+import bpy, os, time
+import bmesh
+n = 1000
+mesh = bpy.data.meshes.new('Grid')
+bm = bmesh.new()
+bmesh.ops.create_grid(bm, x_segments=n - 1, y_segments=n - 1, size=10)
+bm.to_mesh(mesh)
+bm.free()
+obj = bpy.data.objects.new('Grid', mesh)
+bpy.context.scene.collection.objects.link(obj)
+# Blender's own write of the same block, side by side, into the job's folder.
+own = os.path.join(os.getcwd(), 'own.blend')
+started = time.perf_counter()
+bpy.data.libraries.write(own, {obj}, fake_user=True)
+own_ms = (time.perf_counter() - started) * 1000
+python_data = {'vertices': len(mesh.vertices), 'ownWriteMs': own_ms, 'ownBytes': os.path.getsize(own)}
+data_blocks = [obj]
+"""
+
+
+def datablocks(server, rounds=3):
+    """A 1,000,000-vertex mesh returned as a data block: the runtime's collect (collectMs: the
+    python_data file plus the library) against Blender's own libraries.write of the same block
+    in the same job."""
+    out = []
+    for _ in range(rounds):
+        job = server.call("addJob", {"scriptText": DATABLOCKS}, timeout=600)["jobId"]
+        server.wait_done([job], timeout=600)
+        detail = server.call("getJob", {"jobId": job})
+        value = server.call("getPythonData", {"jobId": job})
+        out.append({"vertices": value["vertices"], "ownWriteMs": value["ownWriteMs"],
+                    "collectMs": detail["timing"]["collectMs"],
+                    "ratio": detail["timing"]["collectMs"] / value["ownWriteMs"]})
+    return out
+
+
+def trace_breakdown(log_path, jobs):
+    """Median offset (ms from the request read) of each stage of the traced jobs, from the
+    server's log lines 'trace job-...: stage=ms ...' (BLENDER_JOBS_TRACE=1)."""
+    stages = {}
+    order = []
+    with open(log_path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            if " trace job-" not in line:
+                continue
+            if line.split(" trace ", 1)[1].split(":", 1)[0] not in jobs:
+                continue
+            for pair in line.split(":", 3)[-1].split():
+                if "=" not in pair:
+                    continue
+                name, value = pair.split("=", 1)
+                if name not in stages:
+                    stages[name] = []
+                    order.append(name)
+                stages[name].append(float(value))
+    return [{"stage": n, "msP50": statistics.median(stages[n]), "jobs": len(stages[n])} for n in order]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--server", help="the server command (default: the distribution's launcher)")
@@ -197,12 +282,20 @@ def main():
     ap.add_argument("--jobs", type=int, default=300)
     ap.add_argument("--burst", type=int, default=1000)
     ap.add_argument("--data-mb", type=float, default=10)
+    ap.add_argument("--big-mb", type=float, default=0, help="also ask for a python_data this big, --big-clients times at once")
+    ap.add_argument("--big-clients", type=int, default=3)
+    ap.add_argument("--datablocks", action="store_true", help="also compare a 1M-vertex data block's write")
     ap.add_argument("--json", help="write the results as JSON here")
+    ap.add_argument("--trace", action="store_true",
+                    help="start the server with BLENDER_JOBS_TRACE=1 and report the median timeline of a trivial job")
     args = ap.parse_args()
     os.makedirs(os.path.join(HERE, "out"), exist_ok=True)
     command = shlex.split(args.server) if args.server else default_server()
     command += ["--workers", str(args.workers)]
-    server = Server(command)
+    env = dict(os.environ)
+    if args.trace:
+        env["BLENDER_JOBS_TRACE"] = "1"
+    server = Server(command, env=env)
     results = {"command": command, "workers": args.workers}
     try:
         server.call("initialize", {})
@@ -214,14 +307,25 @@ def main():
         results["rssIdleMb"] = server.rss_mb()
         latency(server, args.warmup)
         lat = latency(server, args.jobs)
+        if args.trace:
+            timings = [server.call("getJob", {"jobId": j})["timing"] for j in server.last_latency_jobs[-50:]]
+            results["runtimeTimingP50"] = {k: statistics.median(t[k] for t in timings if k in t)
+                                          for k in ("setupMs", "scriptMs", "resetMs", "collectMs")}
         results["latency"] = {k: {"p50": pct(v, 50), "p99": pct(v, 99)} for k, v in lat.items()}
         results["burst"] = burst(server, args.burst)
         if args.data_mb > 0:
             results["data"] = data(server, args.data_mb)
         results["rssAfterMb"] = server.rss_mb()
+        if args.datablocks:
+            results["datablocks"] = datablocks(server)
+        if args.big_mb > 0:
+            results["big"] = big(server, args.big_mb, args.big_clients)
         results["jobsRun"] = args.warmup + args.jobs + args.burst + (1 if args.data_mb > 0 else 0)
     finally:
         server.close()
+    if args.trace:
+        results["serverTimeline"] = trace_breakdown(os.path.join(HERE, "out", "client_bench.server.log"),
+                                                    set(server.last_latency_jobs))
     out = json.dumps(results, indent=2)
     print(out)
     if args.json:

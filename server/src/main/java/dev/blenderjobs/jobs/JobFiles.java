@@ -29,7 +29,7 @@ import java.util.List;
  * <pre>
  *   job.json              the job's record: {"format": 2, "job": {@link Job}}, rewritten atomically on each change
  *   script.py             the script source as it was when the job was added
- *   input/passed_data.json  passedData, as JSON
+ *   passed_data.json      passedData, as JSON
  *   input/passed.blend    private copy of passedDataBlocks.library
  *   input/scene.blend     private copy of blendFile
  *   work/                 the script's current directory
@@ -79,7 +79,7 @@ public final class JobFiles {
     }
 
     public Path passedDataOf(String jobId) {
-        return dirOf(jobId).resolve("input/passed_data.json");
+        return dirOf(jobId).resolve("passed_data.json");
     }
 
     public Path libraryOf(String jobId) {
@@ -121,9 +121,10 @@ public final class JobFiles {
     public void prepare(JobRequest request, Job first) throws IOException {
         String id = first.jobId();
         Path dir = dirOf(id);
-        PrivateFiles.createPrivateDirectories(dir.resolve("input"));
-        Files.createDirectories(workDirOf(id));
-        Files.createDirectories(resultDirOf(id));
+        // One folder, under the state directory's private (0700) one: input/ only when there is
+        // a library or a .blend to copy, and work/ and result/ are made by the runtime when an
+        // attempt runs (each mkdir is on the way to addJob's answer).
+        Files.createDirectories(dir);
         // Not renamed into place: job.json, written last, is what commits the job's files.
         Files.writeString(scriptOf(id), request.scriptSource(), StandardCharsets.UTF_8);
         try (java.io.OutputStream out = new java.io.BufferedOutputStream(Files.newOutputStream(passedDataOf(id)),
@@ -131,6 +132,9 @@ public final class JobFiles {
             request.passedData().writeTo(out);
         }
         checkRoomFor(dir, request.libraryToCopy(), request.blendToCopy());
+        if (request.libraryToCopy() != null || request.blendToCopy() != null) {
+            Files.createDirectories(dir.resolve("input"));
+        }
         if (request.libraryToCopy() != null) {
             Files.copy(request.libraryToCopy(), libraryOf(id), StandardCopyOption.REPLACE_EXISTING);
         }

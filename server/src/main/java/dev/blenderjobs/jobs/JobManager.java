@@ -3,6 +3,7 @@ package dev.blenderjobs.jobs;
 import com.google.gson.JsonObject;
 import dev.blenderjobs.channel.ToWorker;
 import dev.blenderjobs.concurrent.EventLoop;
+import dev.blenderjobs.concurrent.Trace;
 import dev.blenderjobs.model.FailureKind;
 import dev.blenderjobs.model.Job;
 import dev.blenderjobs.model.JobFailure;
@@ -277,6 +278,7 @@ public final class JobManager implements WorkerEvents {
                 System.currentTimeMillis());
         try {
             files.prepare(request, job.snapshot());
+            Trace.mark(id, "written");
         } catch (IOException | RuntimeException e) {
             files.deleteQuietly(id);
             return CompletableFuture.failedFuture(new JobException(JobException.Reason.JOB_FILES_UNAVAILABLE,
@@ -290,6 +292,7 @@ public final class JobManager implements WorkerEvents {
             if (request.replaceExisting()) replaceNamed(request.spec().name());
             jobs.put(id, job);
             job.place = queue.add(job);
+            Trace.mark(id, "queued");
             events.stateChanged(job.snapshot(), null);
             dispatch();
             return job.snapshot();
@@ -550,6 +553,7 @@ public final class JobManager implements WorkerEvents {
                 continue;
             }
             if (!pool.tryRun(run, job.log)) break;
+            Trace.mark(job.id, "dispatched");
             queue.poll();
             job.attempt = attempt;
             if (attempt > 1) job.log.note("=== blender-jobs: attempt " + attempt + " of " + job.spec.maxAttempts() + " ===");
@@ -711,6 +715,7 @@ public final class JobManager implements WorkerEvents {
             // A completed job is done whatever the script last reported; no notification is
             // invented for it, so the last job/progress a client sees is the script's own.
             job.progress = 1.0;
+            Trace.mark(jobId, "settled");
             settle(job, JobState.COMPLETED, null, JobState.ACTIVE);
         } else if (outcome instanceof AttemptOutcome.Failed f) {
             job.log.flush();

@@ -18,7 +18,7 @@ import java.util.List;
 
 /**
  * A job's {@code passedData}: the client's JSON object, checked and held as compact UTF-8 JSON
- * text until the intake writes it to {@code input/passed_data.json}. It is read straight from the
+ * text until the intake writes it to {@code passed_data.json}. It is read straight from the
  * request's JSON ({@link #read}), never built into a tree: a tree of 38 MB of numbers costs ten
  * times that on the heap, the text costs its size once.
  * <p>

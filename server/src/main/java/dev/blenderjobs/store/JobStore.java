@@ -1,6 +1,7 @@
 package dev.blenderjobs.store;
 
 import com.google.gson.JsonObject;
+import dev.blenderjobs.concurrent.Trace;
 import dev.blenderjobs.jobs.JobEvents;
 import dev.blenderjobs.jobs.JobFiles;
 import dev.blenderjobs.jobs.JobManager;
@@ -230,7 +231,10 @@ public final class JobStore implements JobEvents, AutoCloseable {
         for (StateChanged s : latest.values()) {
             // A job's first record (QUEUED, no previous state) was written with its files at
             // addJob; a job removed in this batch is not written back.
-            if (s.previous() != null && !removed.contains(s.job().jobId())) write(s.job());
+            if (s.previous() != null && !removed.contains(s.job().jobId())) {
+                write(s.job());
+                if (s.job().state().isFinal()) Trace.mark(s.job().jobId(), "recorded");
+            }
         }
         for (Event e : batch) {
             if (e instanceof Progress p) {

@@ -30,7 +30,7 @@ final class LegacyRecords {
     private LegacyRecords() {
     }
 
-    /** The job of a format-1 record; writes input/passed_data.json and the new job.json. */
+    /** The job of a format-1 record; writes passed_data.json and the new job.json. */
     static Job convert(JobFiles files, String id, JsonObject record) throws IOException {
         if (!id.equals(string(record, "id")) || string(record, "state") == null) {
             throw new IOException("job.json of " + id + " is not a format-1 record of that job");

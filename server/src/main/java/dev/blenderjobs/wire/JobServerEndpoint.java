@@ -3,6 +3,7 @@ package dev.blenderjobs.wire;
 import com.google.gson.JsonElement;
 import com.google.gson.JsonObject;
 import dev.blenderjobs.concurrent.Threads;
+import dev.blenderjobs.concurrent.Trace;
 import dev.blenderjobs.jobs.JobException;
 import dev.blenderjobs.jobs.JobManager;
 import dev.blenderjobs.model.FailureKind;
@@ -27,7 +28,7 @@ import dev.blenderjobs.wire.messages.Messages.RemoveJobResult;
 import dev.blenderjobs.wire.messages.Messages.ResumeAllResult;
 import dev.blenderjobs.wire.messages.Messages.ResumeJobResult;
 import dev.blenderjobs.wire.messages.Messages.StatsResult;
-import dev.blenderjobs.wire.messages.RawJson;
+import dev.blenderjobs.wire.messages.JsonFile;
 import org.eclipse.lsp4j.jsonrpc.ResponseErrorException;
 import org.eclipse.lsp4j.jsonrpc.messages.ResponseError;
 import org.eclipse.lsp4j.jsonrpc.services.JsonNotification;
@@ -198,6 +199,7 @@ public final class JobServerEndpoint {
     @JsonRequest
     public CompletableFuture<AddJobResult> addJob(AddJobParams params) {
         boolean lspProgress = workDoneProgress;
+        long received = Trace.ON ? System.nanoTime() : 0;
         AddJobParams given = params == null ? AddJobParams.of(null) : params;
         // One intake thread does parse and submit (which writes the inputs and queues the job)
         // for one addJob at a time, in the order the requests arrived.
@@ -210,23 +212,35 @@ public final class JobServerEndpoint {
                         notifier.clientProgress(token, new WorkDoneProgressValue("begin", title, false, null, null));
                     }
                     String id = JobManager.newJobId();
+                    Trace.mark(id, "received", received);
+                    Trace.mark(id, "parsed");
                     if (request.workDoneProgress()) tokens.open(id);
-                    Job job;
+                    CompletableFuture<Job> submitted;
                     try {
-                        job = jobs.submit(id, request).join();
+                        submitted = jobs.submit(id, request);
                     } catch (RuntimeException e) {
-                        tokens.close(id);
-                        if (token == null) throw e;
-                        // The end goes out before the error answer, then the token is done.
-                        return notifier.clientProgress(token, new WorkDoneProgressValue("end", null, null,
-                                "not added: " + translate(e).getMessage(), null)).<Job>thenApply(v -> {
-                                    throw e;
-                                });
+                        submitted = CompletableFuture.failedFuture(e);
                     }
-                    if (token == null) return CompletableFuture.completedFuture(job);
-                    String how = (job.state() == JobState.QUEUED ? "queued as " : "started as ") + job.jobId();
-                    return notifier.clientProgress(token, new WorkDoneProgressValue("end", null, null, how, null))
-                            .thenApply(v -> job);
+                    // Not waited for here: the intake takes the next addJob while the event loop
+                    // queues this one (posts run in order, so FIFO holds), and the answer goes out
+                    // from the loop as soon as the job is queued, one thread hop sooner.
+                    return submitted.handle((job, error) -> {
+                        if (error != null) {
+                            tokens.close(id);
+                            CompletionException failure = error instanceof CompletionException c ? c
+                                    : new CompletionException(error);
+                            if (token == null) return CompletableFuture.<Job>failedFuture(failure);
+                            // The end goes out before the error answer, then the token is done.
+                            return notifier.clientProgress(token, new WorkDoneProgressValue("end", null, null,
+                                    "not added: " + translate(error).getMessage(), null)).<Job>thenApply(v -> {
+                                        throw failure;
+                                    });
+                        }
+                        if (token == null) return CompletableFuture.completedFuture(job);
+                        String how = (job.state() == JobState.QUEUED ? "queued as " : "started as ") + job.jobId();
+                        return notifier.clientProgress(token, new WorkDoneProgressValue("end", null, null, how, null))
+                                .thenApply(v -> job);
+                    }).thenCompose(f -> f);
                 }, intake)
                 .thenCompose(f -> f)
                 .thenApply(job -> new AddJobResult(job.jobId(), job.name(), job.state().name(), job.attempt())));
@@ -238,53 +252,79 @@ public final class JobServerEndpoint {
     }
 
     /**
-     * The value the script left in python_data, read from the job's result file and checked
-     * against the size and hash the job reported, so that a file changed or damaged since
-     * (truncated, emptied by a thread the job left behind, replaced by a link) is never sent as
-     * the answer.
+     * The value the script left in python_data, streamed from the job's result file as it is
+     * (never held in memory: {@link JsonFile}). The file is opened without following a link,
+     * and checked against the size and SHA-256 the job reported before it is sent, so that a
+     * file changed or damaged since (truncated, emptied by a thread the job left behind,
+     * replaced by a link) is never sent as the answer; what is sent is the file that was checked.
      */
     @JsonRequest
-    public CompletableFuture<RawJson> getPythonData(JsonObject params) {
+    public CompletableFuture<JsonFile> getPythonData(JsonObject params) {
         return guard(() -> jobs.finished(jobId("getPythonData", params)).thenApplyAsync(job -> {
             Path file = jobs.files().pythonDataOf(job.jobId());
-            byte[] bytes;
+            JobResult r = job.result();
+            java.nio.channels.FileChannel channel;
+            long size;
+            String sha;
             try {
-                bytes = Files.readAllBytes(realFile(file));
+                channel = java.nio.channels.FileChannel.open(realFile(file), java.nio.file.StandardOpenOption.READ,
+                        LinkOption.NOFOLLOW_LINKS);
+                size = channel.size();
+                sha = size == r.pythonDataBytes() && r.pythonDataSha256() != null ? sha256(channel) : null;
             } catch (IOException | RuntimeException e) {
                 throw new JobException(JobException.Reason.JOB_FILES_UNAVAILABLE,
                         "The python data of job " + job.jobId() + " could not be read from " + file + ": " + e.getMessage()
                                 + ". Was the job's directory changed by hand? Run the job again to get its result.",
                         jobData(job.jobId()));
             }
-            JobResult r = job.result();
             String problem = null;
-            if (bytes.length != r.pythonDataBytes()) {
-                problem = "it is " + bytes.length + " bytes, but the job wrote " + r.pythonDataBytes();
-            } else if (r.pythonDataSha256() != null && !r.pythonDataSha256().equals(sha256(bytes))) {
+            if (size != r.pythonDataBytes()) {
+                problem = "it is " + size + " bytes, but the job wrote " + r.pythonDataBytes();
+            } else if (r.pythonDataSha256() != null && !r.pythonDataSha256().equals(sha)) {
                 problem = "its content is not what the job wrote (the SHA-256 differs)";
             }
             if (problem != null) {
+                closeQuietly(channel);
                 throw new JobException(JobException.Reason.RESULT_DAMAGED, "The python data of job " + job.jobId()
                         + " (" + file + ") was changed or damaged after the job completed: " + problem + ". Run the "
                         + "job again to get its result.", jobData(job.jobId()));
             }
             // Written by the worker runtime with json.dumps and checked above: valid JSON, sent as it is.
-            return new RawJson(new String(bytes, StandardCharsets.UTF_8));
+            return new JsonFile(channel, size);
         }, io));
+    }
+
+    private static void closeQuietly(java.nio.channels.FileChannel channel) {
+        try {
+            channel.close();
+        } catch (IOException ignored) {
+            // Read-only.
+        }
+    }
+
+    /** SHA-256 of the whole file, read in chunks from the open channel (hex). */
+    private static String sha256(java.nio.channels.FileChannel channel) throws IOException {
+        try {
+            java.security.MessageDigest digest = java.security.MessageDigest.getInstance("SHA-256");
+            java.nio.ByteBuffer buffer = java.nio.ByteBuffer.allocate(256 * 1024);
+            long position = 0;
+            int n;
+            while ((n = channel.read(buffer, position)) > 0) {
+                buffer.flip();
+                digest.update(buffer);
+                buffer.clear();
+                position += n;
+            }
+            return java.util.HexFormat.of().formatHex(digest.digest());
+        } catch (java.security.NoSuchAlgorithmException e) {
+            throw new IllegalStateException("SHA-256 is part of every Java 17", e);
+        }
     }
 
     private static JsonObject jobData(String jobId) {
         JsonObject data = new JsonObject();
         data.addProperty("jobId", jobId);
         return data;
-    }
-
-    private static String sha256(byte[] bytes) {
-        try {
-            return java.util.HexFormat.of().formatHex(java.security.MessageDigest.getInstance("SHA-256").digest(bytes));
-        } catch (java.security.NoSuchAlgorithmException e) {
-            throw new IllegalStateException("SHA-256 is part of every Java 17", e);
-        }
     }
 
     /** The file itself, refusing a symbolic link (a job could point its result anywhere). */

@@ -7,6 +7,11 @@ import org.eclipse.lsp4j.jsonrpc.MessageConsumer;
 import org.eclipse.lsp4j.jsonrpc.json.MessageJsonHandler;
 import org.eclipse.lsp4j.jsonrpc.messages.Message;
 import org.eclipse.lsp4j.jsonrpc.messages.NotificationMessage;
+import org.eclipse.lsp4j.jsonrpc.messages.ResponseMessage;
+import dev.blenderjobs.concurrent.Trace;
+import dev.blenderjobs.wire.messages.JsonFile;
+import dev.blenderjobs.wire.messages.Messages;
+import dev.blenderjobs.wire.messages.Messages.JobStateChangedParams;
 
 import java.io.IOException;
 import java.io.OutputStream;
@@ -84,11 +89,26 @@ public final class OutgoingQueue implements MessageConsumer {
         byte[] header;
         byte[] body;
         Message message;
+        /** An answer whose result is streamed from a file: body is then the envelope before it. */
+        JsonFile file;
+        byte[] after;
 
         Entry(Kind kind, String key, Message message, byte[] body) {
             this.kind = kind;
             this.key = key;
             set(message, body);
+        }
+
+        /** A response whose result is the file's JSON: {@code before} + the file + {@code after}. */
+        Entry(Message message, byte[] before, JsonFile file, byte[] after) {
+            this.kind = Kind.ANSWER;
+            this.key = null;
+            this.message = message;
+            this.body = before;
+            this.file = file;
+            this.after = after;
+            this.header = ("Content-Length: " + (before.length + file.size() + after.length) + "\r\n\r\n")
+                    .getBytes(StandardCharsets.US_ASCII);
         }
 
         void set(Message message, byte[] body) {
@@ -98,7 +118,7 @@ public final class OutgoingQueue implements MessageConsumer {
         }
 
         long size() {
-            return header.length + body.length;
+            return header.length + body.length + (file == null ? 0 : file.size() + after.length);
         }
     }
 
@@ -144,9 +164,21 @@ public final class OutgoingQueue implements MessageConsumer {
                 : message instanceof NotificationMessage n ? (LOG_METHOD.equals(n.getMethod()) ? Kind.LIVE_LOG : Kind.KEPT)
                 : Kind.ANSWER;
         // Serialized here, on the caller's thread, as LSP4J does: the size decides what is kept.
-        Entry entry = new Entry(kind, key, message, json.serialize(message).getBytes(StandardCharsets.UTF_8));
+        Entry entry;
+        try {
+            entry = message instanceof ResponseMessage r && r.getResult() instanceof JsonFile file
+                    ? streamed(r, file)
+                    : new Entry(kind, key, message, json.serialize(message).getBytes(StandardCharsets.UTF_8));
+        } catch (RuntimeException | Error e) {
+            // LSP4J would answer an OutOfMemoryError here with -32603 and go on half broken.
+            dev.blenderjobs.concurrent.Fatal.check(e);
+            throw e;
+        }
         synchronized (this) {
-            if (broken) return;
+            if (broken) {
+                if (entry.file != null) entry.file.close();
+                return;
+            }
             switch (kind) {
                 case ANSWER -> queue.addLast(entry);
                 case KEPT -> {
@@ -241,7 +273,8 @@ public final class OutgoingQueue implements MessageConsumer {
                     }
                 }
                 long bytes = 0;
-                while (!queue.isEmpty() && (batch.isEmpty() || bytes + queue.peekFirst().size() <= BATCH_BYTES)) {
+                while (!queue.isEmpty() && (batch.isEmpty() || (bytes + queue.peekFirst().size() <= BATCH_BYTES
+                        && queue.peekFirst().file == null && batch.get(0).file == null))) {
                     Entry entry = queue.pollFirst();
                     if (entry.key != null) replaceable.remove(entry.key, entry); // being written: no longer replaceable
                     batch.add(entry);
@@ -263,6 +296,7 @@ public final class OutgoingQueue implements MessageConsumer {
             }
             if (!written) continue;
             for (Entry entry : batch) {
+                if (Trace.ON) trace(entry.message);
                 try {
                     afterWrite.accept(entry.message);
                 } catch (RuntimeException e) {
@@ -272,9 +306,64 @@ public final class OutgoingQueue implements MessageConsumer {
         }
     }
 
+    /** The stages of a job the client has just been told of (Trace). */
+    private static void trace(Message message) {
+        if (message instanceof ResponseMessage r && r.getResult() instanceof Messages.AddJobResult a) {
+            Trace.mark(a.jobId(), "answered");
+        } else if (message instanceof NotificationMessage n && n.getParams() instanceof JobStateChangedParams p
+                && ("COMPLETED".equals(p.state()) || "FAILED".equals(p.state()))) {
+            Trace.end(p.jobId(), "told");
+        }
+    }
+
+    /** The envelope of a response whose result is streamed from a file. */
+    private static Entry streamed(ResponseMessage r, JsonFile file) {
+        String id = r.getRawId() == null ? "null"
+                : r.getRawId().isLeft() ? quote(r.getRawId().getLeft()) : r.getRawId().getRight().toString();
+        byte[] before = ("{\"jsonrpc\":\"2.0\",\"id\":" + id + ",\"result\":").getBytes(StandardCharsets.UTF_8);
+        return new Entry(r, before, file, "}".getBytes(StandardCharsets.US_ASCII));
+    }
+
+    private static String quote(String s) {
+        return new com.google.gson.JsonPrimitive(s).toString();
+    }
+
+    /**
+     * Streams a file's JSON in chunks with bounded memory: the bytes of the open file that was
+     * checked. Should the file have shrunk since (which nothing of the server does), the frame
+     * cannot be kept whole: that is logged, and the message ends short.
+     */
+    private void writeFile(JsonFile file) throws IOException {
+        java.nio.ByteBuffer buffer = java.nio.ByteBuffer.allocate(256 * 1024);
+        long position = 0;
+        try {
+            while (position < file.size()) {
+                buffer.clear();
+                buffer.limit((int) Math.min(buffer.capacity(), file.size() - position));
+                int n = file.channel().read(buffer, position);
+                if (n < 0) {
+                    LOG.severe("a result file shrank while it was being sent (" + position + " of " + file.size()
+                            + " bytes): the client gets a broken answer; nothing of the server writes result files "
+                            + "after they are checked");
+                    return;
+                }
+                out.write(buffer.array(), 0, n);
+                position += n;
+            }
+        } finally {
+            file.close();
+        }
+    }
+
     private boolean write(List<Entry> batch) {
         try {
-            if (batch.size() == 1 && batch.get(0).body.length > BATCH_BYTES) {
+            if (batch.size() == 1 && batch.get(0).file != null) {
+                Entry entry = batch.get(0);
+                out.write(entry.header);
+                out.write(entry.body);
+                writeFile(entry.file);
+                out.write(entry.after);
+            } else if (batch.size() == 1 && batch.get(0).body.length > BATCH_BYTES) {
                 out.write(batch.get(0).header);
                 out.write(batch.get(0).body); // a large answer is not copied
             } else {
@@ -294,6 +383,8 @@ public final class OutgoingQueue implements MessageConsumer {
                     LOG.log(Level.FINE, "stdout failed", e);
                 }
                 broken = true;
+                for (Entry entry : batch) if (entry.file != null) entry.file.close();
+                for (Entry entry : queue) if (entry.file != null) entry.file.close();
                 queue.clear();
                 replaceable.clear();
                 notificationBytes = 0;

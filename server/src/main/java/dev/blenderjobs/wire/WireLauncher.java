@@ -1,6 +1,5 @@
 package dev.blenderjobs.wire;
 
-import dev.blenderjobs.wire.messages.RawJson;
 import org.eclipse.lsp4j.jsonrpc.Launcher;
 import org.eclipse.lsp4j.jsonrpc.MessageConsumer;
 import org.eclipse.lsp4j.jsonrpc.MessageIssueHandler;
@@ -61,7 +60,7 @@ public final class WireLauncher {
                 .setInput(in)
                 .setOutput(out)
                 .setExecutorService(executor)
-                .configureGson(gson -> gson.registerTypeAdapter(RawJson.class, new RawJson.Adapter())
+                .configureGson(gson -> gson.registerTypeAdapter(dev.blenderjobs.wire.messages.JsonFile.class, new dev.blenderjobs.wire.messages.JsonFile.Adapter())
                         .registerTypeAdapterFactory(new NamedEnums()))
                 // A request handler's OutOfMemoryError ends the server instead of becoming -32603.
                 .setExceptionHandler(t -> {

@@ -3,6 +3,7 @@ package dev.blenderjobs.workers;
 import dev.blenderjobs.channel.FromWorker;
 import dev.blenderjobs.channel.ToWorker;
 import dev.blenderjobs.concurrent.EventLoop;
+import dev.blenderjobs.concurrent.Trace;
 import dev.blenderjobs.model.FailureKind;
 import dev.blenderjobs.model.JobResult;
 
@@ -548,6 +549,7 @@ public final class WorkerPool {
             return;
         }
         if (message instanceof FromWorker.Started) {
+            Trace.mark(message.jobId(), "started");
             if (slot.taken) {
                 onViolation(slot, w, "a second \"started\" message for job " + running.jobId());
                 w.kill();
@@ -569,6 +571,7 @@ public final class WorkerPool {
         }
         AttemptOutcome outcome;
         if (message instanceof FromWorker.Completed c) {
+            Trace.mark(c.jobId(), "checked");
             outcome = new AttemptOutcome.Succeeded(new JobResult(c.pythonDataBytes(), c.pythonDataSha256(),
                     c.dataBlocks() == null || c.dataBlocks().isEmpty() ? null : c.dataBlocks(), c.timing()), w.pid());
         } else if (message instanceof FromWorker.Failed f) {

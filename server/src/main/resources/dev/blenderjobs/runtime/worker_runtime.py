@@ -578,9 +578,11 @@ class ProgressReporter:
     period is sent at once, later ones at most every `interval` seconds, and the last value
     always goes out (from the flusher thread, or before the job's result).
 
-    The calling thread takes no lock unless it sends: it stores the latest value as one tuple
-    (an atomic store under the GIL) and bumps a counter, so a script calling this 100,000
-    times pays about a microsecond per call."""
+    The calling thread takes no lock unless it sends: update_job_progress is a closure that
+    checks its argument, stores the latest report as one tuple (an atomic store under the GIL)
+    and reads one clock, so a script calling it in a tight loop pays about 0.1 microsecond per
+    call (bench/RESULTS.md). The wall-clock time of a report is derived from its monotonic time
+    only when it is sent."""
 
     def __init__(self, channel, interval):
         self.channel = channel
@@ -589,9 +591,8 @@ class ProgressReporter:
         self.wake = threading.Event()
         self.job_id = None
         self.token = 0
-        self.latest = None
-        self.seq = 0
-        self.sent_seq = 0
+        self.latest = None  # (token, fraction, message, monotonic time) of the newest report
+        self.sent = None  # the report last sent: a newer tuple is one still to send
         self.next_send = 0.0
         self.flush_pending = False
         thread = threading.Thread(target=self._flusher, name="blender-jobs-progress", daemon=True)
@@ -606,40 +607,32 @@ class ProgressReporter:
             token = self.token
             self.job_id = job_id
             self.latest = None
-            self.seq = 0
-            self.sent_seq = 0
+            self.sent = None
             self.next_send = 0.0
-        report = self._report
+        state = self
+        lock = self.lock
+        wake = self.wake
+        monotonic = time.monotonic
 
         def update_job_progress(fraction, message=None):
-            report(token, fraction, message)
+            if state.token != token:
+                return  # a thread of an earlier attempt
+            if type(fraction) is not float:
+                fraction = _progress_number(fraction)
+            if not 0.0 <= fraction <= 1.0:
+                fraction = _progress_clamped(fraction)
+            if message is not None:
+                message = str(message)[:1000]
+            now = monotonic()
+            state.latest = (token, fraction, message, now)
+            if now >= state.next_send:
+                with lock:
+                    state._send_latest()
+            elif not state.flush_pending:
+                state.flush_pending = True
+                wake.set()
 
         return update_job_progress
-
-    def _report(self, token, fraction, message):
-        if token != self.token:
-            return  # a thread of an earlier attempt
-        kind = type(fraction)
-        if kind is not float and kind is not int:
-            if isinstance(fraction, bool) or not isinstance(fraction, (int, float)):
-                raise TypeError("update_job_progress expects a number from 0.0 to 1.0, got %r" % (fraction,))
-        fraction = float(fraction)
-        if fraction != fraction:
-            raise ValueError("update_job_progress got NaN; pass a number from 0.0 to 1.0")
-        if fraction < 0.0:
-            fraction = 0.0
-        elif fraction > 1.0:
-            fraction = 1.0
-        if message is not None:
-            message = str(message)[:1000]
-        self.latest = (token, fraction, message, time.time())
-        self.seq += 1
-        if time.monotonic() >= self.next_send:
-            with self.lock:
-                self._send_latest()
-        elif not self.flush_pending:
-            self.flush_pending = True
-            self.wake.set()
 
     def end(self):
         """Send the last value not yet sent (before the result goes out) and stop reporting."""
@@ -651,16 +644,15 @@ class ProgressReporter:
     def _send_latest(self):
         # Called with self.lock held.
         latest = self.latest
-        if self.job_id is None or self.seq == self.sent_seq or latest is None or latest[0] != self.token:
+        if self.job_id is None or latest is None or latest is self.sent or latest[0] != self.token:
             return
-        seq = self.seq
-        _token, fraction, message, wall_time = latest
-        msg = {"type": "progress", "jobId": self.job_id, "progress": fraction,
-               "reportedAt": int(wall_time * 1000)}
+        _token, fraction, message, reported = latest
+        wall = reported + (time.time() - time.monotonic())
+        msg = {"type": "progress", "jobId": self.job_id, "progress": fraction, "reportedAt": int(wall * 1000)}
         if message is not None:
             msg["message"] = message
         self.channel.send(msg)
-        self.sent_seq = seq
+        self.sent = latest
         self.next_send = time.monotonic() + self.interval
 
     def _flusher(self):
@@ -673,6 +665,20 @@ class ProgressReporter:
             with self.lock:
                 self.flush_pending = False
                 self._send_latest()
+
+
+def _progress_number(fraction):
+    """update_job_progress's fraction as a float: an int converts; a bool or a non-number is refused."""
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)):
+        raise TypeError("update_job_progress expects a number from 0.0 to 1.0, got %r" % (fraction,))
+    return float(fraction)
+
+
+def _progress_clamped(fraction):
+    """A fraction outside 0.0 .. 1.0 clamped to it; NaN is refused."""
+    if fraction != fraction:
+        raise ValueError("update_job_progress got NaN; pass a number from 0.0 to 1.0")
+    return 0.0 if fraction < 0.0 else 1.0
 
 
 # --------------------------------------------------------------------------- output
@@ -1380,15 +1386,20 @@ def _remove_tree(path):
 
 class BlenderState:
     """Whether Blender's data is known to be empty, as a fresh process would show it.
-    The worker resets eagerly right after each job (off the next job's critical path) and
-    only resets again at job start when that did not happen."""
+    The worker resets eagerly right after each job (off the next job's critical path), or
+    keeps the last reset when the job left the data as it found it (DataWatch), and only
+    resets again at job start when neither happened. used_clean: the running (or last) job
+    started from such a reset."""
     clean = False
+    used_clean = False
 
 
 def reset_blender(blend_file):
     """Bring Blender to the state a fresh process would give the job."""
+    BlenderState.used_clean = False
     if not blend_file and BlenderState.clean:
         BlenderState.clean = False
+        BlenderState.used_clean = True
         return
     BlenderState.clean = False
     try:
@@ -1473,6 +1484,97 @@ def read_inputs(files):
     return source, passed_data
 
 
+class _WatchedBpy(types.ModuleType):
+    """Stands for the bpy module while a script runs, to learn whether the script used it:
+    every attribute is the real module's, and the first use records it and puts the real
+    module back (in sys.modules and the script's globals), so a script that uses bpy pays for
+    the watch once."""
+
+    def __init__(self, real, touched):
+        types.ModuleType.__init__(self, real.__name__, real.__doc__)
+        object.__setattr__(self, "_watch", (real, touched))
+
+    def __getattr__(self, name):
+        real, touched = object.__getattribute__(self, "_watch")
+        touched()
+        return getattr(real, name)
+
+    def __setattr__(self, name, value):
+        real, touched = object.__getattribute__(self, "_watch")
+        touched()
+        setattr(real, name, value)
+
+    def __dir__(self):
+        return dir(object.__getattribute__(self, "_watch")[0])
+
+
+class DataWatch:
+    """Whether a job may have changed Blender's data, so that the reset after it (about 4 ms,
+    read_homefile) is skipped only when it provably has nothing to undo. The check is cheap and
+    errs on the side of resetting: a job is taken to have changed Blender's data when it was
+    given a blendFile or passedDataBlocks, when its script used the bpy module at all (bpy, or
+    anything from it: bpy.data, bpy.context, bpy.ops...; _WatchedBpy notices the first use),
+    or when the set of data blocks differs from the one the last reset left (ids made another
+    way, e.g. by a module that holds bpy itself). A script that reaches Blender's data only
+    through _bpy or ctypes is not seen: such a script should ask for isolation: "process". As a
+    last net, when the script did not use bpy, Blender's dependency graph is evaluated: a change
+    to a data block's settings made another way (say through a module that imported bpy before
+    the job) tags it for an update, which depsgraph_update_post reports."""
+
+    def __init__(self):
+        self.collections = [p.identifier for p in bpy.data.bl_rna.properties if p.type == "COLLECTION"]
+        self.clean = None  # the data blocks right after the last reset
+        self.used = False
+        self.updated = False
+        watch = self
+
+        @bpy.app.handlers.persistent
+        def blender_jobs_data_updated(*_args):
+            watch.updated = True
+
+        bpy.app.handlers.depsgraph_update_post.append(blender_jobs_data_updated)
+
+    def fingerprint(self):
+        data = bpy.data
+        return tuple(tuple(block.as_pointer() for block in getattr(data, name)) for name in self.collections)
+
+    def after_reset(self):
+        self.clean = self.fingerprint()
+
+    def watch(self, namespace):
+        """Puts the watched bpy in place for the script; call restore() when it ends."""
+        self.used = False
+        self.updated = False
+        real = sys.modules["bpy"]
+
+        def touched():
+            if not self.used:
+                self.used = True
+                sys.modules["bpy"] = real
+                if namespace.get("bpy") is watched:
+                    namespace["bpy"] = real
+
+        watched = _WatchedBpy(real, touched)
+        sys.modules["bpy"] = watched
+        namespace["bpy"] = watched
+        self.real = real
+
+    def restore(self):
+        sys.modules["bpy"] = self.real
+
+    def unchanged(self, files):
+        """True when the job that just ran left Blender's data as the last reset did."""
+        if self.used or files.get("library") or files.get("blendFile") or self.clean is None:
+            return False
+        if self.fingerprint() != self.clean:
+            return False
+        try:
+            bpy.context.evaluated_depsgraph_get()  # runs depsgraph_update_post if anything was tagged
+        except Exception:
+            return False
+        return not self.updated
+
+
 class Worker:
     """What the job loop works with; made once, in main()."""
 
@@ -1484,6 +1586,8 @@ class Worker:
         self.temp = temp
         self.baseline = baseline
         self.problems = []  # what the reset of the running job could not undo
+        self.data = DataWatch()
+        self.data_unchanged = False  # the last job left Blender's data as the reset before it
 
 
 def run_job(message, worker):
@@ -1533,6 +1637,7 @@ def run_job(message, worker):
         timing["setupMs"] = round((time.perf_counter() - started) * 1000, 3)
 
         started = time.perf_counter()
+        worker.data.watch(namespace)
         try:
             exec(code, namespace)
         except SystemExit as exc:
@@ -1540,6 +1645,7 @@ def run_job(message, worker):
                 raise JobFailure("SCRIPT_EXITED",
                                  "the script called sys.exit(%r) before finishing" % (exc.code,))
         finally:
+            worker.data.restore()
             timing["scriptMs"] = round((time.perf_counter() - started) * 1000, 3)
             # First of all: the results are collected, and the next job runs, in the interpreter
             # the worker started with (no alarm pending, the umask, builtins, hooks... as they were).
@@ -1575,6 +1681,7 @@ def run_job(message, worker):
                    "message": "the script raised %s" % _describe(exc),
                    "traceback": script_traceback(exc)}
     finally:
+        worker.data_unchanged = worker.data.unchanged(files)
         # Processes the script started die with the job, not with the worker (the guard stays).
         kill_descendants(exclude=worker.supervisor.keep())
         saved.restore([d for d in (script_dir, os.path.abspath(work_dir)) if d])
@@ -1598,7 +1705,11 @@ def clean_up_after(worker, threads_before):
     if not problems:  # a worker being replaced has its temp folder deleted by the server
         problems.extend(worker.temp.empty())
     if not problems:
-        eager_reset()
+        if worker.data_unchanged and BlenderState.used_clean:
+            # The job found Blender reset and left its data as it was: the reset is still good.
+            BlenderState.clean = True
+        else:
+            eager_reset(worker.data)
     return problems
 # --------------------------------------------------------------------------- remote workers
 
@@ -1819,12 +1930,14 @@ class ConsoleForwarder:
 
 # --------------------------------------------------------------------------- main loop
 
-def eager_reset():
+def eager_reset(data=None):
     """Empty Blender's data while waiting for the next job, so that a job arriving at an
-    idle worker does not pay for the reset (about 8 ms on a small machine)."""
+    idle worker does not pay for the reset (about 4 ms on a small machine)."""
     try:
         bpy.ops.wm.read_homefile(use_empty=True)
         BlenderState.clean = True
+        if data is not None:
+            data.after_reset()
     except Exception:
         BlenderState.clean = False
 
@@ -1881,6 +1994,7 @@ def main():
     temp = TempFolder(temp_dir)
     # Last: what every job must find is the state once all of the runtime is set up.
     worker = Worker(channel, reporter, output, supervisor, temp, InterpreterBaseline(globals()))
+    worker.data.after_reset()  # the data eager_reset() left before hello
 
     while True:
         message = inbox.get()

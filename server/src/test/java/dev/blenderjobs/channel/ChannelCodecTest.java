@@ -174,7 +174,7 @@ class ChannelCodecTest {
     void serverMessagesCarryTheirTypeAndFields() {
         JobSpec spec = new JobSpec("n", "/s.py", 5, 2, JobSpec.Isolation.PROCESS, 3, null, null);
         JsonObject run = ChannelCodec.encode(new ToWorker.Run("job-0123456789ab", 2, spec,
-                new ToWorker.RunFiles("/d/script.py", "/d/input/passed_data.json", null, null, "/d/work", "/d/result")));
+                new ToWorker.RunFiles("/d/script.py", "/d/passed_data.json", null, null, "/d/work", "/d/result")));
         assertEquals("run", run.get("type").getAsString());
         assertEquals(2, run.get("attempt").getAsInt());
         assertEquals("process", run.getAsJsonObject("spec").get("isolation").getAsString());

@@ -846,6 +846,7 @@ class JobManagerTest {
         files.prepare(new JobRequest(spec, LEFT_SCRIPT, PassedData.of(passed, dev.blenderjobs.model.Fields.of("addJob", null)), null, null, false, null, false), queued);
         JobResult result = null;
         if (state == JobState.COMPLETED) {
+            Files.createDirectories(files.resultDirOf(id)); // the runtime makes it when the job runs
             Files.writeString(files.pythonDataOf(id), "{\"size\":3}");
             result = new JobResult(10, null, null, new JsonObject());
         }

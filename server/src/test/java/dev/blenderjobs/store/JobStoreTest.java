@@ -350,7 +350,7 @@ class JobStoreTest {
         assertEquals(spec(), i.job().spec());
         assertTrue(i.resumable(), "its inputs are all there");
         assertEquals("python_data = {}", Files.readString(files.scriptOf(interrupted)));
-        assertFalse(found(found, inputsGone).resumable(), "input/passed_data.json is gone");
+        assertFalse(found(found, inputsGone).resumable(), "passed_data.json is gone");
         assertFalse(Files.exists(files.dirOf(interrupted).resolve("job.json.tmp")));
         assertTrue(Files.exists(files.dirOf(garbled)), "an unreadable job is left for a person to look at");
         assertTrue(Files.exists(files.dirOf(future)), "a record of an unknown format is left as it is");

@@ -286,4 +286,42 @@ class OutgoingQueueTest {
         broken.consume(state("A", "COMPLETED")); // dropped quietly, never thrown at the caller
         assertFalse(broken.drain(Duration.ofMillis(10)));
     }
+
+    @Test
+    void aFileResultIsStreamedWholeBetweenItsEnvelopeAndTheFileIsClosed(@org.junit.jupiter.api.io.TempDir
+                                                                         java.nio.file.Path dir) throws Exception {
+        // Three megabytes of JSON, larger than any buffer of the queue: sent as the file holds it.
+        StringBuilder text = new StringBuilder("{\"values\":[");
+        for (int i = 0; i < 300_000; i++) text.append(i == 0 ? "" : ",").append(i * 10 + 1);
+        text.append("],\"name\":\"caf\u00e9\"}");
+        java.nio.file.Path file = dir.resolve("python_data.json");
+        java.nio.file.Files.writeString(file, text);
+        java.nio.channels.FileChannel channel = java.nio.channels.FileChannel.open(file);
+        Client client = new Client();
+        client.read();
+        OutgoingQueue q = queue(client, OutgoingQueue.Limits.DEFAULT);
+        ResponseMessage r = answer(7);
+        r.setResult(new dev.blenderjobs.wire.messages.JsonFile(channel, channel.size()));
+        q.consume(state("A", "ACTIVE"));
+        q.consume(r);
+        q.consume(answer(8));
+        assertTrue(q.drain(Duration.ofSeconds(10)));
+        byte[] all = client.bytes.toByteArray();
+        // The Content-Length counts bytes (é is two): the frame after it starts exactly there.
+        String head = new String(all, 0, 200, StandardCharsets.US_ASCII);
+        int first = head.indexOf("\r\n\r\n") + 4;
+        int firstLength = Integer.parseInt(head.substring("Content-Length: ".length(), head.indexOf("\r\n")));
+        int second = first + firstLength;
+        String secondHead = new String(all, second, 40, StandardCharsets.US_ASCII);
+        int length = Integer.parseInt(secondHead.substring("Content-Length: ".length(), secondHead.indexOf("\r\n")));
+        int bodyAt = second + secondHead.indexOf("\r\n\r\n") + 4;
+        JsonObject response = JsonParser.parseString(new String(all, bodyAt, length, StandardCharsets.UTF_8))
+                .getAsJsonObject();
+        assertEquals(7, response.get("id").getAsInt());
+        assertEquals(JsonParser.parseString(text.toString()), response.get("result"));
+        assertEquals(300_000, response.getAsJsonObject("result").getAsJsonArray("values").size());
+        String rest = new String(all, bodyAt + length, all.length - bodyAt - length, StandardCharsets.UTF_8);
+        assertTrue(rest.contains("\"id\":8"), "the next answer follows whole: " + rest);
+        assertFalse(channel.isOpen(), "the file is closed once sent");
+    }
 }

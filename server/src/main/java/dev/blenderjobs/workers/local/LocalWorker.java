@@ -5,6 +5,7 @@ import dev.blenderjobs.channel.ProtocolViolation;
 import dev.blenderjobs.channel.ToWorker;
 import dev.blenderjobs.channel.WorkerChannel;
 import dev.blenderjobs.concurrent.Threads;
+import dev.blenderjobs.concurrent.Trace;
 import dev.blenderjobs.io.PrivateFiles;
 import dev.blenderjobs.workers.JobLog;
 import dev.blenderjobs.workers.ResultCheck;
@@ -217,6 +218,7 @@ final class LocalWorker implements Worker {
         @Override
         public void message(FromWorker message) {
             if (message instanceof FromWorker.Completed || message instanceof FromWorker.Failed) {
+                Trace.mark(message.jobId(), "outcome");
                 try {
                     // The job's console output must be complete when its outcome is seen.
                     drainer.awaitEnd(message.jobId(), END_MARKER_WAIT_MS);
