@@ -294,7 +294,9 @@ public final class JobManager implements WorkerEvents {
             job.place = queue.add(job);
             Trace.mark(id, "queued");
             events.stateChanged(job.snapshot(), null);
-            dispatch();
+            // Dispatched by the loop's next task, not here: the answer (completed with this
+            // task) goes out first, and the job starts a few microseconds later.
+            loop.execute(this::dispatch);
             return job.snapshot();
         });
         added.whenComplete((v, e) -> {

@@ -237,7 +237,7 @@ public final class JobServerEndpoint {
                                     });
                         }
                         if (token == null) return CompletableFuture.completedFuture(job);
-                        String how = (job.state() == JobState.QUEUED ? "queued as " : "started as ") + job.jobId();
+                        String how = "queued as " + job.jobId();
                         return notifier.clientProgress(token, new WorkDoneProgressValue("end", null, null, how, null))
                                 .thenApply(v -> job);
                     }).thenCompose(f -> f);

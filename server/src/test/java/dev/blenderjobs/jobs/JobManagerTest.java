@@ -219,7 +219,11 @@ class JobManagerTest {
         when(pool.pidOf(anyString())).thenReturn(4242L);
         String id = JobManager.newJobId();
         assertTrue(id.matches("job-[0-9a-f]{12}"), id);
-        Job v = await(manager.submit(id, request(spec("first", 0, 1))));
+        Job queued = await(manager.submit(id, request(spec("first", 0, 1))));
+        // The answer is the job as queued; it starts in the loop's next task, right after.
+        assertEquals(JobState.QUEUED, queued.state());
+        assertEquals(0, queued.attempt());
+        Job v = get(id);
 
         assertEquals(id, v.jobId());
         assertEquals(JobState.ACTIVE, v.state());
