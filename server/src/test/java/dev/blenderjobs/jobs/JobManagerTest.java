@@ -128,8 +128,13 @@ class JobManagerTest {
         return submit(manager, spec);
     }
 
+    /**
+     * Submits and waits until the loop has also run the dispatch that the submit queued
+     * behind its answer, so a test sees the job as the pool left it (ACTIVE or still QUEUED).
+     */
     private static Job submit(JobManager m, JobSpec spec) throws Exception {
-        return await(m.submit(JobManager.newJobId(), request(spec)));
+        Job queued = await(m.submit(JobManager.newJobId(), request(spec)));
+        return await(m.get(queued.jobId()));
     }
 
     private Job get(String id) throws Exception {
