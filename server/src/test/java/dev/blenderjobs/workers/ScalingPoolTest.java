@@ -1,6 +1,5 @@
 package dev.blenderjobs.workers;
 
-import com.google.gson.JsonObject;
 import dev.blenderjobs.channel.FromWorker;
 import dev.blenderjobs.channel.ToWorker;
 import dev.blenderjobs.concurrent.EventLoop;
@@ -14,7 +13,6 @@ import org.junit.jupiter.api.Timeout;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
-import java.util.OptionalLong;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
@@ -39,100 +37,16 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class ScalingPoolTest {
     private static final long T0 = 1_000_000_000L;
 
-    /** A worker with a lease: {@code endsAt} (epoch ms of the test clock), or none when 0. */
-    static final class LeasedWorker implements Worker {
-        final String id;
-        final WorkerListener listener;
-        final List<ToWorker.Run> runs = new CopyOnWriteArrayList<>();
-        volatile long endsAt;
-        volatile boolean stopped;
-        volatile boolean killed;
-        /** A runtime that answers each run with started at once, as the real one does. */
-        volatile boolean takesRuns = true;
-        /** A runtime that says idle right after each outcome (false: the test says it). */
-        volatile boolean becomesIdle = true;
-        /** Whether its last run has gone out to it (a pilot's input files take a while). */
-        volatile boolean delivered = true;
-
-        LeasedWorker(String id, WorkerListener listener) {
-            this.id = id;
-            this.listener = listener;
-        }
-
-        @Override
-        public String id() {
-            return id;
-        }
-
-        @Override
-        public long pid() {
-            return 4242;
-        }
-
-        @Override
-        public OptionalLong residentBytes() {
-            return OptionalLong.empty();
-        }
-
-        @Override
-        public void run(ToWorker.Run run, JobLog log) {
-            runs.add(run);
-            if (takesRuns) listener.message(this, new FromWorker.Started(run.jobId()));
-        }
-
-        @Override
-        public boolean delivered() {
-            return delivered;
-        }
-
-        @Override
-        public void stop() {
-            stopped = true;
-        }
-
-        @Override
-        public void kill() {
-            killed = true;
-        }
-
-        @Override
-        public void awaitGone(Duration grace) {
-        }
-
-        @Override
-        public OptionalLong endsAtMillis() {
-            return endsAt == 0 ? OptionalLong.empty() : OptionalLong.of(endsAt);
-        }
-
-        @Override
-        public BatchJob batchJob() {
-            return new BatchJob("test", "b-" + id, "RUNNING", null, "node-" + id);
-        }
-
-        void connect() {
-            listener.connected(this, new FromWorker.Hello(dev.blenderjobs.channel.ChannelCodec.PROTOCOL, "0.2.0", id,
-                    pid(), "3.4.1", "3.10.8", "0".repeat(64)));
-        }
-
-        void complete(String jobId) {
-            listener.message(this, new FromWorker.Completed(jobId, 2, "a".repeat(64), null, new JsonObject()));
-            if (becomesIdle) idle();
-        }
-
-        void idle() {
-            listener.message(this, new FromWorker.Idle(null));
-        }
-    }
-
     final class Launcher implements WorkerLauncher {
-        final List<LeasedWorker> all = new CopyOnWriteArrayList<>();
+        final List<FakeWorker> all = new CopyOnWriteArrayList<>();
         /** The lease each new worker gets from "now", in ms; 0 = none. */
         volatile long lease;
 
         @Override
         public Worker launch(String id, WorkerListener listener) {
-            LeasedWorker w = new LeasedWorker(id, listener);
+            FakeWorker w = new FakeWorker(id, listener);
             if (lease > 0) w.endsAt = clock.get() + lease;
+            w.batch = new BatchJob("test", "b-" + id, "RUNNING", null, "node-" + id);
             all.add(w);
             return w;
         }
@@ -207,8 +121,8 @@ class ScalingPoolTest {
         return onLoop(() -> pool.tryRun(r, new JobLog(Path.of("unused.log"), 5)));
     }
 
-    private LeasedWorker connect(int index) throws Exception {
-        LeasedWorker w = launcher.all.get(index);
+    private FakeWorker connect(int index) throws Exception {
+        FakeWorker w = launcher.all.get(index);
         w.connect();
         events.next(WorkerPoolTest.Recorder.Available.class);
         return w;
@@ -281,14 +195,14 @@ class ScalingPoolTest {
     void aWorkerThatExitsIsReplacedOnlyWhileNeeded() throws Exception {
         startPool(dynamic(0, 2, Duration.ofMinutes(5), null, Duration.ZERO));
         waiting(1);
-        LeasedWorker w = connect(0);
+        FakeWorker w = connect(0);
         waiting(0);
         w.listener.exited(w, new WorkerExit(true, 0, null, List.of(), null));
         settle();
         assertEquals(1, launcher.all.size(), "nothing waits: not replaced");
         assertTrue(slots().isEmpty());
         waiting(1);
-        LeasedWorker second = launcher.all.get(1);
+        FakeWorker second = launcher.all.get(1);
         assertEquals("w2.1", second.id);
         second.listener.exited(second, new WorkerExit(false, 1, "sbatch failed", List.of(), null));
         Thread.sleep(50); // the 1 ms back-off
@@ -307,7 +221,7 @@ class ScalingPoolTest {
                 Thread.sleep(5);
                 settle();
             }
-            LeasedWorker w = launcher.all.get(i);
+            FakeWorker w = launcher.all.get(i);
             w.listener.exited(w, new WorkerExit(false, 1, "sbatch: error: invalid partition specified: nope",
                     List.of(), null));
         }
@@ -326,12 +240,12 @@ class ScalingPoolTest {
     void aJobGoesOnlyToAWorkerWithMoreTimeLeftThanItsTimeout() throws Exception {
         launcher.lease = 3_600_000;
         startPool(dynamic(1, 2, Duration.ofMinutes(5), Duration.ofHours(1), Duration.ofSeconds(60)));
-        LeasedWorker shortLived = connect(0);
+        FakeWorker shortLived = connect(0);
         shortLived.endsAt = T0 + 120_000; // two minutes left
         assertFalse(tryRun(run("job-000000000001", 300)), "a 300 s job does not fit in 120 s");
         assertTrue(shortLived.runs.isEmpty());
         assertEquals(2, launcher.all.size(), "a worker with a whole lease is started for it");
-        LeasedWorker fresh = connect(1);
+        FakeWorker fresh = connect(1);
         assertTrue(tryRun(run("job-000000000001", 300)));
         assertEquals(1, fresh.runs.size(), "it went to the new worker");
         assertTrue(tryRun(run("job-000000000002", 30)), "a 30 s job fits in 120 s");
@@ -345,7 +259,7 @@ class ScalingPoolTest {
     void atTheMaximumAnIdleWorkerWithTooLittleTimeIsReplaced() throws Exception {
         launcher.lease = 3_600_000;
         startPool(dynamic(1, 1, Duration.ofMinutes(5), Duration.ofHours(1), Duration.ofSeconds(60)));
-        LeasedWorker old = connect(0);
+        FakeWorker old = connect(0);
         old.endsAt = T0 + 200_000;
         assertFalse(tryRun(run("job-000000000001", 600)));
         assertTrue(old.stopped, "the short-lived idle worker goes");
@@ -359,7 +273,7 @@ class ScalingPoolTest {
     void aJobWithoutTimeoutNeedsMoreThanTheDrainMargin() throws Exception {
         launcher.lease = 3_600_000;
         startPool(dynamic(1, 1, Duration.ofMinutes(5), Duration.ofHours(1), Duration.ofSeconds(60)));
-        LeasedWorker w = connect(0);
+        FakeWorker w = connect(0);
         w.endsAt = T0 + 61_000;
         assertTrue(tryRun(run("job-000000000001", 0)), "61 s left, 60 s margin");
     }
@@ -368,7 +282,7 @@ class ScalingPoolTest {
     void aWorkerNearingTheEndOfItsLeaseFinishesItsJobTakesNoMoreAndIsReplacedFirst() throws Exception {
         launcher.lease = 600_000;
         startPool(dynamic(1, 1, Duration.ofMinutes(5), Duration.ofMinutes(10), Duration.ofSeconds(60)));
-        LeasedWorker w = connect(0);
+        FakeWorker w = connect(0);
         assertTrue(tryRun(run("job-000000000001", 0)));
         clock.addAndGet(545_000); // 55 s left
         tick();
@@ -377,7 +291,7 @@ class ScalingPoolTest {
         assertEquals(55, draining.timeLeftSeconds());
         assertEquals(2, launcher.all.size(), "its replacement was started before it ends");
         assertFalse(w.stopped, "it finishes its job");
-        LeasedWorker replacement = connect(1);
+        FakeWorker replacement = connect(1);
         assertEquals("w2.1", replacement.id);
         w.complete("job-000000000001");
         assertInstanceOf(AttemptOutcome.Succeeded.class, events.next(WorkerPoolTest.Recorder.Finished.class).outcome());
@@ -394,7 +308,7 @@ class ScalingPoolTest {
         launcher.lease = 600_000;
         startPool(dynamic(0, 2, Duration.ofMinutes(5), Duration.ofMinutes(10), Duration.ofSeconds(60)));
         waiting(1);
-        LeasedWorker w = connect(0);
+        FakeWorker w = connect(0);
         waiting(0);
         clock.addAndGet(550_000);
         tick();
@@ -422,7 +336,7 @@ class ScalingPoolTest {
     void aWorkerIsFreeAndReleasableOnlyOnceItSaidIdle() throws Exception {
         startPool(dynamic(0, 1, Duration.ofSeconds(10), null, Duration.ZERO));
         waiting(1);
-        LeasedWorker w = connect(0);
+        FakeWorker w = connect(0);
         w.becomesIdle = false;
         waiting(0);
         assertTrue(tryRun(run("job-000000000001", 0)));
@@ -450,7 +364,7 @@ class ScalingPoolTest {
     void aWorkerWhoseLeaseEndsWhileItCleansUpIsReleasedWhenItSaysIdle() throws Exception {
         launcher.lease = 600_000;
         startPool(dynamic(1, 1, Duration.ofMinutes(5), Duration.ofMinutes(10), Duration.ofSeconds(60)));
-        LeasedWorker w = connect(0);
+        FakeWorker w = connect(0);
         w.becomesIdle = false;
         assertTrue(tryRun(run("job-000000000001", 0)));
         w.complete("job-000000000001");
@@ -471,7 +385,7 @@ class ScalingPoolTest {
     void theIdleOfAWorkerReleasedAtItsOutcomeIsNoViolation() throws Exception {
         launcher.lease = 600_000;
         startPool(dynamic(1, 1, Duration.ofMinutes(5), Duration.ofMinutes(10), Duration.ofSeconds(60)));
-        LeasedWorker w = connect(0);
+        FakeWorker w = connect(0);
         assertTrue(tryRun(run("job-000000000001", 0)));
         clock.addAndGet(545_000);
         tick(); // draining while busy: released at its outcome
@@ -485,7 +399,7 @@ class ScalingPoolTest {
     @Test
     void theTakeTimeoutCountsFromWhenTheRunReachedTheWorker() throws Exception {
         startPool(dynamic(1, 1, Duration.ofMinutes(5), null, Duration.ZERO), Duration.ofMillis(300));
-        LeasedWorker w = connect(0);
+        FakeWorker w = connect(0);
         w.takesRuns = false;
         w.delivered = false; // its input files are still streaming to it
         assertTrue(tryRun(run("job-000000000001", 0)));
@@ -507,7 +421,7 @@ class ScalingPoolTest {
     @Test
     void aRunDeliveredInTimeAndTakenIsNeverTimedOut() throws Exception {
         startPool(dynamic(1, 1, Duration.ofMinutes(5), null, Duration.ZERO), Duration.ofMillis(200));
-        LeasedWorker w = connect(0);
+        FakeWorker w = connect(0);
         w.takesRuns = false;
         w.delivered = false;
         assertTrue(tryRun(run("job-000000000001", 0)));
@@ -527,7 +441,7 @@ class ScalingPoolTest {
     @Test
     void aWorkerLostMidJobFailsItWithWorkerLostAndTheSlotGoesOn() throws Exception {
         startPool(dynamic(1, 1, Duration.ofMinutes(5), null, Duration.ZERO));
-        LeasedWorker w = connect(0);
+        FakeWorker w = connect(0);
         assertTrue(tryRun(run("job-000000000001", 0)));
         w.listener.exited(w, new WorkerExit(true, -1, null, List.of(), null, "Slurm job 12 on node2 ended NODE_FAIL"));
         AttemptOutcome.Failed f = assertInstanceOf(AttemptOutcome.Failed.class,

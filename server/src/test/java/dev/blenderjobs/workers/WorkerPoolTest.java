@@ -15,7 +15,6 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.OptionalLong;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CopyOnWriteArrayList;
@@ -38,76 +37,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class WorkerPoolTest {
 
     // ------------------------------------------------------------------ fakes
-
-    /** A worker that records what the pool asked of it; the test plays its side of the channel. */
-    static final class FakeWorker implements Worker {
-        final String id;
-        final WorkerListener listener;
-        final List<ToWorker.Run> runs = new CopyOnWriteArrayList<>();
-        volatile boolean stopped;
-        volatile boolean killed;
-        volatile long rss;
-        /** A runtime that answers each run with started, as the real one does at once. */
-        volatile boolean takesRuns = true;
-        /** A runtime that says idle, clean, after each outcome, as the real one does soon after. */
-        volatile boolean becomesIdle = true;
-
-        FakeWorker(String id, WorkerListener listener) {
-            this.id = id;
-            this.listener = listener;
-        }
-
-        @Override
-        public String id() {
-            return id;
-        }
-
-        @Override
-        public long pid() {
-            return 1000 + Math.abs(id.hashCode() % 1000);
-        }
-
-        @Override
-        public OptionalLong residentBytes() {
-            return rss == 0 ? OptionalLong.empty() : OptionalLong.of(rss);
-        }
-
-        @Override
-        public void run(ToWorker.Run run, JobLog log) {
-            runs.add(run);
-            if (takesRuns) send(new FromWorker.Started(run.jobId()));
-        }
-
-        @Override
-        public void stop() {
-            stopped = true;
-        }
-
-        @Override
-        public void kill() {
-            killed = true;
-        }
-
-        @Override
-        public void awaitGone(Duration grace) {
-        }
-
-        void connect() {
-            listener.connected(this, new FromWorker.Hello(dev.blenderjobs.channel.ChannelCodec.PROTOCOL, "0.2.0", id, pid(),
-                    "3.4.1", "3.10.8", "0".repeat(64)));
-        }
-
-        void send(FromWorker m) {
-            listener.message(this, m);
-            if (becomesIdle && (m instanceof FromWorker.Completed || m instanceof FromWorker.Failed)) {
-                listener.message(this, new FromWorker.Idle(null));
-            }
-        }
-
-        void exit(boolean connected, int code) {
-            listener.exited(this, new WorkerExit(connected, code, connected ? null : "it failed", List.of("last line"), null));
-        }
-    }
 
     final class FakeLauncher implements WorkerLauncher {
         final BlockingQueue<FakeWorker> launched = new LinkedBlockingQueue<>();
