@@ -6,6 +6,7 @@ import com.google.gson.JsonElement;
 import com.google.gson.JsonObject;
 import com.google.gson.JsonPrimitive;
 import dev.blenderjobs.model.FailureKind;
+import dev.blenderjobs.model.Timing;
 
 import java.util.Map;
 import java.util.Set;
@@ -258,18 +259,21 @@ public final class ChannelCodec {
         return e.getAsJsonObject();
     }
 
-    /** {name: milliseconds}: numbers only. */
-    private static JsonObject timing(JsonObject m) throws ProtocolViolation {
+    /** {name: milliseconds}: the runtime's stage names only, each a number. */
+    private static Timing timing(JsonObject m) throws ProtocolViolation {
         JsonElement e = m.get("timing");
-        if (e == null || e.isJsonNull()) return new JsonObject();
+        if (e == null || e.isJsonNull()) return Timing.NONE;
         if (!e.isJsonObject()) throw new ProtocolViolation("\"timing\" that is not an object");
         for (Map.Entry<String, JsonElement> t : e.getAsJsonObject().entrySet()) {
+            if (!Timing.NAMES.contains(t.getKey())) {
+                throw new ProtocolViolation("\"timing\" with an unknown stage \"" + clip(t.getKey()) + "\"");
+            }
             JsonElement v = t.getValue();
-            if (!v.isJsonPrimitive() || !((JsonPrimitive) v).isNumber() || t.getKey().length() > MAX_SHORT_CHARS) {
+            if (!v.isJsonPrimitive() || !((JsonPrimitive) v).isNumber()) {
                 throw new ProtocolViolation("\"timing\" with a value that is not a number");
             }
         }
-        return e.getAsJsonObject();
+        return Timing.lenient(e);
     }
 
     private static String clip(String s) {

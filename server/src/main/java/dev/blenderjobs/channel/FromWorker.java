@@ -2,6 +2,7 @@ package dev.blenderjobs.channel;
 
 import com.google.gson.JsonObject;
 import dev.blenderjobs.model.FailureKind;
+import dev.blenderjobs.model.Timing;
 
 import java.util.EnumSet;
 import java.util.Set;
@@ -59,7 +60,7 @@ public sealed interface FromWorker {
      * @param timing     setupMs, scriptMs, collectMs, resetMs
      */
     record Completed(String jobId, long pythonDataBytes, String pythonDataSha256, JsonObject dataBlocks,
-                     JsonObject timing) implements FromWorker {
+                     Timing timing) implements FromWorker {
     }
 
     /** The attempt failed inside the runtime (the script raised, results not serializable...). */

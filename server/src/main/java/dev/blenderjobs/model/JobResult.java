@@ -11,9 +11,9 @@ import com.google.gson.JsonObject;
  * @param pythonDataSha256 SHA-256 (hex) of {@code python_data.json}, checked before it is served;
  *                         null in records of servers before 0.2
  * @param dataBlocks       {collection: [names]} written to {@code data_blocks.blend}, or null when none
- * @param timing           the runtime's {@code setupMs}, {@code scriptMs}, {@code collectMs}
+ * @param timing           where the attempt's time went inside Blender
  */
-public record JobResult(long pythonDataBytes, String pythonDataSha256, JsonObject dataBlocks, JsonObject timing) {
+public record JobResult(long pythonDataBytes, String pythonDataSha256, JsonObject dataBlocks, Timing timing) {
 
     public boolean hasDataBlocks() {
         return dataBlocks != null && !dataBlocks.isEmpty();

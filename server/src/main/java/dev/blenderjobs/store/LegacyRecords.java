@@ -10,6 +10,7 @@ import dev.blenderjobs.model.JobFailure;
 import dev.blenderjobs.model.JobResult;
 import dev.blenderjobs.model.JobSpec;
 import dev.blenderjobs.model.JobState;
+import dev.blenderjobs.model.Timing;
 
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -55,8 +56,7 @@ final class LegacyRecords {
                     && record.getAsJsonObject("dataBlocks").has("blocks")
                     ? record.getAsJsonObject("dataBlocks").getAsJsonObject("blocks") : null;
             result = new JobResult(record.get("pythonDataBytes").getAsLong(), null, blocks,
-                    record.has("timing") && record.get("timing").isJsonObject() ? record.getAsJsonObject("timing")
-                            : new JsonObject());
+                    Timing.lenient(record.get("timing")));
         }
         List<JobFailure> earlier = record.has("earlierFailures") && record.get("earlierFailures").isJsonArray()
                 ? GSON.fromJson(record.get("earlierFailures"), new TypeToken<List<JobFailure>>() { }.getType())

@@ -64,7 +64,7 @@ final class JobViews {
         if (r != null) {
             o.addProperty("pythonDataBytes", r.pythonDataBytes());
             o.add("dataBlocks", GSON.toJsonTree(dataBlocks(job, files)));
-            if (r.timing() != null) o.add("timing", r.timing());
+            if (r.timing() != null) o.add("timing", r.timing().toJson());
         }
         o.addProperty("directory", files.dirOf(job.jobId()).toString());
         o.addProperty("logFile", logFile.toString());

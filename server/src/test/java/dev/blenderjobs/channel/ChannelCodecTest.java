@@ -4,6 +4,7 @@ import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
 import dev.blenderjobs.model.FailureKind;
 import dev.blenderjobs.model.JobSpec;
+import dev.blenderjobs.model.Timing;
 import org.junit.jupiter.api.Test;
 
 import java.io.DataInputStream;
@@ -50,6 +51,7 @@ class ChannelCodecTest {
                         + "','dataBlocks':{'objects':['Cube']},'timing':{'scriptMs':1.5}}")));
         assertEquals(12, c.pythonDataBytes());
         assertEquals("Cube", c.dataBlocks().getAsJsonArray("objects").get(0).getAsString());
+        assertEquals(new Timing(null, 1.5, null, null), c.timing());
         FromWorker.Failed f = assertInstanceOf(FromWorker.Failed.class, ChannelCodec.decode(json(
                 "{'type':'failed','jobId':'job-0123456789ab','kind':'SCRIPT_ERROR','message':'boom','traceback':'tb'}")));
         assertEquals(FailureKind.SCRIPT_ERROR, f.kind());
@@ -92,6 +94,13 @@ class ChannelCodecTest {
                 "a path from a worker is never accepted");
         assertTrue(violation("{'type':'completed','jobId':'job-0123456789ab','pythonDataBytes':1,'pythonDataSha256':'"
                 + SHA + "','dataBlocks':{'objects':[1]}}").contains("not a string"));
+        // Kept per finished job, so only the runtime's four stages, each a number.
+        assertTrue(violation("{'type':'completed','jobId':'job-0123456789ab','pythonDataBytes':1,'pythonDataSha256':'"
+                + SHA + "','timing':{'scriptMs':1,'k1':2}}").contains("unknown stage \"k1\""));
+        assertTrue(violation("{'type':'completed','jobId':'job-0123456789ab','pythonDataBytes':1,'pythonDataSha256':'"
+                + SHA + "','timing':{'scriptMs':'1'}}").contains("not a number"));
+        assertTrue(violation("{'type':'completed','jobId':'job-0123456789ab','pythonDataBytes':1,'pythonDataSha256':'"
+                + SHA + "','timing':[1]}").contains("not an object"));
     }
 
     private static FrameCodec.Frame binary(String header, byte[] data) {

@@ -13,6 +13,7 @@ import dev.blenderjobs.model.JobSpec;
 import dev.blenderjobs.model.JobState;
 import dev.blenderjobs.model.PassedData;
 import dev.blenderjobs.model.RemovalReason;
+import dev.blenderjobs.model.Timing;
 import dev.blenderjobs.workers.AttemptOutcome;
 import dev.blenderjobs.workers.JobLog;
 import dev.blenderjobs.workers.WorkerPool;
@@ -155,10 +156,8 @@ class JobManagerTest {
     }
 
     private static JobResult result() {
-        JsonObject timing = new JsonObject();
-        timing.addProperty("scriptMs", 12);
         JsonObject blocks = JsonParser.parseString("{\"objects\": [\"Cube\"]}").getAsJsonObject();
-        return new JobResult(42, "ab".repeat(32), blocks, timing);
+        return new JobResult(42, "ab".repeat(32), blocks, new Timing(null, 12.0, null, null));
     }
 
     private static AttemptOutcome.Succeeded succeeded() {
@@ -279,7 +278,7 @@ class JobManagerTest {
         assertEquals(1.0, v.progress());
         assertEquals(result(), v.result(), "the job keeps what the attempt left");
         assertEquals(42, v.result().pythonDataBytes());
-        assertEquals(12, v.result().timing().get("scriptMs").getAsInt());
+        assertEquals(12, v.result().timing().scriptMs().intValue());
         assertNull(v.error());
         assertTrue(v.finishedAt() >= v.startedAt());
         verify(events).stateChanged(argThat(j -> j.state() == JobState.COMPLETED && j.progress() == 1.0),
@@ -857,7 +856,7 @@ class JobManagerTest {
         if (state == JobState.COMPLETED) {
             Files.createDirectories(files.resultDirOf(id)); // the runtime makes it when the job runs
             Files.writeString(files.pythonDataOf(id), "{\"size\":3}");
-            result = new JobResult(10, null, null, new JsonObject());
+            result = new JobResult(10, null, null, Timing.NONE);
         }
         files.writeRecord(new Job(id, spec, state, 0.5, null, state == JobState.QUEUED ? 0 : 1, createdAt,
                 createdAt + 1, finishedAt, null, List.of(), -1, result));
@@ -886,7 +885,7 @@ class JobManagerTest {
         assertEquals(new JobManager.Opened(3, 2, 0, 0), lastOpened);
         assertEquals(List.of(done, running, waiting), idsIn(m));
         Job completed = await(m.finished(done));
-        assertEquals(new JobResult(10, null, null, new JsonObject()), completed.result(),
+        assertEquals(new JobResult(10, null, null, Timing.NONE), completed.result(),
                 "a completed job keeps its result across a restart");
         assertTrue(Files.isRegularFile(files.pythonDataOf(done)));
         Job interrupted = await(m.get(running));

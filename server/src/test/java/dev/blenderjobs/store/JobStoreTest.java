@@ -14,6 +14,7 @@ import dev.blenderjobs.model.JobResult;
 import dev.blenderjobs.model.JobSpec;
 import dev.blenderjobs.model.JobState;
 import dev.blenderjobs.model.RemovalReason;
+import dev.blenderjobs.model.Timing;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -119,8 +120,7 @@ class JobStoreTest {
                 new JobSpec.PassedDataBlocks("/home/u/lib.blend",
                         JsonParser.parseString("{\"objects\": [\"Cube\"]}").getAsJsonObject()), "/home/u/scene.blend");
         String id = prepared("job-000000000007", spec);
-        JsonObject timing = new JsonObject();
-        timing.addProperty("scriptMs", 12);
+        Timing timing = new Timing(0.5, 12.0, null, 1.25);
         Job done = new Job(id, spec, JobState.COMPLETED, 1.0, "done", 2, 1000, 1001, 2000, null,
                 List.of(new JobFailure(FailureKind.SCRIPT_ERROR, "first try", 1, "Traceback...", null, List.of("x"))),
                 4242, new JobResult(10, "ab".repeat(32), JsonParser.parseString("{\"objects\": [\"Cube\"]}")
@@ -425,7 +425,7 @@ class JobStoreTest {
         assertEquals(10, result.pythonDataBytes());
         assertNull(result.pythonDataSha256(), "0.1.0 kept no checksum");
         assertEquals(JsonParser.parseString("{\"objects\":[\"Cube\"]}"), result.dataBlocks());
-        assertEquals(12, result.timing().get("scriptMs").getAsInt());
+        assertEquals(12, result.timing().scriptMs().intValue());
 
         // Rewritten in place as format 2; spec.json is gone, and the next start reads the new record.
         JsonObject raw = files.readRecordJson(id);

@@ -1,9 +1,9 @@
 package dev.blenderjobs.workers;
 
-import com.google.gson.JsonObject;
 import dev.blenderjobs.channel.ChannelCodec;
 import dev.blenderjobs.channel.FromWorker;
 import dev.blenderjobs.channel.ToWorker;
+import dev.blenderjobs.model.Timing;
 
 import java.time.Duration;
 import java.util.List;
@@ -104,7 +104,7 @@ final class FakeWorker implements Worker {
 
     /** Completes a job with a two-byte result. */
     void complete(String jobId) {
-        send(new FromWorker.Completed(jobId, 2, "a".repeat(64), null, new JsonObject()));
+        send(new FromWorker.Completed(jobId, 2, "a".repeat(64), null, Timing.NONE));
     }
 
     void idle() {

@@ -1,9 +1,9 @@
 package dev.blenderjobs.workers;
 
-import com.google.gson.JsonObject;
 import dev.blenderjobs.channel.FromWorker;
 import dev.blenderjobs.channel.ProtocolViolation;
 import dev.blenderjobs.channel.ToWorker;
+import dev.blenderjobs.model.Timing;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -46,10 +46,10 @@ class RemoteResultsTest {
         assertArrayEquals(data, Files.readAllBytes(result.resolve("python_data.json")));
         assertFalse(Files.exists(result.resolve("python_data.json.part")));
         String sha = ResultCheck.sha256(result.resolve("python_data.json"));
-        ResultCheck.verify(new FromWorker.Completed(JOB, data.length, sha, null, new JsonObject()),
+        ResultCheck.verify(new FromWorker.Completed(JOB, data.length, sha, null, Timing.NONE),
                 new ToWorker.RunFiles("s", "p", null, null, "w", result.toString()));
         ProtocolViolation lie = assertThrows(ProtocolViolation.class, () -> ResultCheck.verify(
-                new FromWorker.Completed(JOB, data.length, "0".repeat(64), null, new JsonObject()),
+                new FromWorker.Completed(JOB, data.length, "0".repeat(64), null, Timing.NONE),
                 new ToWorker.RunFiles("s", "p", null, null, "w", result.toString())));
         assertTrue(lie.getMessage().contains("hash"), lie.getMessage());
     }

@@ -1,11 +1,11 @@
 package dev.blenderjobs.workers;
 
-import com.google.gson.JsonObject;
 import dev.blenderjobs.channel.FromWorker;
 import dev.blenderjobs.channel.ToWorker;
 import dev.blenderjobs.concurrent.EventLoop;
 import dev.blenderjobs.model.FailureKind;
 import dev.blenderjobs.model.JobSpec;
+import dev.blenderjobs.model.Timing;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -151,7 +151,7 @@ class WorkerPoolTest {
     }
 
     private static FromWorker.Completed completed(String jobId) {
-        return new FromWorker.Completed(jobId, 2, "a".repeat(64), null, new JsonObject());
+        return new FromWorker.Completed(jobId, 2, "a".repeat(64), null, Timing.NONE);
     }
 
     private boolean tryRun(ToWorker.Run r) throws Exception {
