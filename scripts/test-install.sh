@@ -45,6 +45,32 @@ check "unpack $(basename "$tarball")" tar -xzf "$tarball" -C "$work/prefix"
 dist_bin="$(ls -d "$work"/prefix/blender-jobs-server-*/bin)"
 check "bin/blender-jobs-server --version" "$dist_bin/blender-jobs-server" --version
 
+# The launcher's JVM flags, with stand-in javas that print their arguments: the native-heap trim
+# only for JVMs that have the flag (any other refuses to start with it), arguments passed on.
+launcher_flags() { # launcher_flags VERSION: what the launcher gives a java whose release file says VERSION
+  local jdk="$work/jdk-$1"
+  mkdir -p "$jdk/bin"
+  printf '#!/bin/sh\necho "$@"\n' >"$jdk/bin/java"
+  chmod +x "$jdk/bin/java"
+  [ -n "$1" ] && echo "JAVA_VERSION=\"$1\"" >"$jdk/release"
+  BLENDER_JOBS_JAVA="$jdk/bin/java" BLENDER_JOBS_JAVA_OPTS="-Xmx300m" "$dist_bin/blender-jobs-server" --workers 2
+}
+flags_ok=1
+for v in 17.0.9 17.0.15 21.0.1 22 25.0.1; do
+  case "$(launcher_flags "$v")" in
+    "-XX:+UseSerialGC -Xms32m -Xmx512m -Xmn24m -XX:+UnlockExperimentalVMOptions -XX:TrimNativeHeapInterval=2000 -Xmx300m -jar "*"/lib/blender-jobs-server.jar --workers 2") ;;
+    *) flags_ok=0; echo "java $v: $(launcher_flags "$v")" >"$work/out" ;;
+  esac
+done
+for v in 17.0.8 17 18.0.2 21 ""; do
+  case "$(launcher_flags "$v")" in
+    "-XX:+UseSerialGC -Xms32m -Xmx512m -Xmn24m -Xmx300m -jar "*"/lib/blender-jobs-server.jar --workers 2") ;;
+    *) flags_ok=0; echo "java '$v': $(launcher_flags "$v")" >"$work/out" ;;
+  esac
+done
+if [ "$flags_ok" = 1 ]; then ok "the launcher's JVM flags (native-heap trim only on JDK 17.0.9+, 21.0.1+, 22+)"
+else fail "the launcher's JVM flags" "$work/out"; fi
+
 echo "== Python: pip install ./client-examples/python into a fresh venv" >&2
 check "python3 -m venv" python3 -m venv "$work/venv"
 check "pip install ./client-examples/python" "$work/venv/bin/pip" install -q --disable-pip-version-check ./client-examples/python

@@ -452,11 +452,11 @@ class _Waiter(object):
 
 _STOP = object()
 
-#: The JVM flags the README recommends, the same as the distribution's launcher: the serial
-#: collector, small initial heap and young generation, and a periodic trim of the C heap keep the
-#: server's resident memory near 140 MB however many jobs it runs (bench/RESULTS.md).
-JVM_OPTIONS = ("-XX:+UseSerialGC", "-Xms32m", "-Xmx512m", "-Xmn24m", "-XX:+IgnoreUnrecognizedVMOptions",
-               "-XX:TrimNativeHeapInterval=2000")
+#: The JVM flags the README recommends, the distribution launcher's: the serial collector and a
+#: small initial heap and young generation keep the server's resident memory near 145 MB however
+#: many jobs it runs (bench/RESULTS.md; the launcher also trims the C heap on JVMs that can).
+#: A ``-Xmx`` below 32m needs a ``-Xms`` of its own.
+JVM_OPTIONS = ("-XX:+UseSerialGC", "-Xms32m", "-Xmx512m", "-Xmn24m")
 
 
 # --------------------------------------------------------------------------- client

@@ -98,9 +98,7 @@ import {
 import { ServerLocation, findServer } from './server';
 
 /** The JVM flags the server is normally started with. */
-export const DEFAULT_JVM_ARGS: readonly string[] = [
-  '-XX:+UseSerialGC', '-Xms32m', '-Xmx512m', '-Xmn24m', '-XX:+IgnoreUnrecognizedVMOptions', '-XX:TrimNativeHeapInterval=2000',
-];
+export const DEFAULT_JVM_ARGS: readonly string[] = ['-XX:+UseSerialGC', '-Xms32m', '-Xmx512m', '-Xmn24m'];
 
 export interface BlenderJobsClientOptions {
     /**

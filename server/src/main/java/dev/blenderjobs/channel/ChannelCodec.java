@@ -36,6 +36,8 @@ public final class ChannelCodec {
     static final int MAX_TRACEBACK_CHARS = 1024 * 1024;
     static final int MAX_SHORT_CHARS = 200;
     static final int MAX_RECYCLE_CHARS = 4096;
+    /** A stage longer than a year is not a measurement. */
+    static final double MAX_TIMING_MS = 365.0 * 24 * 3600 * 1000;
     private static final Pattern JOB_ID = Pattern.compile("job-[0-9a-f]{12}");
     private static final Pattern HEX64 = Pattern.compile("[0-9a-f]{64}");
     private static final Gson GSON = new GsonBuilder().disableHtmlEscaping().create();
@@ -271,6 +273,11 @@ public final class ChannelCodec {
             JsonElement v = t.getValue();
             if (!v.isJsonPrimitive() || !((JsonPrimitive) v).isNumber()) {
                 throw new ProtocolViolation("\"timing\" with a value that is not a number");
+            }
+            // 1e400 is a JSON number but an infinite double, which no record or view could hold.
+            double ms = v.getAsDouble();
+            if (!(ms >= 0 && ms <= MAX_TIMING_MS)) {
+                throw new ProtocolViolation("a \"timing\" of " + ms + " ms (it must be 0 to " + MAX_TIMING_MS + ")");
             }
         }
         return Timing.lenient(e);

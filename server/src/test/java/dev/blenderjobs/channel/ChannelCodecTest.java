@@ -101,6 +101,10 @@ class ChannelCodecTest {
                 + SHA + "','timing':{'scriptMs':'1'}}").contains("not a number"));
         assertTrue(violation("{'type':'completed','jobId':'job-0123456789ab','pythonDataBytes':1,'pythonDataSha256':'"
                 + SHA + "','timing':[1]}").contains("not an object"));
+        assertTrue(violation("{'type':'completed','jobId':'job-0123456789ab','pythonDataBytes':1,'pythonDataSha256':'"
+                + SHA + "','timing':{'scriptMs':1e400}}").contains("Infinity ms"), "no infinite double in a record");
+        assertTrue(violation("{'type':'completed','jobId':'job-0123456789ab','pythonDataBytes':1,'pythonDataSha256':'"
+                + SHA + "','timing':{'scriptMs':-1}}").contains("it must be 0 to"));
     }
 
     private static FrameCodec.Frame binary(String header, byte[] data) {

@@ -137,6 +137,26 @@ class JobStoreTest {
     }
 
     @Test
+    void aFormat2RecordOfTheBuildBeforeReadsItsTimingAsFourNumbers() throws Exception {
+        // The build before kept timing as the worker's JSON object: integers, and maybe not all
+        // four stages. Its records are read as they are (an unknown name is ignored).
+        String id = prepared("job-000000000008");
+        Job done = new Job(id, spec(), JobState.COMPLETED, 1.0, null, 1, 1000, 1001, 2000, null, List.of(), 42,
+                new JobResult(10, "ab".repeat(32), null, Timing.NONE));
+        files.writeRecord(done);
+        JsonObject raw = files.readRecordJson(id);
+        JsonObject result = raw.getAsJsonObject("job").getAsJsonObject("result");
+
+        result.add("timing", JsonParser.parseString("{\"setupMs\":5,\"scriptMs\":545.149,\"collectMs\":1.41,\"gcMs\":3}"));
+        assertEquals(new Timing(5.0, 545.149, null, 1.41), JobFiles.jobOf(id, raw).result().timing());
+        result.add("timing", new JsonObject());
+        assertEquals(Timing.NONE, JobFiles.jobOf(id, raw).result().timing());
+        result.remove("timing");
+        assertNull(JobFiles.jobOf(id, raw).result().timing(), "getJob then shows no timing");
+        assertEquals(10, JobFiles.jobOf(id, raw).result().pythonDataBytes());
+    }
+
+    @Test
     void progressKeepsItsPlaceBetweenStateChanges() throws Exception {
         String id = prepared("job-000000000002");
         store.stateChanged(job(id, JobState.ACTIVE), JobState.QUEUED);
