@@ -694,6 +694,7 @@ class OutputAttribution:
         self.fd = os.dup(1)
         self.saved = None
         self.streams = []
+        self.retired = []  # the last job's streams, closed when the next job begins
 
     def _mark(self, what, job_id):
         if self.forwarder is not None:
@@ -707,6 +708,12 @@ class OutputAttribution:
 
     def begin(self, job_id):
         flush_quietly(sys.stdout, sys.stderr)
+        for stream in self.retired:
+            try:
+                stream.close()
+            except Exception:
+                pass
+        self.retired = []
         self._mark("begin", job_id)
         self.saved = (sys.stdout, sys.stderr)
         out = io.TextIOWrapper(io.FileIO(os.dup(self.fd), "wb"), encoding="utf-8",
@@ -718,13 +725,12 @@ class OutputAttribution:
 
     def end(self, job_id):
         flush_quietly(sys.stdout, sys.stderr, *self.streams)
-        for stream in self.streams:
-            try:
-                stream.close()
-            except Exception:
-                pass
         if self.saved is not None:
             sys.stdout, sys.stderr = self.saved
+        # Not closed yet: a thread the job left running that prints would die of "I/O operation
+        # on closed file" and, gone, escape the check that replaces a worker with a job's thread
+        # still running (RuntimeHardeningIT). The next job's begin() closes them.
+        self.retired = self.streams
         self.streams = []
         # The marker may follow a partial line of output; the server splits it off.
         self._mark("end", job_id)
