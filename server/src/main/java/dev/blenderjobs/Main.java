@@ -32,7 +32,7 @@ public final class Main implements Callable<Integer> {
     @Option(names = "--workers", paramLabel = "N", description = "Blender processes running jobs at once. Default: number of cores.")
     Integer workers;
 
-    @Option(names = "--max-jobs-per-worker", paramLabel = "N", defaultValue = "200",
+    @Option(names = "--max-jobs-per-worker", paramLabel = "N", defaultValue = "1000",
             description = "Jobs a Blender process runs before it is replaced; 1 = a fresh Blender per job. Default: ${DEFAULT-VALUE}.")
     int maxJobsPerWorker;
 

@@ -21,7 +21,8 @@ import java.util.logging.Logger;
  * The worker slots: workers kept warm, each running one job at a time. Owns every slot's state
  * on the event loop; starts workers through a {@link WorkerLauncher} (which knows where and how
  * they run), recycles and replaces them, and turns their events into attempt outcomes for its
- * owner ({@link WorkerEvents}). Recycling: after {@code maxJobsPerWorker} jobs, past
+ * owner ({@link WorkerEvents}). Recycling: after {@code maxJobsPerWorker} jobs (once no job
+ * waits, or after twice as many), past
  * {@code maxWorkerMemoryMb} of resident memory, after a job that needed a fresh process, after a
  * runtime failure or a protocol violation, when the runtime says its job left state behind that
  * cannot be undone, and always after an aborted or crashed job.
@@ -135,6 +136,11 @@ public final class WorkerPool {
         boolean draining;
         /** When it last became idle (the pool's clock). */
         long idleSince;
+        /**
+         * It has run its jobs ({@code maxJobsPerWorker}) while others waited: it is replaced at
+         * the first moment no job waits, or after twice its jobs.
+         */
+        boolean recycleDue;
 
         Slot(int index) {
             this.index = index;
@@ -197,6 +203,7 @@ public final class WorkerPool {
         }
         slot.generation++;
         slot.jobsRun = 0;
+        slot.recycleDue = false;
         slot.job = null;
         slot.aborting = false;
         slot.cleaning = false;
@@ -380,6 +387,12 @@ public final class WorkerPool {
     public void waiting(int jobs) {
         loop.assertInLoop();
         waiting = jobs;
+        if (jobs == 0 && !shuttingDown) {
+            // Workers whose replacement waited for the queue to empty (see onOutcome).
+            for (Slot s : new ArrayList<>(slots)) {
+                if (s.recycleDue && s.state == SlotState.IDLE && !s.draining) recycle(s, "it ran " + s.jobsRun + " jobs");
+            }
+        }
         scaleUp();
     }
 
@@ -584,6 +597,17 @@ public final class WorkerPool {
         slot.job = null;
         slot.jobsRun++;
         String recycleReason = recycleReason(slot, running, outcome);
+        if (recycleReason == null && slot.jobsRun >= settings.maxJobsPerWorker()) {
+            // Replacing a worker for its job count is hygiene, not urgency: a Blender start costs
+            // over a second of CPU, which a queue of waiting jobs would pay in throughput. So it
+            // waits for the first moment no job waits (onIdle, waiting(0)), up to twice the
+            // count. One job per worker keeps its meaning: a fresh Blender for every job.
+            if (settings.maxJobsPerWorker() > 1 && waiting > 0 && slot.jobsRun < 2L * settings.maxJobsPerWorker()) {
+                slot.recycleDue = true;
+            } else {
+                recycleReason = "it ran " + slot.jobsRun + " jobs";
+            }
+        }
         if (slot.draining) {
             retire(slot, "its lease ends");
         } else if (recycleReason != null) {
@@ -615,6 +639,10 @@ public final class WorkerPool {
         if (idle.recycle() != null) {
             LOG.info("worker " + w.id() + " is replaced: " + idle.recycle());
             recycle(slot, idle.recycle());
+            return;
+        }
+        if (slot.recycleDue && waiting == 0) {
+            recycle(slot, "it ran " + slot.jobsRun + " jobs");
             return;
         }
         slot.state = SlotState.IDLE;
@@ -651,7 +679,6 @@ public final class WorkerPool {
 
     private String recycleReason(Slot slot, ToWorker.Run finished, AttemptOutcome outcome) {
         if (finished.spec().freshProcess()) return "its job asked for a fresh process";
-        if (slot.jobsRun >= settings.maxJobsPerWorker()) return "it ran " + slot.jobsRun + " jobs";
         if (outcome instanceof AttemptOutcome.Failed f && f.kind() == FailureKind.WORKER_ERROR) return "its runtime failed";
         if (settings.maxWorkerMemoryMb() > 0) {
             OptionalLong rss = slot.worker.residentBytes();

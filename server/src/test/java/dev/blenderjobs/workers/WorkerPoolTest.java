@@ -238,6 +238,78 @@ class WorkerPoolTest {
         assertEquals(2, onLoop(pool::describe).get(0).processesStarted());
     }
 
+    private void runToCompletion(FakeWorker w, String id) throws Exception {
+        assertTrue(tryRun(run(id, 1, false)), "a free worker takes " + id);
+        w.send(completed(id));
+        events.next(Recorder.Finished.class);
+    }
+
+    @Test
+    void aWorkerDueForItsJobCountKeepsWorkingWhileJobsWaitUpToTwiceTheCount() throws Exception {
+        startPool(1, 2, 0);
+        FakeWorker w = connectedWorker();
+        onLoop(() -> {
+            pool.waiting(5);
+            return null;
+        });
+        runToCompletion(w, "job-000000000001");
+        runToCompletion(w, "job-000000000002");
+        events.next(Recorder.Available.class);
+        assertFalse(w.stopped, "jobs wait: its replacement waits for them");
+        runToCompletion(w, "job-000000000003");
+        events.next(Recorder.Available.class);
+        assertFalse(w.stopped);
+        runToCompletion(w, "job-000000000004");
+        settle();
+        assertTrue(w.stopped, "twice its count: replaced although jobs wait");
+        assertEquals("w1.2", launcher.next().id());
+    }
+
+    @Test
+    void aWorkerDueForItsJobCountIsReplacedOnceNoJobWaits() throws Exception {
+        startPool(1, 2, 0);
+        FakeWorker w = connectedWorker();
+        onLoop(() -> {
+            pool.waiting(1);
+            return null;
+        });
+        runToCompletion(w, "job-000000000001");
+        runToCompletion(w, "job-000000000002");
+        events.next(Recorder.Available.class);
+        assertFalse(w.stopped);
+        assertEquals(WorkerPool.SlotState.IDLE, onLoop(pool::describe).get(0).state());
+        onLoop(() -> {
+            pool.waiting(0);
+            return null;
+        });
+        assertTrue(w.stopped, "the queue is empty: replaced now");
+        FakeWorker next = launcher.next();
+        assertEquals("w1.2", next.id());
+        assertEquals(WorkerPool.SlotState.STARTING, onLoop(pool::describe).get(0).state());
+
+        // Due with nothing waiting: replaced when it says idle, without taking another job.
+        next.connect();
+        events.next(Recorder.Available.class);
+        runToCompletion(next, "job-000000000003");
+        runToCompletion(next, "job-000000000004");
+        settle();
+        assertTrue(next.stopped);
+    }
+
+    @Test
+    void oneJobPerWorkerIsAFreshBlenderPerJobEvenWhileJobsWait() throws Exception {
+        startPool(1, 1, 0);
+        FakeWorker w = connectedWorker();
+        onLoop(() -> {
+            pool.waiting(5);
+            return null;
+        });
+        runToCompletion(w, "job-000000000001");
+        settle();
+        assertTrue(w.stopped);
+        assertEquals("w1.2", launcher.next().id());
+    }
+
     @Test
     void theWorkerIsRecycledAboveTheMemoryLimit() throws Exception {
         startPool(1, 200, 100);
