@@ -69,6 +69,12 @@ public final class BlenderJobsServer implements JobServerEndpoint.Host {
     private StateDirectory explicitStateDir;
     /** The state directory in use, once initialize has opened it. */
     private volatile StateDirectory stateDir;
+    private volatile JobFiles files;
+    /**
+     * Job folders kept ready ahead of need: enough for the jobs a client adds in one go before
+     * the maker catches up; each is seven empty files and folders.
+     */
+    private static final int SPARE_FOLDERS = 8;
     private CompletableFuture<InitializeResult> opening;
     /** Worker scratch space (runtime script, Blender user config, temp, crash reports), deleted at exit. */
     private Path scratchDir;
@@ -197,6 +203,8 @@ public final class BlenderJobsServer implements JobServerEndpoint.Host {
             LOG.log(Level.WARNING, "could not list the jobs of " + dir.path() + "; starting with none", e);
             loaded = new JobStore.Loaded(List.of(), List.of());
         }
+        files.keepSpareFolders(SPARE_FOLDERS);
+        this.files = files;
         JobManager.Opened opened = jobs.open(files, loaded.jobs(), config.resume()).join();
         if (slurmLauncher != null && pool != null) pool.start();
         LOG.info("state in " + dir.path() + (dir.temporary() ? " (temporary)" : "") + "; " + opened.jobs()
@@ -279,6 +287,7 @@ public final class BlenderJobsServer implements JobServerEndpoint.Host {
             }
         }
         if (store != null) store.close();
+        if (files != null) files.close();
         if (pool != null) pool.shutdown(Duration.ofSeconds(slurm != null ? 5 : 2));
         if (slurmLauncher != null) slurmLauncher.close();
         if (notifier != null) notifier.close();
