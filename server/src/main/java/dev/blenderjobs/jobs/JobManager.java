@@ -31,6 +31,7 @@ import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.TimeUnit;
+import java.util.function.Consumer;
 import java.util.logging.Logger;
 
 /**
@@ -268,9 +269,23 @@ public final class JobManager implements WorkerEvents {
      * @param id a fresh id from {@link #newJobId()}
      */
     public CompletableFuture<Job> submit(String id, JobRequest request) {
+        return submit(id, request, added -> {
+        });
+    }
+
+    /**
+     * {@link #submit(String, JobRequest)}, with {@code attach} given the job's future before
+     * the job is posted to the loop (or when it failed before that): what it chains then runs on
+     * the loop, in the task that queues the job and before the job is dispatched. The endpoint
+     * chains addJob's answer this way.
+     */
+    public CompletableFuture<Job> submit(String id, JobRequest request, Consumer<CompletableFuture<Job>> attach) {
+        CompletableFuture<Job> added = new CompletableFuture<>();
         if (blenderProblem != null) {
-            return CompletableFuture.failedFuture(new JobException(JobException.Reason.BLENDER_UNAVAILABLE,
+            added.completeExceptionally(new JobException(JobException.Reason.BLENDER_UNAVAILABLE,
                     "Cannot run jobs: " + blenderProblem, null));
+            attach.accept(added);
+            return added;
         }
         JobFiles files = this.files;
         if (files == null) throw new IllegalStateException("submit before open: the endpoint must wait for initialize");
@@ -281,27 +296,42 @@ public final class JobManager implements WorkerEvents {
             Trace.mark(id, "written");
         } catch (IOException | RuntimeException e) {
             files.deleteQuietly(id);
-            return CompletableFuture.failedFuture(new JobException(JobException.Reason.JOB_FILES_UNAVAILABLE,
+            added.completeExceptionally(new JobException(JobException.Reason.JOB_FILES_UNAVAILABLE,
                     "Could not prepare the job's private files: " + e + ". Check that the state directory is "
                             + "writable and the disk is not full (state directory: " + files.stateDir() + ").", null));
+            attach.accept(added);
+            return added;
         }
-        CompletableFuture<Job> added = loop.call(() -> {
-            if (shuttingDown) {
-                throw new JobException(JobException.Reason.SHUTTING_DOWN, "The server is shutting down.", null);
-            }
-            if (request.replaceExisting()) replaceNamed(request.spec().name());
-            jobs.put(id, job);
-            job.place = queue.add(job);
-            Trace.mark(id, "queued");
-            events.stateChanged(job.snapshot(), null);
-            // Dispatched by the loop's next task, not here: the answer (completed with this
-            // task) goes out first, and the job starts a few microseconds later.
-            loop.execute(this::dispatch);
-            return job.snapshot();
-        });
         added.whenComplete((v, e) -> {
             if (e != null) files.deleteQuietly(id);
         });
+        attach.accept(added);
+        try {
+            loop.execute(() -> {
+                try {
+                    if (shuttingDown) {
+                        throw new JobException(JobException.Reason.SHUTTING_DOWN, "The server is shutting down.", null);
+                    }
+                    if (request.replaceExisting()) replaceNamed(request.spec().name());
+                    jobs.put(id, job);
+                    job.place = queue.add(job);
+                    Trace.mark(id, "queued");
+                    events.stateChanged(job.snapshot(), null);
+                    // Dispatched by the loop's next task (posted before the answer, so anything
+                    // that waits for the answer and then asks the loop sees it done); the answer
+                    // chained by attach is completed here, so it is queued for the client first
+                    // and the job starts a few microseconds later.
+                    loop.execute(this::dispatch);
+                } catch (RuntimeException e) {
+                    added.completeExceptionally(e);
+                    return;
+                }
+                added.complete(job.snapshot());
+            });
+        } catch (RuntimeException rejected) { // the loop is closed: the server is stopping
+            added.completeExceptionally(new JobException(JobException.Reason.SHUTTING_DOWN,
+                    "The server is shutting down.", null));
+        }
         return added;
     }
 

@@ -159,6 +159,9 @@ public final class OutgoingQueue implements MessageConsumer {
     /** Queues a message; never blocks on the client. */
     @Override
     public void consume(Message message) {
+        if (Trace.ON && message instanceof ResponseMessage r && r.getResult() instanceof Messages.AddJobResult a) {
+            Trace.mark(a.jobId(), "enqueued");
+        }
         String key = progressKey(message);
         Kind kind = key != null ? Kind.PROGRESS
                 : message instanceof NotificationMessage n ? (LOG_METHOD.equals(n.getMethod()) ? Kind.LIVE_LOG : Kind.KEPT)

@@ -218,6 +218,34 @@ class JobManagerTest {
     // ------------------------------------------------------------------ submit and dispatch
 
     @Test
+    void whatIsChainedOnASubmittedJobRunsOnTheLoopBeforeTheJobIsDispatched() throws Exception {
+        // The endpoint chains addJob's answer this way: it must be handed to the client's
+        // queue by the loop in the task that queues the job, before the job goes to a worker.
+        java.util.concurrent.atomic.AtomicBoolean runSeen = new java.util.concurrent.atomic.AtomicBoolean();
+        when(pool.tryRun(any(), any())).thenAnswer(i -> {
+            runSeen.set(true);
+            return true;
+        });
+        java.util.concurrent.CompletableFuture<String> chained = new java.util.concurrent.CompletableFuture<>();
+        String id = JobManager.newJobId();
+        manager.submit(id, request(spec()), added -> {
+            // A slow caller (preempted, as the intake thread was under load): had the job been
+            // posted before this ran, the idle loop would have completed it meanwhile, and what
+            // is chained here would run on this thread.
+            try {
+                Thread.sleep(100);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+            added.thenRun(() -> chained.complete((loop.inLoop() ? "loop" : Thread.currentThread().getName())
+                    + (runSeen.get() ? ", after the run" : "")));
+        });
+        assertEquals("loop", chained.get(5, TimeUnit.SECONDS));
+        get(id); // a later loop task: the dispatch has run
+        assertTrue(runSeen.get(), "the job was given to the worker after its answer");
+    }
+
+    @Test
     void submitQueuesThenRunsOnAnIdleWorker() throws Exception {
         when(pool.tryRun(any(), any())).thenReturn(true);
         when(pool.pidOf(anyString())).thenReturn(4242L);
