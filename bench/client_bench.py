@@ -158,10 +158,12 @@ def pct(values, p):
 TRIVIAL = "python_data = {'ok': True}"
 
 
-def latency(server, n):
+def latency(server, n, gap=0.0):
     answered, active, completed = [], [], []
     server.last_latency_jobs = []
     for _ in range(n):
+        if gap:
+            time.sleep(gap)  # the worker's clean-up after the job before is over
         rid, sent = server.send("addJob", {"scriptText": TRIVIAL})
         arrived, result = server.wait_response(rid)
         job = result["jobId"]
@@ -280,6 +282,9 @@ def main():
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--warmup", type=int, default=100)
     ap.add_argument("--jobs", type=int, default=300)
+    ap.add_argument("--gap-ms", type=float, default=0,
+                    help="pause between two latency jobs (0: each job is sent as soon as the one before "
+                         "completed, while its worker still cleans up)")
     ap.add_argument("--burst", type=int, default=1000)
     ap.add_argument("--data-mb", type=float, default=10)
     ap.add_argument("--big-mb", type=float, default=0, help="also ask for a python_data this big, --big-clients times at once")
@@ -306,12 +311,13 @@ def main():
             stats = server.call("getStats")
         results["rssIdleMb"] = server.rss_mb()
         latency(server, args.warmup)
-        lat = latency(server, args.jobs)
+        lat = latency(server, args.jobs, args.gap_ms / 1000.0)
         if args.trace:
             timings = [server.call("getJob", {"jobId": j})["timing"] for j in server.last_latency_jobs[-50:]]
             results["runtimeTimingP50"] = {k: statistics.median(t[k] for t in timings if k in t)
                                           for k in ("setupMs", "scriptMs", "resetMs", "collectMs")}
         results["latency"] = {k: {"p50": pct(v, 50), "p99": pct(v, 99)} for k, v in lat.items()}
+        results["latencyGapMs"] = args.gap_ms
         results["burst"] = burst(server, args.burst)
         if args.data_mb > 0:
             results["data"] = data(server, args.data_mb)

@@ -963,9 +963,17 @@ def write_result_atomically(data, path):
     return len(data), hashlib.sha256(data).hexdigest()
 
 
+def ensure_directory(path):
+    """os.makedirs(path, exist_ok=True), without its mkdir when the folder is there (the server
+    makes a job's folders ahead): a mkdir that finds the folder costs as much as one that makes
+    it (0.3 ms measured under load, each job paid two), a stat a few microseconds."""
+    if not os.path.isdir(path):
+        os.makedirs(path, exist_ok=True)
+
+
 def clear_directory(path):
     """Empty a folder the runtime owns (results of an earlier attempt), keeping the folder."""
-    os.makedirs(path, exist_ok=True)
+    ensure_directory(path)
     for entry in os.listdir(path):
         full = os.path.join(path, entry)
         try:
@@ -1634,7 +1642,7 @@ def run_job(message, worker):
         namespace["python_data"] = {}
         namespace["data_blocks"] = []
         namespace["update_job_progress"] = update_job_progress
-        os.makedirs(work_dir, exist_ok=True)
+        ensure_directory(work_dir)
         os.chdir(work_dir)
         sys.argv[:] = [script_name]
         if script_dir:
