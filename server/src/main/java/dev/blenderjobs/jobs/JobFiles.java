@@ -152,15 +152,41 @@ public final class JobFiles {
     public void prepare(JobRequest request, Job first) throws IOException {
         String id = first.jobId();
         Path dir = dirOf(id);
-        SpareFolders s = spares;
-        Path spare = s == null ? null : s.take();
         // One folder, under the state directory's private (0700) one: a spare made ahead (no
         // file is created here then), or a new one; input/ only when there is a library or a
         // .blend to copy; work/ and result/ are the runtime's (a new folder gets them when an
         // attempt runs).
-        Path into = spare != null ? spare : dir;
-        try {
-            if (spare == null) Files.createDirectories(dir);
+        SpareFolders s = spares;
+        Path spare = s == null ? null : s.take();
+        if (spare != null) {
+            try {
+                fill(spare, request, first);
+            } catch (IOException | RuntimeException e) {
+                PrivateFiles.deleteAll(spare);
+                throw e;
+            }
+            try {
+                Files.move(spare, dir, StandardCopyOption.ATOMIC_MOVE);
+                return;
+            } catch (IOException | RuntimeException e) {
+                // jobs/ on another file system than spare-folders/ (a link or a mount), or a
+                // file system that refuses: the job's own folder is made here, from now on too.
+                PrivateFiles.deleteAll(spare);
+                java.util.logging.Logger.getLogger(JobFiles.class.getName()).info("job folders are made at addJob "
+                        + "from now on: a spare folder could not be moved to " + dir + " (" + e + ")");
+                if (spares == s) {
+                    spares = null;
+                    s.close();
+                }
+            }
+        }
+        Files.createDirectories(dir);
+        fill(dir, request, first);
+    }
+
+    /** Writes the job's inputs and, last, its first record into {@code into}. */
+    private void fill(Path into, JobRequest request, Job first) throws IOException {
+        {
             // Not renamed into place: job.json, written last, is what commits the job's files
             // (and with a spare, the rename of the folder to the job's name after it).
             Files.writeString(into.resolve("script.py"), request.scriptSource(), StandardCharsets.UTF_8,
@@ -182,10 +208,6 @@ public final class JobFiles {
                 Files.copy(request.blendToCopy(), into.resolve("input/scene.blend"), StandardCopyOption.REPLACE_EXISTING);
             }
             replaceRecord(into, recordBytes(first));
-            if (spare != null) Files.move(spare, dir, StandardCopyOption.ATOMIC_MOVE);
-        } catch (IOException | RuntimeException e) {
-            if (spare != null) PrivateFiles.deleteAll(spare);
-            throw e;
         }
     }
 
@@ -240,19 +262,24 @@ public final class JobFiles {
      * old or new; what is left besides (job.json.old, a half-written spare) is never read and
      * is overwritten by the next record. A spare that cannot be written (disk full) is deleted,
      * so that the next try starts from a new file. Without hard links (some file systems) the
-     * old inode is simply freed.
+     * old inode is simply freed. A reader that opened job.json may find its file rewritten two
+     * records later (it has become the spare): {@link #withRecordedDetails} checks what it read.
      */
     private static void replaceRecord(Path dir, byte[] bytes) throws IOException {
         Path record = dir.resolve("job.json");
         Path spare = dir.resolve(SPARE_RECORD);
         Path temporary = dir.resolve("job.json.tmp");
         Path old = dir.resolve("job.json.old");
-        boolean reuse = Files.exists(spare, LinkOption.NOFOLLOW_LINKS)
-                && !Files.isDirectory(spare, LinkOption.NOFOLLOW_LINKS);
-        Path next = reuse ? spare : temporary;
+        Path next = reusable(spare) ? spare : temporary;
+        boolean kept = false;
         try {
-            Files.write(next, bytes);
-            boolean kept = false;
+            if (next == temporary) {
+                // A new file of its own: never one a job linked there.
+                Files.deleteIfExists(temporary);
+                Files.write(temporary, bytes, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE);
+            } else {
+                Files.write(next, bytes);
+            }
             if (Files.exists(record, LinkOption.NOFOLLOW_LINKS)) {
                 try {
                     Files.deleteIfExists(old);
@@ -263,7 +290,6 @@ public final class JobFiles {
                 }
             }
             Files.move(next, record, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-            if (kept) Files.move(old, spare, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
         } catch (IOException | RuntimeException e) {
             try {
                 Files.deleteIfExists(next);
@@ -271,6 +297,37 @@ public final class JobFiles {
                 e.addSuppressed(again);
             }
             throw e;
+        }
+        // The record is saved: keeping the old inode as the next spare is best effort (a job
+        // may have put a folder where it goes), never a failure of this write.
+        if (kept) {
+            try {
+                Files.move(old, spare, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+            } catch (IOException | RuntimeException e) {
+                try {
+                    Files.deleteIfExists(old);
+                } catch (IOException ignored) {
+                    // Left beside the record; never read, and deleted by the next write's link.
+                }
+            }
+        }
+    }
+
+    /**
+     * Whether a record may be written into this spare: a file of its own (one link: not another
+     * record or file a job linked there), or a symbolic link, which is written through as the
+     * temporary file always was (a job's own folder is the job's to break; the fault tests link
+     * it to /dev/full). Not a folder.
+     */
+    private static boolean reusable(Path spare) {
+        try {
+            java.util.Map<String, Object> a = Files.readAttributes(spare, "unix:mode,nlink", LinkOption.NOFOLLOW_LINKS);
+            int type = (Integer) a.get("mode") & 0170000;
+            return type == 0120000 || (type == 0100000 && (Integer) a.get("nlink") == 1);
+        } catch (UnsupportedOperationException | IllegalArgumentException e) {
+            return Files.isRegularFile(spare, LinkOption.NOFOLLOW_LINKS); // no unix view (Windows)
+        } catch (IOException e) {
+            return false; // absent
         }
     }
 

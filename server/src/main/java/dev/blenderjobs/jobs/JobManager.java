@@ -3,6 +3,7 @@ package dev.blenderjobs.jobs;
 import com.google.gson.JsonObject;
 import dev.blenderjobs.channel.ToWorker;
 import dev.blenderjobs.concurrent.EventLoop;
+import dev.blenderjobs.concurrent.Fatal;
 import dev.blenderjobs.concurrent.Trace;
 import dev.blenderjobs.model.FailureKind;
 import dev.blenderjobs.model.Job;
@@ -316,17 +317,19 @@ public final class JobManager implements WorkerEvents {
                     jobs.put(id, job);
                     job.place = queue.add(job);
                     Trace.mark(id, "queued");
-                    events.stateChanged(job.snapshot(), null);
                     // Dispatched by the loop's next task (posted before the answer, so anything
-                    // that waits for the answer and then asks the loop sees it done); the answer
-                    // chained by attach is completed here, so it is queued for the client first
-                    // and the job starts a few microseconds later.
+                    // that waits for the answer and then asks the loop sees it done).
                     loop.execute(this::dispatch);
-                } catch (RuntimeException e) {
+                } catch (Throwable e) {
+                    Fatal.check(e);
                     added.completeExceptionally(e);
                     return;
                 }
+                // The answer chained by attach is queued for the client here, before the job's
+                // QUEUED notification is even made (its record is on disk already) and before the
+                // job starts, a few microseconds later.
                 added.complete(job.snapshot());
+                events.stateChanged(job.snapshot(), null);
             });
         } catch (RuntimeException rejected) { // the loop is closed: the server is stopping
             added.completeExceptionally(new JobException(JobException.Reason.SHUTTING_DOWN,

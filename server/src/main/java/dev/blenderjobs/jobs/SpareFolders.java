@@ -5,8 +5,10 @@ import dev.blenderjobs.io.PrivateFiles;
 
 import java.io.IOException;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -15,8 +17,9 @@ import java.util.logging.Level;
 import java.util.logging.Logger;
 
 /**
- * Job folders made ahead of need, on a thread of their own, so that no new file or folder is
- * created on a job's way from addJob to its answer and on to its result.
+ * Job folders made ahead of need, on a thread of their own, so that addJob creates no file or
+ * folder before it answers, and a run no folder (what is still created on a job's way: the
+ * result file's temporary, and its log if it prints).
  *
  * <p>Why: creating a file or a folder (a new inode) costs about 0.3 ms of CPU on the ext4 disks
  * of the machines this was measured on (bench/RESULTS.md), while writing into an existing file
@@ -58,10 +61,48 @@ final class SpareFolders implements AutoCloseable {
 
     /** A spare folder, now the caller's; null when none is ready (the caller makes its own). */
     Path take() {
-        Path spare = ready.poll();
-        if (spare != null) readyCount.decrementAndGet();
-        LockSupport.unpark(maker);
-        return spare;
+        try {
+            for (Path spare; (spare = ready.poll()) != null; ) {
+                readyCount.decrementAndGet();
+                if (intact(spare)) return spare;
+                LOG.warning("a spare job folder (" + spare + ") was changed after it was made, by a job's script or "
+                        + "by hand; it is deleted, not used");
+                PrivateFiles.deleteAll(spare);
+            }
+            return null;
+        } finally {
+            LockSupport.unpark(maker);
+        }
+    }
+
+    /**
+     * Whether a spare is still as it was made: its folder and its folders real ones, its files
+     * empty files of their own (not links a job's script put there: the spare folders are in
+     * the state directory, where a script could reach them, and a file linked to another job's
+     * record would have the intake write into it).
+     */
+    static boolean intact(Path spare) {
+        try {
+            if (!Files.isDirectory(spare, LinkOption.NOFOLLOW_LINKS)) return false;
+            for (String f : FOLDERS) {
+                if (!Files.isDirectory(spare.resolve(f), LinkOption.NOFOLLOW_LINKS)) return false;
+            }
+            for (String f : FILES) {
+                Path file = spare.resolve(f);
+                try {
+                    Map<String, Object> a = Files.readAttributes(file, "unix:mode,nlink,size", LinkOption.NOFOLLOW_LINKS);
+                    if (((Integer) a.get("mode") & 0170000) != 0100000 || (Integer) a.get("nlink") != 1
+                            || (Long) a.get("size") != 0) {
+                        return false;
+                    }
+                } catch (UnsupportedOperationException | IllegalArgumentException e) { // no unix view (Windows)
+                    if (!Files.isRegularFile(file, LinkOption.NOFOLLOW_LINKS)) return false;
+                }
+            }
+            return true;
+        } catch (IOException | RuntimeException e) {
+            return false;
+        }
     }
 
     private void run() {

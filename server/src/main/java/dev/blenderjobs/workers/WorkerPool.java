@@ -387,10 +387,15 @@ public final class WorkerPool {
     public void waiting(int jobs) {
         loop.assertInLoop();
         waiting = jobs;
-        if (jobs == 0 && !shuttingDown) {
-            // Workers whose replacement waited for the queue to empty (see onOutcome).
-            for (Slot s : new ArrayList<>(slots)) {
-                if (s.recycleDue && s.state == SlotState.IDLE && !s.draining) recycle(s, "it ran " + s.jobsRun + " jobs");
+        if (jobs == 0 && !shuttingDown && !replacing()) {
+            // A worker whose replacement waited for the queue to empty (see onOutcome); one at a
+            // time, so that the others stay warm for the next job (the next is replaced after the
+            // dispatch that follows its successor's start).
+            for (Slot s : slots) {
+                if (s.recycleDue && s.state == SlotState.IDLE && !s.draining) {
+                    recycle(s, "it ran " + s.jobsRun + " jobs");
+                    break;
+                }
             }
         }
         scaleUp();
@@ -400,6 +405,14 @@ public final class WorkerPool {
         if (!scaling.dynamic() || shuttingDown || waiting <= 0) return;
         int more = Math.min(scaling.max() - active(), waiting - coming(null));
         for (int i = 0; i < more; i++) addSlot();
+    }
+
+    /** Whether a worker is being started (a replacement, or a slot's first): the pool is not all warm. */
+    private boolean replacing() {
+        for (Slot s : slots) {
+            if (!s.draining && (s.state == SlotState.STARTING || s.state == SlotState.WAITING_TO_RESTART)) return true;
+        }
+        return false;
     }
 
     /** Slots that count against the maximum: all but those draining. */
@@ -641,7 +654,7 @@ public final class WorkerPool {
             recycle(slot, idle.recycle());
             return;
         }
-        if (slot.recycleDue && waiting == 0) {
+        if (slot.recycleDue && waiting == 0 && !replacing()) {
             recycle(slot, "it ran " + slot.jobsRun + " jobs");
             return;
         }

@@ -169,6 +169,81 @@ class JobFilesTest {
     }
 
     @Test
+    void aSpareAJobTamperedWithIsNotUsedAndTheRecordItPointsAtIsUntouched() throws Exception {
+        prepare("job-0000000000a1");
+        Path victim = files.dirOf("job-0000000000a1").resolve("job.json");
+        String before = Files.readString(victim);
+        files.keepSpareFolders(1);
+        awaitSpares(1);
+        Path spare;
+        try (Stream<Path> all = Files.list(state.resolve("spare-folders"))) {
+            spare = all.findFirst().orElseThrow();
+        }
+        // What a job's script could do from its work/ folder: ../../spare-folders/...
+        Files.delete(spare.resolve("script.py"));
+        Files.createLink(spare.resolve("script.py"), victim);
+        prepare("job-0000000000a2");
+        assertEquals(before, Files.readString(victim), "the intake wrote through a link into another job's record");
+        assertEquals("python_data = {'n': 1}", Files.readString(files.scriptOf("job-0000000000a2")));
+        assertFalse(Files.exists(spare), "the tampered spare is deleted");
+    }
+
+    @Test
+    void aHardLinkedRecordSpareIsNotWrittenThrough() throws Exception {
+        prepare("job-0000000000b1");
+        prepare("job-0000000000b2");
+        Path mine = files.dirOf("job-0000000000b1");
+        Path other = files.dirOf("job-0000000000b2").resolve("job.json");
+        String before = Files.readString(other);
+        Files.deleteIfExists(mine.resolve(JobFiles.SPARE_RECORD));
+        Files.createLink(mine.resolve(JobFiles.SPARE_RECORD), other);
+        files.writeRecord(job("job-0000000000b1", JobState.ACTIVE));
+        assertEquals(before, Files.readString(other));
+        assertEquals(JobState.ACTIVE, JobFiles.jobOf("job-0000000000b1",
+                files.readRecordJson("job-0000000000b1")).state());
+    }
+
+    @Test
+    void aRecordIsSavedEvenWhenItsOldFileCannotBecomeTheSpare() throws Exception {
+        prepare("job-0000000000c1");
+        Path dir = files.dirOf("job-0000000000c1");
+        Files.deleteIfExists(dir.resolve(JobFiles.SPARE_RECORD));
+        Files.createDirectories(dir.resolve(JobFiles.SPARE_RECORD).resolve("occupied"));
+        files.writeRecord(job("job-0000000000c1", JobState.ACTIVE)); // no exception: it is saved
+        assertEquals(JobState.ACTIVE, JobFiles.jobOf("job-0000000000c1",
+                files.readRecordJson("job-0000000000c1")).state());
+        assertFalse(Files.exists(dir.resolve("job.json.old")));
+        files.writeRecord(job("job-0000000000c1", JobState.COMPLETED));
+        assertEquals(JobState.COMPLETED, JobFiles.jobOf("job-0000000000c1",
+                files.readRecordJson("job-0000000000c1")).state());
+    }
+
+    @Test
+    void whenASpareCannotBeMovedIntoJobsTheIntakeMakesTheFolderItself() throws Exception {
+        // jobs/ on another file system than spare-folders/ (a link to /dev/shm, a tmpfs): a
+        // rename between them fails (EXDEV), and the job must still be added.
+        Path elsewhere = Path.of("/dev/shm").resolve("blender-jobs-test-" + System.nanoTime());
+        Files.createDirectories(elsewhere);
+        try {
+            Files.createSymbolicLink(state.resolve("jobs"), elsewhere);
+            boolean otherStore = !Files.getFileStore(elsewhere).equals(Files.getFileStore(state));
+            files.keepSpareFolders(1);
+            awaitSpares(1);
+            prepare("job-0000000000d1");
+            assertEquals(JobState.QUEUED, JobFiles.jobOf("job-0000000000d1",
+                    files.readRecordJson("job-0000000000d1")).state());
+            assertTrue(Files.isRegularFile(elsewhere.resolve("job-0000000000d1/script.py")));
+            if (otherStore) {
+                assertFalse(Files.exists(state.resolve("spare-folders")), "spares are given up after a failed move");
+                prepare("job-0000000000d2"); // and later jobs are made directly
+                assertTrue(Files.isRegularFile(elsewhere.resolve("job-0000000000d2/job.json")));
+            }
+        } finally {
+            dev.blenderjobs.io.PrivateFiles.deleteAll(elsewhere);
+        }
+    }
+
+    @Test
     void sparesAnEarlierServerLeftAreDeletedAndCloseDeletesTheUntaken() throws Exception {
         Path leftover = state.resolve("spare-folders/old-1");
         Files.createDirectories(leftover.resolve("work"));

@@ -297,6 +297,51 @@ class WorkerPoolTest {
     }
 
     @Test
+    void workersDueForTheirJobCountAreReplacedOneAtATime() throws Exception {
+        startPool(2, 2, 0);
+        FakeWorker a = connectedWorker();
+        FakeWorker b = connectedWorker();
+        onLoop(() -> {
+            pool.waiting(4);
+            return null;
+        });
+        // Two jobs each, while others wait: both are due, and both go on.
+        for (int round = 0; round < 2; round++) {
+            String first = "job-00000000000" + (2 * round + 1);
+            String second = "job-00000000000" + (2 * round + 2);
+            assertTrue(tryRun(run(first, 1, false)));
+            assertTrue(tryRun(run(second, 1, false)));
+            FakeWorker firstWorker = a.runs.stream().anyMatch(r -> r.jobId().equals(first)) ? a : b;
+            FakeWorker secondWorker = firstWorker == a ? b : a;
+            firstWorker.send(completed(first));
+            events.next(Recorder.Finished.class);
+            secondWorker.send(completed(second));
+            events.next(Recorder.Finished.class);
+        }
+        settle();
+        assertFalse(a.stopped || b.stopped);
+        onLoop(() -> {
+            pool.waiting(0);
+            return null;
+        });
+        assertTrue(a.stopped ^ b.stopped, "one is replaced, the other stays warm for the next job");
+        FakeWorker successor = launcher.next();
+        onLoop(() -> {
+            pool.waiting(0); // while the successor starts: the other still waits
+            return null;
+        });
+        assertFalse(a.stopped && b.stopped);
+        successor.connect();
+        events.next(Recorder.Available.class);
+        onLoop(() -> {
+            pool.waiting(0); // the dispatch after the successor became free
+            return null;
+        });
+        assertTrue(a.stopped && b.stopped, "then the other is replaced");
+        assertNotNull(launcher.next());
+    }
+
+    @Test
     void oneJobPerWorkerIsAFreshBlenderPerJobEvenWhileJobsWait() throws Exception {
         startPool(1, 1, 0);
         FakeWorker w = connectedWorker();
