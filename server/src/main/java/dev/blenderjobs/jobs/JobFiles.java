@@ -168,9 +168,9 @@ public final class JobFiles {
             try {
                 Files.move(spare, dir, StandardCopyOption.ATOMIC_MOVE);
                 return;
-            } catch (IOException | RuntimeException e) {
-                // jobs/ on another file system than spare-folders/ (a link or a mount), or a
-                // file system that refuses: the job's own folder is made here, from now on too.
+            } catch (java.nio.file.AtomicMoveNotSupportedException e) {
+                // jobs/ on another file system than spare-folders/ (a link or a mount): the
+                // job's own folder is made here, from now on too.
                 PrivateFiles.deleteAll(spare);
                 java.util.logging.Logger.getLogger(JobFiles.class.getName()).info("job folders are made at addJob "
                         + "from now on: a spare folder could not be moved to " + dir + " (" + e + ")");
@@ -178,9 +178,13 @@ public final class JobFiles {
                     spares = null;
                     s.close();
                 }
+            } catch (IOException | RuntimeException e) {
+                PrivateFiles.deleteAll(spare);
+                throw e;
             }
         }
-        Files.createDirectories(dir);
+        Files.createDirectories(jobsDir);
+        Files.createDirectory(dir); // a new folder: never one that exists (a job's)
         fill(dir, request, first);
     }
 
@@ -199,7 +203,7 @@ public final class JobFiles {
             }
             checkRoomFor(into, request.libraryToCopy(), request.blendToCopy());
             if (request.libraryToCopy() != null || request.blendToCopy() != null) {
-                Files.createDirectories(into.resolve("input"));
+                Files.createDirectory(into.resolve("input")); // new: never a link a script put there
             }
             if (request.libraryToCopy() != null) {
                 Files.copy(request.libraryToCopy(), into.resolve("input/passed.blend"), StandardCopyOption.REPLACE_EXISTING);
@@ -315,15 +319,18 @@ public final class JobFiles {
 
     /**
      * Whether a record may be written into this spare: a file of its own (one link: not another
-     * record or file a job linked there), or a symbolic link, which is written through as the
-     * temporary file always was (a job's own folder is the job's to break; the fault tests link
-     * it to /dev/full). Not a folder.
+     * record or file a job linked there), or a symbolic link to something that is not a file (a
+     * device: the fault tests link it to /dev/full, as on a full disk); never through a link to
+     * a file (another job's record), never a folder.
      */
     private static boolean reusable(Path spare) {
         try {
             java.util.Map<String, Object> a = Files.readAttributes(spare, "unix:mode,nlink", LinkOption.NOFOLLOW_LINKS);
             int type = (Integer) a.get("mode") & 0170000;
-            return type == 0120000 || (type == 0100000 && (Integer) a.get("nlink") == 1);
+            if (type == 0120000) {
+                return Files.exists(spare) && !Files.isRegularFile(spare) && !Files.isDirectory(spare);
+            }
+            return type == 0100000 && (Integer) a.get("nlink") == 1;
         } catch (UnsupportedOperationException | IllegalArgumentException e) {
             return Files.isRegularFile(spare, LinkOption.NOFOLLOW_LINKS); // no unix view (Windows)
         } catch (IOException e) {

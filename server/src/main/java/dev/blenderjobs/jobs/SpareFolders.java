@@ -40,6 +40,21 @@ final class SpareFolders implements AutoCloseable {
     /** What a spare folder holds: the files a job's intake writes into, and the runtime's folders. */
     static final List<String> FILES = List.of("script.py", "passed_data.json", "job.json", JobFiles.SPARE_RECORD);
     static final List<String> FOLDERS = List.of("work", "result");
+    private static final java.util.Set<String> EXPECTED;
+
+    static {
+        java.util.Set<String> all = new java.util.HashSet<>(FILES);
+        all.addAll(FOLDERS);
+        EXPECTED = java.util.Set.copyOf(all);
+    }
+
+    private static java.util.Set<String> names(Path folder) throws IOException {
+        java.util.Set<String> names = new java.util.HashSet<>();
+        try (java.nio.file.DirectoryStream<Path> entries = Files.newDirectoryStream(folder)) {
+            for (Path p : entries) names.add(p.getFileName().toString());
+        }
+        return names;
+    }
 
     private final Path dir;
     private final Path jobsDir;
@@ -76,16 +91,20 @@ final class SpareFolders implements AutoCloseable {
     }
 
     /**
-     * Whether a spare is still as it was made: its folder and its folders real ones, its files
-     * empty files of their own (not links a job's script put there: the spare folders are in
-     * the state directory, where a script could reach them, and a file linked to another job's
-     * record would have the intake write into it).
+     * Whether a spare is still as it was made: exactly its files and folders, the folders real
+     * and empty, the files empty files of their own (not links a job's script put there: the
+     * spare folders are in the state directory, where a script could reach them, and a file
+     * linked to another job's record, or an input/ linked to another job's, would have the
+     * intake write into it). What a script changes between this check and the rename is the
+     * job's own risk, as its own folder is.
      */
     static boolean intact(Path spare) {
         try {
             if (!Files.isDirectory(spare, LinkOption.NOFOLLOW_LINKS)) return false;
+            if (!names(spare).equals(EXPECTED)) return false;
             for (String f : FOLDERS) {
-                if (!Files.isDirectory(spare.resolve(f), LinkOption.NOFOLLOW_LINKS)) return false;
+                Path folder = spare.resolve(f);
+                if (!Files.isDirectory(folder, LinkOption.NOFOLLOW_LINKS) || !names(folder).isEmpty()) return false;
             }
             for (String f : FILES) {
                 Path file = spare.resolve(f);

@@ -204,6 +204,48 @@ class JobFilesTest {
     }
 
     @Test
+    void aRecordSpareLinkedToAnotherJobsRecordIsNotWrittenThrough() throws Exception {
+        prepare("job-0000000000e1");
+        prepare("job-0000000000e2");
+        Path mine = files.dirOf("job-0000000000e1");
+        Path other = files.dirOf("job-0000000000e2").resolve("job.json");
+        String before = Files.readString(other);
+        Files.deleteIfExists(mine.resolve(JobFiles.SPARE_RECORD));
+        Files.createSymbolicLink(mine.resolve(JobFiles.SPARE_RECORD), Path.of("../job-0000000000e2/job.json"));
+        files.writeRecord(job("job-0000000000e1", JobState.ACTIVE));
+        assertEquals(before, Files.readString(other));
+        assertTrue(Files.isRegularFile(mine.resolve("job.json"), LinkOption.NOFOLLOW_LINKS));
+        assertEquals(JobState.ACTIVE, JobFiles.jobOf("job-0000000000e1",
+                files.readRecordJson("job-0000000000e1")).state());
+    }
+
+    @Test
+    void aSpareWithAnythingAddedIsNotUsed() throws Exception {
+        prepare("job-0000000000f1");
+        Path victimInput = files.dirOf("job-0000000000f1").resolve("input");
+        Files.createDirectories(victimInput);
+        files.keepSpareFolders(2);
+        awaitSpares(2);
+        List<Path> spares;
+        try (Stream<Path> all = Files.list(state.resolve("spare-folders"))) {
+            spares = all.sorted().toList();
+        }
+        Files.createSymbolicLink(spares.get(0).resolve("input"), victimInput); // where copies go
+        Files.writeString(spares.get(1).resolve("work/left.txt"), "from another job");
+        prepare("job-0000000000f2");
+        prepare("job-0000000000f3");
+        for (String id : List.of("job-0000000000f2", "job-0000000000f3")) {
+            if (Files.isDirectory(files.workDirOf(id))) { // a fresh spare's; a folder made at addJob has none yet
+                try (Stream<Path> work = Files.list(files.workDirOf(id))) {
+                    assertEquals(0, work.count(), id + " was given a folder another job had written into");
+                }
+            }
+            assertFalse(Files.exists(files.dirOf(id).resolve("input"), LinkOption.NOFOLLOW_LINKS));
+        }
+        assertFalse(Files.exists(spares.get(0)) || Files.exists(spares.get(1)), "changed spares are deleted");
+    }
+
+    @Test
     void aRecordIsSavedEvenWhenItsOldFileCannotBecomeTheSpare() throws Exception {
         prepare("job-0000000000c1");
         Path dir = files.dirOf("job-0000000000c1");
