@@ -18,8 +18,8 @@ import java.util.logging.Logger;
 
 /**
  * Job folders made ahead of need, on a thread of their own, so that addJob creates no file or
- * folder before it answers, and a run no folder (what is still created on a job's way: the
- * result file's temporary, and its log if it prints).
+ * folder before it answers, and a run none either (the result's temporary is made here too;
+ * what is still created on a job's way: its log, if it prints, and the files of a retry).
  *
  * <p>Why: creating a file or a folder (a new inode) costs about 0.3 ms of CPU on the ext4 disks
  * of the machines this was measured on (bench/RESULTS.md), while writing into an existing file
@@ -40,12 +40,19 @@ final class SpareFolders implements AutoCloseable {
     /** What a spare folder holds: the files a job's intake writes into, and the runtime's folders. */
     static final List<String> FILES = List.of("script.py", "passed_data.json", "job.json", JobFiles.SPARE_RECORD);
     static final List<String> FOLDERS = List.of("work", "result");
+    /** The file the runtime writes python_data into before renaming it (it keeps it when clearing result/). */
+    static final String RESULT_SPARE = "result/python_data.json.tmp";
     private static final java.util.Set<String> EXPECTED;
+    private static final List<String> FILES_CHECKED;
+    private static final java.util.Set<String> RESULT_EXPECTED = java.util.Set.of("python_data.json.tmp");
 
     static {
         java.util.Set<String> all = new java.util.HashSet<>(FILES);
         all.addAll(FOLDERS);
         EXPECTED = java.util.Set.copyOf(all);
+        java.util.List<String> checked = new java.util.ArrayList<>(FILES);
+        checked.add(RESULT_SPARE);
+        FILES_CHECKED = List.copyOf(checked);
     }
 
     private static java.util.Set<String> names(Path folder) throws IOException {
@@ -92,7 +99,7 @@ final class SpareFolders implements AutoCloseable {
 
     /**
      * Whether a spare is still as it was made: exactly its files and folders, the folders real
-     * and empty, the files empty files of their own (not links a job's script put there: the
+     * and holding nothing else (work/ nothing, result/ its one spare), the files empty files of their own (not links a job's script put there: the
      * spare folders are in the state directory, where a script could reach them, and a file
      * linked to another job's record, or an input/ linked to another job's, would have the
      * intake write into it). What a script changes between this check and the rename is the
@@ -104,9 +111,10 @@ final class SpareFolders implements AutoCloseable {
             if (!names(spare).equals(EXPECTED)) return false;
             for (String f : FOLDERS) {
                 Path folder = spare.resolve(f);
-                if (!Files.isDirectory(folder, LinkOption.NOFOLLOW_LINKS) || !names(folder).isEmpty()) return false;
+                java.util.Set<String> expected = f.equals("result") ? RESULT_EXPECTED : java.util.Set.of();
+                if (!Files.isDirectory(folder, LinkOption.NOFOLLOW_LINKS) || !names(folder).equals(expected)) return false;
             }
-            for (String f : FILES) {
+            for (String f : FILES_CHECKED) {
                 Path file = spare.resolve(f);
                 try {
                     Map<String, Object> a = Files.readAttributes(file, "unix:mode,nlink,size", LinkOption.NOFOLLOW_LINKS);
@@ -152,6 +160,7 @@ final class SpareFolders implements AutoCloseable {
             Files.createDirectory(spare);
             for (String f : FILES) Files.createFile(spare.resolve(f));
             for (String f : FOLDERS) Files.createDirectory(spare.resolve(f));
+            Files.createFile(spare.resolve(RESULT_SPARE));
             return spare;
         } catch (IOException | RuntimeException e) {
             PrivateFiles.deleteAll(spare);

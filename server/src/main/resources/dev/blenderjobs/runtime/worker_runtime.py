@@ -971,11 +971,16 @@ def ensure_directory(path):
         os.makedirs(path, exist_ok=True)
 
 
-def clear_directory(path):
-    """Empty a folder the runtime owns (results of an earlier attempt), keeping the folder."""
+def clear_directory(path, keep=()):
+    """Empty a folder the runtime owns (results of an earlier attempt), keeping the folder and
+    the regular files named in keep, which are written over, not read (the server makes
+    result/python_data.json.tmp ahead: writing into it costs microseconds, creating it about
+    0.3 ms of CPU on the measured disks)."""
     ensure_directory(path)
     for entry in os.listdir(path):
         full = os.path.join(path, entry)
+        if entry in keep and not os.path.islink(full) and os.path.isfile(full):
+            continue
         try:
             if os.path.isdir(full) and not os.path.islink(full):
                 shutil.rmtree(full, ignore_errors=True)
@@ -1621,7 +1626,8 @@ def run_job(message, worker):
     worker.output.begin(job_id)
     try:
         started = time.perf_counter()
-        clear_directory(result_dir)  # a retry never sees an earlier attempt's results
+        # A retry never sees an earlier attempt's results.
+        clear_directory(result_dir, keep=("python_data.json.tmp",))
         source, passed_data = read_inputs(files)
         reset_blender(files.get("blendFile"))
         passed_blocks = []

@@ -96,7 +96,7 @@ class JobFilesTest {
         Path dir = files.dirOf("job-000000000001");
         for (Path p : List.of(dir, files.scriptOf("job-000000000001"), files.passedDataOf("job-000000000001"),
                 dir.resolve("job.json"), dir.resolve(JobFiles.SPARE_RECORD), files.workDirOf("job-000000000001"),
-                files.resultDirOf("job-000000000001"))) {
+                files.resultDirOf("job-000000000001"), files.resultDirOf("job-000000000001").resolve("python_data.json.tmp"))) {
             assertTrue(made.contains(inode(p)), p + " was created on the job's path, not taken from a spare");
         }
         assertEquals("python_data = {'n': 1}", Files.readString(files.scriptOf("job-000000000001")));
