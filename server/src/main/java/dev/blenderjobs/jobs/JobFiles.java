@@ -190,29 +190,27 @@ public final class JobFiles {
 
     /** Writes the job's inputs and, last, its first record into {@code into}. */
     private void fill(Path into, JobRequest request, Job first) throws IOException {
-        {
-            // Not renamed into place: job.json, written last, is what commits the job's files
-            // (and with a spare, the rename of the folder to the job's name after it).
-            Files.writeString(into.resolve("script.py"), request.scriptSource(), StandardCharsets.UTF_8,
-                    StandardOpenOption.CREATE, StandardOpenOption.TRUNCATE_EXISTING, StandardOpenOption.WRITE,
-                    LinkOption.NOFOLLOW_LINKS);
-            try (java.io.OutputStream out = new java.io.BufferedOutputStream(Files.newOutputStream(
-                    into.resolve("passed_data.json"), StandardOpenOption.CREATE, StandardOpenOption.TRUNCATE_EXISTING,
-                    StandardOpenOption.WRITE, LinkOption.NOFOLLOW_LINKS), 8192)) {
-                request.passedData().writeTo(out);
-            }
-            checkRoomFor(into, request.libraryToCopy(), request.blendToCopy());
-            if (request.libraryToCopy() != null || request.blendToCopy() != null) {
-                Files.createDirectory(into.resolve("input")); // new: never a link a script put there
-            }
-            if (request.libraryToCopy() != null) {
-                Files.copy(request.libraryToCopy(), into.resolve("input/passed.blend"), StandardCopyOption.REPLACE_EXISTING);
-            }
-            if (request.blendToCopy() != null) {
-                Files.copy(request.blendToCopy(), into.resolve("input/scene.blend"), StandardCopyOption.REPLACE_EXISTING);
-            }
-            replaceRecord(into, recordBytes(first));
+        // Not renamed into place: job.json, written last, is what commits the job's files
+        // (and with a spare, the rename of the folder to the job's name after it).
+        Files.writeString(into.resolve("script.py"), request.scriptSource(), StandardCharsets.UTF_8,
+                StandardOpenOption.CREATE, StandardOpenOption.TRUNCATE_EXISTING, StandardOpenOption.WRITE,
+                LinkOption.NOFOLLOW_LINKS);
+        try (java.io.OutputStream out = new java.io.BufferedOutputStream(Files.newOutputStream(
+                into.resolve("passed_data.json"), StandardOpenOption.CREATE, StandardOpenOption.TRUNCATE_EXISTING,
+                StandardOpenOption.WRITE, LinkOption.NOFOLLOW_LINKS), 8192)) {
+            request.passedData().writeTo(out);
         }
+        checkRoomFor(into, request.libraryToCopy(), request.blendToCopy());
+        if (request.libraryToCopy() != null || request.blendToCopy() != null) {
+            Files.createDirectory(into.resolve("input")); // new: never a link a script put there
+        }
+        if (request.libraryToCopy() != null) {
+            Files.copy(request.libraryToCopy(), into.resolve("input/passed.blend"), StandardCopyOption.REPLACE_EXISTING);
+        }
+        if (request.blendToCopy() != null) {
+            Files.copy(request.blendToCopy(), into.resolve("input/scene.blend"), StandardCopyOption.REPLACE_EXISTING);
+        }
+        replaceRecord(into, recordBytes(first));
     }
 
     /**

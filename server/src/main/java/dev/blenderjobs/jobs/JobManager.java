@@ -296,7 +296,8 @@ public final class JobManager implements WorkerEvents {
             files.prepare(request, job.snapshot());
             Trace.mark(id, "written");
         } catch (IOException | RuntimeException e) {
-            files.deleteQuietly(id);
+            // A folder of that name that was there before is another job's: never deleted here.
+            if (!(e instanceof java.nio.file.FileAlreadyExistsException)) files.deleteQuietly(id);
             added.completeExceptionally(new JobException(JobException.Reason.JOB_FILES_UNAVAILABLE,
                     "Could not prepare the job's private files: " + e + ". Check that the state directory is "
                             + "writable and the disk is not full (state directory: " + files.stateDir() + ").", null));

@@ -246,6 +246,17 @@ class JobManagerTest {
     }
 
     @Test
+    void aJobWhoseFolderNameIsTakenFailsWithoutDeletingWhatIsThere() throws Exception {
+        String id = JobManager.newJobId();
+        Path there = files.dirOf(id).resolve("job.json");
+        Files.createDirectories(there.getParent());
+        Files.writeString(there, "another job's record");
+        JobException e = failure(manager.submit(id, request(spec())));
+        assertEquals(JobException.Reason.JOB_FILES_UNAVAILABLE, e.reason());
+        assertEquals("another job's record", Files.readString(there));
+    }
+
+    @Test
     void submitQueuesThenRunsOnAnIdleWorker() throws Exception {
         when(pool.tryRun(any(), any())).thenReturn(true);
         when(pool.pidOf(anyString())).thenReturn(4242L);
