@@ -99,11 +99,11 @@ final class SpareFolders implements AutoCloseable {
 
     /**
      * Whether a spare is still as it was made: exactly its files and folders, the folders real
-     * and holding nothing else (work/ nothing, result/ its one spare), the files empty files of their own (not links a job's script put there: the
-     * spare folders are in the state directory, where a script could reach them, and a file
-     * linked to another job's record, or an input/ linked to another job's, would have the
-     * intake write into it). What a script changes between this check and the rename is the
-     * job's own risk, as its own folder is.
+     * and holding nothing else (work/ nothing, result/ its one spare), the files empty files of
+     * their own, not links a job's script put there (the spare folders are in the state
+     * directory, where a script could reach them, and a file linked to another job's record, or
+     * an input/ linked to another job's, would have the intake write into it). What a script
+     * changes between this check and the rename is the job's own risk, as its own folder is.
      */
     static boolean intact(Path spare) {
         try {
