@@ -89,6 +89,12 @@ public final class JobFiles {
         spares = new SpareFolders(dir, jobsDir, count);
     }
 
+    /** Spare folders ready to be taken; 0 when none are kept. For tests. */
+    int sparesReady() {
+        SpareFolders s = spares;
+        return s == null ? 0 : s.ready();
+    }
+
     /** Stops making spare folders and deletes those left. */
     public void close() {
         SpareFolders s = spares;

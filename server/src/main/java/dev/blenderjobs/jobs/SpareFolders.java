@@ -81,6 +81,11 @@ final class SpareFolders implements AutoCloseable {
         maker.start();
     }
 
+    /** Spares made whole and ready to be taken (tests wait for them: a folder may be half made). */
+    int ready() {
+        return readyCount.get();
+    }
+
     /** A spare folder, now the caller's; null when none is ready (the caller makes its own). */
     Path take() {
         try {

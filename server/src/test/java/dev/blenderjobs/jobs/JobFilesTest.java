@@ -79,9 +79,10 @@ class JobFilesTest {
         }
     }
 
+    /** Waits for n spares made whole (a folder in spare-folders/ may still be half made). */
     private void awaitSpares(int n) throws Exception {
         long deadline = System.nanoTime() + 10_000_000_000L;
-        while (spareCount() < n) {
+        while (files.sparesReady() < n || spareCount() < n) {
             assertTrue(System.nanoTime() < deadline, "no " + n + " spare folders within 10 s");
             Thread.sleep(10);
         }
