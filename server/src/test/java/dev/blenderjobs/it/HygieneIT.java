@@ -174,6 +174,30 @@ class HygieneIT {
     }
 
     @Test
+    void aRetryNeverWritesItsResultThroughALinkAnEarlierAttemptLeft() throws Exception {
+        // The runtime keeps result/python_data.json.tmp across attempts (it is made ahead); one
+        // that an attempt's script hard-linked to another file is deleted, not written into.
+        try (ServerProcess s = ServerProcess.start("--workers", "1")) {
+            String script = String.join("\n",
+                    "import os",
+                    "tmp = os.path.join(os.path.dirname(os.getcwd()), 'result', 'python_data.json.tmp')",
+                    "if not os.path.exists('victim.txt'):",
+                    "    open('victim.txt', 'w').write('mine')",
+                    "    if os.path.lexists(tmp): os.remove(tmp)",
+                    "    os.link('victim.txt', tmp)",
+                    "    raise RuntimeError('first attempt')",
+                    "python_data = {'second': True}");
+            JsonObject done = s.runToEnd(Json.of("scriptText", script, "maxAttempts", 2), HANG_GUARD);
+            String id = done.get("jobId").getAsString();
+            assertEquals("COMPLETED", done.get("state").getAsString(), done.toString());
+            assertEquals(2, done.get("attempt").getAsInt(), done.toString());
+            assertEquals("{\"second\":true}", s.call("getPythonData", Json.jobId(id)).toString());
+            Path dir = Path.of(s.callObject("getJob", Json.jobId(id)).get("directory").getAsString());
+            assertEquals("mine", Files.readString(dir.resolve("work/victim.txt")));
+        }
+    }
+
+    @Test
     void namesAreLabelsAndNeverPaths() throws Exception {
         try (ServerProcess s = ServerProcess.start("--workers", "1")) {
             String stateDir = s.callObject("initialize", new JsonObject()).get("stateDir").getAsString();
