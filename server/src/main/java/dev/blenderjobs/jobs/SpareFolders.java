@@ -41,19 +41,14 @@ final class SpareFolders implements AutoCloseable {
     static final List<String> FILES = List.of("script.py", "passed_data.json", "job.json", JobFiles.SPARE_RECORD);
     static final List<String> FOLDERS = List.of("work", "result");
     /** The file the runtime writes python_data into before renaming it (it keeps it when clearing result/). */
-    static final String RESULT_SPARE = "result/python_data.json.tmp";
-    private static final java.util.Set<String> EXPECTED;
-    private static final List<String> FILES_CHECKED;
-    private static final java.util.Set<String> RESULT_EXPECTED = java.util.Set.of("python_data.json.tmp");
-
-    static {
-        java.util.Set<String> all = new java.util.HashSet<>(FILES);
-        all.addAll(FOLDERS);
-        EXPECTED = java.util.Set.copyOf(all);
-        java.util.List<String> checked = new java.util.ArrayList<>(FILES);
-        checked.add(RESULT_SPARE);
-        FILES_CHECKED = List.copyOf(checked);
-    }
+    private static final String RESULT_SPARE_NAME = dev.blenderjobs.workers.ResultCheck.PYTHON_DATA + ".tmp";
+    static final String RESULT_SPARE = "result/" + RESULT_SPARE_NAME;
+    /** What intact() expects: the entries of a spare, of its result/, and the files it checks. */
+    private static final java.util.Set<String> EXPECTED = java.util.stream.Stream.concat(FILES.stream(),
+            FOLDERS.stream()).collect(java.util.stream.Collectors.toUnmodifiableSet());
+    private static final java.util.Set<String> RESULT_EXPECTED = java.util.Set.of(RESULT_SPARE_NAME);
+    private static final List<String> FILES_CHECKED = java.util.stream.Stream.concat(FILES.stream(),
+            java.util.stream.Stream.of(RESULT_SPARE)).toList();
 
     private static java.util.Set<String> names(Path folder) throws IOException {
         java.util.Set<String> names = new java.util.HashSet<>();

@@ -393,7 +393,7 @@ public final class WorkerPool {
             // dispatch that follows its successor's start).
             for (Slot s : slots) {
                 if (s.recycleDue && s.state == SlotState.IDLE && !s.draining) {
-                    recycle(s, "it ran " + s.jobsRun + " jobs");
+                    recycle(s, ranItsJobs(s));
                     break;
                 }
             }
@@ -405,6 +405,10 @@ public final class WorkerPool {
         if (!scaling.dynamic() || shuttingDown || waiting <= 0) return;
         int more = Math.min(scaling.max() - active(), waiting - coming(null));
         for (int i = 0; i < more; i++) addSlot();
+    }
+
+    private static String ranItsJobs(Slot slot) {
+        return "it ran " + slot.jobsRun + " jobs";
     }
 
     /** Whether a worker is being started (a replacement, or a slot's first): the pool is not all warm. */
@@ -618,7 +622,7 @@ public final class WorkerPool {
             if (settings.maxJobsPerWorker() > 1 && waiting > 0 && slot.jobsRun < 2L * settings.maxJobsPerWorker()) {
                 slot.recycleDue = true;
             } else {
-                recycleReason = "it ran " + slot.jobsRun + " jobs";
+                recycleReason = ranItsJobs(slot);
             }
         }
         if (slot.draining) {
@@ -655,7 +659,7 @@ public final class WorkerPool {
             return;
         }
         if (slot.recycleDue && waiting == 0 && !replacing()) {
-            recycle(slot, "it ran " + slot.jobsRun + " jobs");
+            recycle(slot, ranItsJobs(slot));
             return;
         }
         slot.state = SlotState.IDLE;

@@ -57,6 +57,11 @@ class JobFilesTest {
                 false), job(id, JobState.QUEUED));
     }
 
+    /** The state in the job's record on disk, as a restarted server would read it. */
+    private JobState recorded(String id) throws Exception {
+        return JobFiles.jobOf(id, files.readRecordJson(id)).state();
+    }
+
     private static Object inode(Path p) throws Exception {
         return Files.readAttributes(p, BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS).fileKey();
     }
@@ -102,8 +107,7 @@ class JobFilesTest {
         }
         assertEquals("python_data = {'n': 1}", Files.readString(files.scriptOf("job-000000000001")));
         assertEquals("{}", Files.readString(files.passedDataOf("job-000000000001")));
-        assertEquals(JobState.QUEUED, JobFiles.jobOf("job-000000000001",
-                files.readRecordJson("job-000000000001")).state());
+        assertEquals(JobState.QUEUED, recorded("job-000000000001"));
         assertEquals(List.of("job-000000000001"), files.listJobIds());
         awaitSpares(2); // the maker replaces what was taken
     }
@@ -111,8 +115,7 @@ class JobFilesTest {
     @Test
     void withoutASpareTheIntakeMakesTheFolderItself() throws Exception {
         prepare("job-000000000002");
-        assertEquals(JobState.QUEUED, JobFiles.jobOf("job-000000000002",
-                files.readRecordJson("job-000000000002")).state());
+        assertEquals(JobState.QUEUED, recorded("job-000000000002"));
         assertTrue(Files.isRegularFile(files.scriptOf("job-000000000002")));
         assertFalse(Files.exists(state.resolve("spare-folders")));
     }
@@ -127,8 +130,7 @@ class JobFilesTest {
         files.writeRecord(job("job-000000000003", JobState.COMPLETED));
         assertEquals(spare, inode(dir.resolve("job.json")), "the new record went into the spare inode");
         assertEquals(activeRecord, inode(dir.resolve(JobFiles.SPARE_RECORD)), "the old record is the next spare");
-        assertEquals(JobState.COMPLETED, JobFiles.jobOf("job-000000000003",
-                files.readRecordJson("job-000000000003")).state());
+        assertEquals(JobState.COMPLETED, recorded("job-000000000003"));
         for (String left : List.of("job.json.tmp", "job.json.old")) {
             assertFalse(Files.exists(dir.resolve(left)), left + " is left behind");
         }
@@ -142,11 +144,9 @@ class JobFilesTest {
         // Killed between the link and the renames: a second name of the record, a half spare.
         Files.createLink(dir.resolve("job.json.old"), dir.resolve("job.json"));
         Files.writeString(dir.resolve(JobFiles.SPARE_RECORD), "{\"half");
-        assertEquals(JobState.ACTIVE, JobFiles.jobOf("job-000000000004",
-                files.readRecordJson("job-000000000004")).state());
+        assertEquals(JobState.ACTIVE, recorded("job-000000000004"));
         files.writeRecord(job("job-000000000004", JobState.FAILED));
-        assertEquals(JobState.FAILED, JobFiles.jobOf("job-000000000004",
-                files.readRecordJson("job-000000000004")).state());
+        assertEquals(JobState.FAILED, recorded("job-000000000004"));
         assertFalse(Files.exists(dir.resolve("job.json.old")));
     }
 
@@ -161,12 +161,10 @@ class JobFilesTest {
         java.io.IOException e = org.junit.jupiter.api.Assertions.assertThrows(java.io.IOException.class,
                 () -> files.writeRecord(job("job-000000000005", JobState.COMPLETED)));
         assertTrue(String.valueOf(e.getMessage()).contains("No space left on device"), String.valueOf(e));
-        assertEquals(JobState.ACTIVE, JobFiles.jobOf("job-000000000005",
-                files.readRecordJson("job-000000000005")).state(), "the record before is whole");
+        assertEquals(JobState.ACTIVE, recorded("job-000000000005"), "the record before is whole");
         assertFalse(Files.exists(dir.resolve(JobFiles.SPARE_RECORD), LinkOption.NOFOLLOW_LINKS));
         files.writeRecord(job("job-000000000005", JobState.COMPLETED));
-        assertEquals(JobState.COMPLETED, JobFiles.jobOf("job-000000000005",
-                files.readRecordJson("job-000000000005")).state());
+        assertEquals(JobState.COMPLETED, recorded("job-000000000005"));
     }
 
     @Test
@@ -200,8 +198,7 @@ class JobFilesTest {
         Files.createLink(mine.resolve(JobFiles.SPARE_RECORD), other);
         files.writeRecord(job("job-0000000000b1", JobState.ACTIVE));
         assertEquals(before, Files.readString(other));
-        assertEquals(JobState.ACTIVE, JobFiles.jobOf("job-0000000000b1",
-                files.readRecordJson("job-0000000000b1")).state());
+        assertEquals(JobState.ACTIVE, recorded("job-0000000000b1"));
     }
 
     @Test
@@ -216,8 +213,7 @@ class JobFilesTest {
         files.writeRecord(job("job-0000000000e1", JobState.ACTIVE));
         assertEquals(before, Files.readString(other));
         assertTrue(Files.isRegularFile(mine.resolve("job.json"), LinkOption.NOFOLLOW_LINKS));
-        assertEquals(JobState.ACTIVE, JobFiles.jobOf("job-0000000000e1",
-                files.readRecordJson("job-0000000000e1")).state());
+        assertEquals(JobState.ACTIVE, recorded("job-0000000000e1"));
     }
 
     @Test
@@ -253,12 +249,10 @@ class JobFilesTest {
         Files.deleteIfExists(dir.resolve(JobFiles.SPARE_RECORD));
         Files.createDirectories(dir.resolve(JobFiles.SPARE_RECORD).resolve("occupied"));
         files.writeRecord(job("job-0000000000c1", JobState.ACTIVE)); // no exception: it is saved
-        assertEquals(JobState.ACTIVE, JobFiles.jobOf("job-0000000000c1",
-                files.readRecordJson("job-0000000000c1")).state());
+        assertEquals(JobState.ACTIVE, recorded("job-0000000000c1"));
         assertFalse(Files.exists(dir.resolve("job.json.old")));
         files.writeRecord(job("job-0000000000c1", JobState.COMPLETED));
-        assertEquals(JobState.COMPLETED, JobFiles.jobOf("job-0000000000c1",
-                files.readRecordJson("job-0000000000c1")).state());
+        assertEquals(JobState.COMPLETED, recorded("job-0000000000c1"));
     }
 
     @Test
@@ -273,8 +267,7 @@ class JobFilesTest {
             files.keepSpareFolders(1);
             awaitSpares(1);
             prepare("job-0000000000d1");
-            assertEquals(JobState.QUEUED, JobFiles.jobOf("job-0000000000d1",
-                    files.readRecordJson("job-0000000000d1")).state());
+            assertEquals(JobState.QUEUED, recorded("job-0000000000d1"));
             assertTrue(Files.isRegularFile(elsewhere.resolve("job-0000000000d1/script.py")));
             if (otherStore) {
                 assertFalse(Files.exists(state.resolve("spare-folders")), "spares are given up after a failed move");

@@ -158,6 +158,14 @@ class WorkerPoolTest {
         return onLoop(() -> pool.tryRun(r, new JobLog(Path.of("unused.log"), 5)));
     }
 
+    /** The owner's word after a dispatch: how many jobs wait for a worker. */
+    private void tellWaiting(int jobs) throws Exception {
+        onLoop(() -> {
+            pool.waiting(jobs);
+            return null;
+        });
+    }
+
     private FakeWorker connectedWorker() throws Exception {
         FakeWorker w = launcher.next();
         w.connect();
@@ -248,10 +256,7 @@ class WorkerPoolTest {
     void aWorkerDueForItsJobCountKeepsWorkingWhileJobsWaitUpToTwiceTheCount() throws Exception {
         startPool(1, 2, 0);
         FakeWorker w = connectedWorker();
-        onLoop(() -> {
-            pool.waiting(5);
-            return null;
-        });
+        tellWaiting(5);
         runToCompletion(w, "job-000000000001");
         runToCompletion(w, "job-000000000002");
         events.next(Recorder.Available.class);
@@ -269,19 +274,13 @@ class WorkerPoolTest {
     void aWorkerDueForItsJobCountIsReplacedOnceNoJobWaits() throws Exception {
         startPool(1, 2, 0);
         FakeWorker w = connectedWorker();
-        onLoop(() -> {
-            pool.waiting(1);
-            return null;
-        });
+        tellWaiting(1);
         runToCompletion(w, "job-000000000001");
         runToCompletion(w, "job-000000000002");
         events.next(Recorder.Available.class);
         assertFalse(w.stopped);
         assertEquals(WorkerPool.SlotState.IDLE, onLoop(pool::describe).get(0).state());
-        onLoop(() -> {
-            pool.waiting(0);
-            return null;
-        });
+        tellWaiting(0);
         assertTrue(w.stopped, "the queue is empty: replaced now");
         FakeWorker next = launcher.next();
         assertEquals("w1.2", next.id());
@@ -301,10 +300,7 @@ class WorkerPoolTest {
         startPool(2, 2, 0);
         FakeWorker a = connectedWorker();
         FakeWorker b = connectedWorker();
-        onLoop(() -> {
-            pool.waiting(4);
-            return null;
-        });
+        tellWaiting(4);
         // Two jobs each, while others wait: both are due, and both go on.
         for (int round = 0; round < 2; round++) {
             String first = "job-00000000000" + (2 * round + 1);
@@ -320,23 +316,14 @@ class WorkerPoolTest {
         }
         settle();
         assertFalse(a.stopped || b.stopped);
-        onLoop(() -> {
-            pool.waiting(0);
-            return null;
-        });
+        tellWaiting(0);
         assertTrue(a.stopped ^ b.stopped, "one is replaced, the other stays warm for the next job");
         FakeWorker successor = launcher.next();
-        onLoop(() -> {
-            pool.waiting(0); // while the successor starts: the other still waits
-            return null;
-        });
+        tellWaiting(0); // while the successor starts: the other still waits
         assertFalse(a.stopped && b.stopped);
         successor.connect();
         events.next(Recorder.Available.class);
-        onLoop(() -> {
-            pool.waiting(0); // the dispatch after the successor became free
-            return null;
-        });
+        tellWaiting(0); // the dispatch after the successor became free
         assertTrue(a.stopped && b.stopped, "then the other is replaced");
         assertNotNull(launcher.next());
     }
@@ -345,10 +332,7 @@ class WorkerPoolTest {
     void oneJobPerWorkerIsAFreshBlenderPerJobEvenWhileJobsWait() throws Exception {
         startPool(1, 1, 0);
         FakeWorker w = connectedWorker();
-        onLoop(() -> {
-            pool.waiting(5);
-            return null;
-        });
+        tellWaiting(5);
         runToCompletion(w, "job-000000000001");
         settle();
         assertTrue(w.stopped);
