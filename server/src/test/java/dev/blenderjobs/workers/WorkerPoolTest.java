@@ -93,9 +93,14 @@ class WorkerPoolTest {
             events.add(new Finished(jobId, attempt, outcome));
         }
 
+        /** Run on the loop when the pool says starts keep failing, as the owner reacts there. */
+        volatile Runnable onWorkersFailing;
+
         @Override
         public void workersFailing(String message) {
             events.add(new Failing(message));
+            Runnable reaction = onWorkersFailing;
+            if (reaction != null) reaction.run();
         }
 
         <T> T next(Class<T> type) throws InterruptedException {
