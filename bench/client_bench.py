@@ -318,7 +318,8 @@ def main():
                                           for k in ("setupMs", "scriptMs", "resetMs", "collectMs")}
         results["latency"] = {k: {"p50": pct(v, 50), "p99": pct(v, 99)} for k, v in lat.items()}
         results["latencyGapMs"] = args.gap_ms
-        results["burst"] = burst(server, args.burst)
+        if args.burst > 0:
+            results["burst"] = burst(server, args.burst)
         if args.data_mb > 0:
             results["data"] = data(server, args.data_mb)
         results["rssAfterMb"] = server.rss_mb()

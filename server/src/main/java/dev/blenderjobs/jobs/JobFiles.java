@@ -14,6 +14,8 @@ import dev.blenderjobs.model.JobSpec;
 import dev.blenderjobs.workers.ResultCheck;
 
 import java.io.IOException;
+import java.nio.channels.Channels;
+import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
@@ -198,13 +200,15 @@ public final class JobFiles {
     private void fill(Path into, JobRequest request, Job first) throws IOException {
         // Not renamed into place: job.json, written last, is what commits the job's files
         // (and with a spare, the rename of the folder to the job's name after it).
-        Files.writeString(into.resolve("script.py"), request.scriptSource(), StandardCharsets.UTF_8,
-                StandardOpenOption.CREATE, StandardOpenOption.TRUNCATE_EXISTING, StandardOpenOption.WRITE,
+        // A spare's files are there, empty (checked when it was taken); a new folder's are not.
+        overwrite(into.resolve("script.py"), request.scriptSource().getBytes(StandardCharsets.UTF_8),
                 LinkOption.NOFOLLOW_LINKS);
-        try (java.io.OutputStream out = new java.io.BufferedOutputStream(Files.newOutputStream(
-                into.resolve("passed_data.json"), StandardOpenOption.CREATE, StandardOpenOption.TRUNCATE_EXISTING,
-                StandardOpenOption.WRITE, LinkOption.NOFOLLOW_LINKS), 8192)) {
+        try (FileChannel channel = FileChannel.open(into.resolve("passed_data.json"), StandardOpenOption.CREATE,
+                StandardOpenOption.WRITE, LinkOption.NOFOLLOW_LINKS)) {
+            java.io.OutputStream out = new java.io.BufferedOutputStream(Channels.newOutputStream(channel), 8192);
             request.passedData().writeTo(out);
+            out.flush();
+            channel.truncate(channel.position());
         }
         checkRoomFor(into, request.libraryToCopy(), request.blendToCopy());
         if (request.libraryToCopy() != null || request.blendToCopy() != null) {
@@ -286,7 +290,7 @@ public final class JobFiles {
                 Files.deleteIfExists(temporary);
                 Files.write(temporary, bytes, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE);
             } else {
-                Files.write(next, bytes);
+                overwrite(next, bytes); // the spare may be a link to a device (the /dev/full fault test)
             }
             if (Files.exists(record, LinkOption.NOFOLLOW_LINKS)) {
                 try {
@@ -322,6 +326,24 @@ public final class JobFiles {
     }
 
     /**
+     * Writes {@code bytes} into the file (made when it is not there) over what it held, then cuts
+     * off what is left of that: never opened with O_TRUNC. On ext4 a truncating open costs about
+     * 30 µs on an empty file and 110 µs (40 µs of CPU) on one with data, while a write over the
+     * old bytes and a truncation of the rest cost a few µs (bench/RESULTS.md, issue 14, fourth
+     * session); a trivial job paid it six times, three of them before its answer.
+     */
+    static void overwrite(Path file, byte[] bytes, java.nio.file.OpenOption... options) throws IOException {
+        java.util.Set<java.nio.file.OpenOption> open = new java.util.HashSet<>(List.of(options));
+        open.add(StandardOpenOption.CREATE);
+        open.add(StandardOpenOption.WRITE);
+        try (FileChannel channel = FileChannel.open(file, open)) {
+            java.nio.ByteBuffer buffer = java.nio.ByteBuffer.wrap(bytes);
+            while (buffer.hasRemaining()) channel.write(buffer);
+            channel.truncate(bytes.length); // a no-op unless the file held more
+        }
+    }
+
+    /**
      * Whether a record may be written into this spare: a file of its own (one link: not another
      * record or file a job linked there), or a symbolic link to something that is not a file (a
      * device: the fault tests link it to /dev/full, as on a full disk); never through a link to
@@ -342,9 +364,41 @@ public final class JobFiles {
         }
     }
 
-    /** The record's JSON, or an exception saying why it cannot be read. */
+    /** A record file that is not a JSON object: torn by a power cut, or garbled. */
+    public static final class NotJson extends IOException {
+        NotJson(String message, Throwable cause) {
+            super(message, cause);
+        }
+    }
+
+    /** The record's JSON, or an exception saying why it cannot be read ({@link NotJson} when it is no JSON object). */
     public JsonObject readRecordJson(String jobId) throws IOException {
-        Path file = dirOf(jobId).resolve("job.json");
+        return readJsonObject(dirOf(jobId).resolve("job.json"));
+    }
+
+    /**
+     * The job of an earlier record kept beside job.json (job.json.old, then the spare), for a
+     * job.json that cannot be read; null if none is a record of this job. Records are written
+     * over an earlier record's bytes without fsync (see {@link #overwrite}), so after a power
+     * cut job.json may hold a mix of two records; the record before it is then the latest state
+     * that can be known (RELIABILITY.md: a power cut can lose the last state changes).
+     */
+    public Job readEarlierRecord(String jobId) {
+        for (String name : List.of("job.json.old", SPARE_RECORD)) {
+            try {
+                JsonObject record = readJsonObject(dirOf(jobId).resolve(name));
+                if (record.has("format") && record.get("format").isJsonPrimitive()
+                        && record.get("format").getAsInt() == FORMAT) {
+                    return jobOf(jobId, record);
+                }
+            } catch (IOException | RuntimeException e) {
+                // absent, empty, torn too, or another job's: not a record of this job
+            }
+        }
+        return null;
+    }
+
+    private static JsonObject readJsonObject(Path file) throws IOException {
         // Checked before reading: one huge (or endless: a link to /dev/zero) record must not
         // take the heap, and with it every other job of the state directory.
         java.nio.file.attribute.BasicFileAttributes attrs = Files.readAttributes(file,
@@ -359,10 +413,10 @@ public final class JobFiles {
         String text = Files.readString(file, StandardCharsets.UTF_8);
         try {
             JsonElement tree = JsonParser.parseString(text);
-            if (!tree.isJsonObject()) throw new IOException(file + " is not a JSON object");
+            if (!tree.isJsonObject()) throw new NotJson(file + " is not a JSON object", null);
             return tree.getAsJsonObject();
         } catch (JsonParseException | IllegalStateException e) {
-            throw new IOException(file + " is not readable JSON: " + e.getMessage(), e);
+            throw new NotJson(file + " is not readable JSON: " + e.getMessage(), e);
         }
     }
 

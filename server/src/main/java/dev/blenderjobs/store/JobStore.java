@@ -138,10 +138,19 @@ public final class JobStore implements JobEvents, AutoCloseable {
                 files.deleteQuietly(id);
                 continue;
             } catch (IOException | RuntimeException e) {
-                LOG.warning("skipping " + files.dirOf(id) + ": its record cannot be read (" + e.getMessage()
-                        + "); it is left in place and not listed");
-                unreadable.add(id + ": " + e.getMessage());
-                continue;
+                // Only a record that is no JSON at all may be torn; one of another format or job is left alone.
+                job = e instanceof JobFiles.NotJson ? files.readEarlierRecord(id) : null;
+                if (job == null) {
+                    LOG.warning("skipping " + files.dirOf(id) + ": its record cannot be read (" + e.getMessage()
+                            + "); it is left in place and not listed");
+                    unreadable.add(id + ": " + e.getMessage());
+                    continue;
+                }
+                // Records are not fsynced: after a power cut job.json may be torn, and the record
+                // before it is the latest state that can be known.
+                LOG.warning("job " + id + ": its record cannot be read (" + e.getMessage() + "), so the record "
+                        + "before it is used (state " + job.state() + ", attempt " + job.attempt() + "); the machine "
+                        + "may have lost power while it was written");
             }
             boolean resumable = job.state().isFinal() || files.hasInputs(job);
             if (!resumable) LOG.warning("job " + id + " cannot be resumed: its inputs (script.py, input/) are missing");

@@ -948,11 +948,20 @@ def encode_python_data(value):
 
 def write_result_atomically(data, path):
     """Write bytes to a temporary file and rename it into place; returns (size, sha256 hex),
-    which the server checks before it trusts or serves the file."""
+    which the server checks before it trusts or serves the file. The temporary is usually there,
+    empty (the server makes it with the job's folder): it is written over and what is left of it
+    cut off, never opened with O_TRUNC, which costs 30 us even on an empty file on ext4."""
     tmp = path + ".tmp"
     try:
-        with open(tmp, "wb") as f:
-            f.write(data)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT, 0o666)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            if os.fstat(fd).st_size > len(data):
+                os.ftruncate(fd, len(data))
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     except BaseException:
         try:

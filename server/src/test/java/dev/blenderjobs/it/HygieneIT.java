@@ -198,6 +198,30 @@ class HygieneIT {
     }
 
     @Test
+    void aRetryWritesItsResultOverWhatAnEarlierAttemptLeftInTheTemporaryAndKeepsNothingOfIt() throws Exception {
+        // The runtime writes its result over the kept temporary (no O_TRUNC): what an earlier
+        // attempt left there, longer than the result, must be cut off (the server checks the
+        // size and SHA-256 the runtime reports, so a tail left behind would fail the job).
+        try (ServerProcess s = ServerProcess.start("--workers", "1")) {
+            String script = String.join("\n",
+                    "import os",
+                    "tmp = os.path.join(os.path.dirname(os.getcwd()), 'result', 'python_data.json.tmp')",
+                    "if not os.path.exists('first.txt'):",
+                    "    open('first.txt', 'w').write('ran')",
+                    "    open(tmp, 'w').write('x' * 100000)",
+                    "    raise RuntimeError('first attempt')",
+                    "python_data = {'second': True}");
+            JsonObject done = s.runToEnd(Json.of("scriptText", script, "maxAttempts", 2), HANG_GUARD);
+            String id = done.get("jobId").getAsString();
+            assertEquals("COMPLETED", done.get("state").getAsString(), done.toString());
+            assertEquals(2, done.get("attempt").getAsInt(), done.toString());
+            assertEquals("{\"second\":true}", s.call("getPythonData", Json.jobId(id)).toString());
+            Path dir = Path.of(s.callObject("getJob", Json.jobId(id)).get("directory").getAsString());
+            assertEquals("{\"second\":true}", Files.readString(dir.resolve("result/python_data.json")));
+        }
+    }
+
+    @Test
     void namesAreLabelsAndNeverPaths() throws Exception {
         try (ServerProcess s = ServerProcess.start("--workers", "1")) {
             String stateDir = s.callObject("initialize", new JsonObject()).get("stateDir").getAsString();

@@ -290,4 +290,57 @@ class JobFilesTest {
         files.close();
         assertFalse(Files.exists(state.resolve("spare-folders")), "an untaken spare outlived the server");
     }
+
+    private static Job withMessage(String id, JobState state, String progressMessage) {
+        return new Job(id, spec(), state, 0.5, progressMessage, 1, 1000, 0, 0, null, List.of(), -1, null);
+    }
+
+    @Test
+    void aRecordWrittenOverALongerOneKeepsNothingOfIt() throws Exception {
+        // Records are written over the bytes of the record two states before (no O_TRUNC): what
+        // was longer must be cut off, or the record would not parse.
+        String id = "job-000000000010";
+        prepare(id);
+        Path dir = files.dirOf(id);
+        files.writeRecord(withMessage(id, JobState.ACTIVE, "x".repeat(20_000)));
+        files.writeRecord(withMessage(id, JobState.ACTIVE, "short"));
+        Object longInode = inode(dir.resolve(JobFiles.SPARE_RECORD));
+        files.writeRecord(withMessage(id, JobState.COMPLETED, null));
+        assertEquals(longInode, inode(dir.resolve("job.json")), "written into the long record's inode");
+        assertTrue(Files.size(dir.resolve("job.json")) < 2_000, "what the long record left was cut off");
+        assertEquals(JobState.COMPLETED, recorded(id));
+    }
+
+    @Test
+    void inputsWrittenIntoASpareHoldExactlyTheRequest() throws Exception {
+        files.keepSpareFolders(1);
+        awaitSpares(1);
+        String id = "job-000000000011";
+        String script = "python_data = {'text': '" + "é".repeat(5_000) + "'}";
+        files.prepare(new JobRequest(spec(), script, PassedData.EMPTY, null, null, false, null, false),
+                job(id, JobState.QUEUED));
+        assertEquals(script, Files.readString(files.scriptOf(id)));
+        assertEquals("{}", Files.readString(files.passedDataOf(id)));
+    }
+
+    @Test
+    void aTornRecordIsReadAsTheRecordBeforeIt() throws Exception {
+        // Without fsync a power cut may leave job.json a mix of two records (they are written
+        // over an earlier record's bytes): the record before it is what can still be known.
+        String id = "job-000000000012";
+        prepare(id);
+        Path dir = files.dirOf(id);
+        files.writeRecord(job(id, JobState.ACTIVE));
+        files.writeRecord(job(id, JobState.COMPLETED));
+        String whole = Files.readString(dir.resolve("job.json"));
+        Files.writeString(dir.resolve("job.json"), whole.substring(0, whole.length() / 2));
+        org.junit.jupiter.api.Assertions.assertThrows(JobFiles.NotJson.class, () -> files.readRecordJson(id));
+        assertEquals(JobState.ACTIVE, files.readEarlierRecord(id).state());
+        // Another job's record beside it is not taken for this job's.
+        prepare("job-000000000013");
+        Path other = files.dirOf("job-000000000013");
+        Files.writeString(other.resolve("job.json"), "{\"torn");
+        Files.copy(dir.resolve(JobFiles.SPARE_RECORD), other.resolve("job.json.old"));
+        org.junit.jupiter.api.Assertions.assertNull(files.readEarlierRecord("job-000000000013"));
+    }
 }

@@ -493,4 +493,25 @@ class JobStoreTest {
         assertFalse(Files.exists(dir.resolve("spec.json")));
         assertTrue(files.hasInputs(job));
     }
+
+    @Test
+    void aTornRecordIsListedAsTheRecordBeforeItAndOtherUnreadableOnesAreNot() throws Exception {
+        String torn = prepared("job-0000000000e1");
+        files.writeRecord(job(torn, JobState.ACTIVE));
+        files.writeRecord(job(torn, JobState.COMPLETED));
+        String whole = Files.readString(files.dirOf(torn).resolve("job.json"));
+        Files.writeString(files.dirOf(torn).resolve("job.json"), whole.substring(0, whole.length() / 2));
+        String future = prepared("job-0000000000e2");
+        files.writeRecord(job(future, JobState.ACTIVE));
+        Files.writeString(files.dirOf(future).resolve("job.json"), "{\"format\": 3, \"job\": {}}");
+
+        JobStore.Loaded loaded = store.loadAll(files);
+
+        assertEquals(List.of(torn), loaded.jobs().stream().map(r -> r.job().jobId()).toList());
+        assertEquals(JobState.ACTIVE, loaded.jobs().get(0).job().state(), "the record before the torn one");
+        assertTrue(loaded.jobs().get(0).resumable());
+        assertEquals(1, loaded.unreadable().size(), loaded.unreadable().toString());
+        assertTrue(loaded.unreadable().get(0).contains(future), "a record of another format is never replaced by an "
+                + "older one: " + loaded.unreadable());
+    }
 }
