@@ -168,7 +168,7 @@ public final class JobFiles {
         Path spare = s == null ? null : s.take();
         if (spare != null) {
             try {
-                fill(spare, request, first);
+                fill(spare, request, first, true);
             } catch (IOException | RuntimeException e) {
                 PrivateFiles.deleteAll(spare);
                 throw e;
@@ -193,11 +193,15 @@ public final class JobFiles {
         }
         Files.createDirectories(jobsDir);
         Files.createDirectory(dir); // a new folder: never one that exists (a job's)
-        fill(dir, request, first);
+        fill(dir, request, first, false);
     }
 
-    /** Writes the job's inputs and, last, its first record into {@code into}. */
-    private void fill(Path into, JobRequest request, Job first) throws IOException {
+    /**
+     * Writes the job's inputs and, last, its first record into {@code into}: into a spare's empty
+     * job.json directly ({@code spare}: nobody reads the folder before it is renamed to the job's
+     * name, which commits it), else by {@link #replaceRecord}.
+     */
+    private void fill(Path into, JobRequest request, Job first, boolean spare) throws IOException {
         // Not renamed into place: job.json, written last, is what commits the job's files
         // (and with a spare, the rename of the folder to the job's name after it).
         // A spare's files are there, empty (checked when it was taken); a new folder's are not.
@@ -220,7 +224,11 @@ public final class JobFiles {
         if (request.blendToCopy() != null) {
             Files.copy(request.blendToCopy(), into.resolve("input/scene.blend"), StandardCopyOption.REPLACE_EXISTING);
         }
-        replaceRecord(into, recordBytes(first));
+        if (spare) {
+            overwrite(into.resolve("job.json"), recordBytes(first), LinkOption.NOFOLLOW_LINKS);
+        } else {
+            replaceRecord(into, recordBytes(first));
+        }
     }
 
     /**

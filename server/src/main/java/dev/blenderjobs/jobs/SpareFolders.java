@@ -93,7 +93,10 @@ final class SpareFolders implements AutoCloseable {
             }
             return null;
         } finally {
-            LockSupport.unpark(maker);
+            // Refilled from half empty, several in a row, not one after every job: making a
+            // spare creates nine inodes, and done while a job is on its way it slowed that job's
+            // own file operations (the folder's rename into jobs/ took 0.13 ms instead of 0.04).
+            if (readyCount.get() <= count / 2) LockSupport.unpark(maker);
         }
     }
 
