@@ -58,13 +58,13 @@ launcher_flags() { # launcher_flags VERSION: what the launcher gives a java whos
 flags_ok=1
 for v in 17.0.9 17.0.15 21.0.1 22 25.0.1; do
   case "$(launcher_flags "$v")" in
-    "-XX:+UseSerialGC -Xms32m -Xmx512m -Xmn24m -XX:+UnlockExperimentalVMOptions -XX:TrimNativeHeapInterval=2000 -Xmx300m -jar "*"/lib/blender-jobs-server.jar --workers 2") ;;
+    "-XX:+UseSerialGC -Xms32m -Xmx512m -Xmn24m -XX:TieredStopAtLevel=1 -XX:+UnlockExperimentalVMOptions -XX:TrimNativeHeapInterval=2000 -Xmx300m -jar "*"/lib/blender-jobs-server.jar --workers 2") ;;
     *) flags_ok=0; echo "java $v: $(launcher_flags "$v")" >"$work/out" ;;
   esac
 done
 for v in 17.0.8 17 18.0.2 21 ""; do
   case "$(launcher_flags "$v")" in
-    "-XX:+UseSerialGC -Xms32m -Xmx512m -Xmn24m -Xmx300m -jar "*"/lib/blender-jobs-server.jar --workers 2") ;;
+    "-XX:+UseSerialGC -Xms32m -Xmx512m -Xmn24m -XX:TieredStopAtLevel=1 -Xmx300m -jar "*"/lib/blender-jobs-server.jar --workers 2") ;;
     *) flags_ok=0; echo "java '$v': $(launcher_flags "$v")" >"$work/out" ;;
   esac
 done

@@ -98,7 +98,7 @@ import {
 import { ServerLocation, findServer } from './server';
 
 /** The JVM flags the server is normally started with. */
-export const DEFAULT_JVM_ARGS: readonly string[] = ['-XX:+UseSerialGC', '-Xms32m', '-Xmx512m', '-Xmn24m'];
+export const DEFAULT_JVM_ARGS: readonly string[] = ['-XX:+UseSerialGC', '-Xms32m', '-Xmx512m', '-Xmn24m', '-XX:TieredStopAtLevel=1'];
 
 export interface BlenderJobsClientOptions {
     /**

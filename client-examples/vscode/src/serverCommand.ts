@@ -19,7 +19,7 @@ import * as path from 'node:path';
 import { findServer, ServerNotFoundError } from '../../node/src/server';
 
 /** The JVM flags that keep the server near 145 MB resident however many jobs it runs: the launcher's (README). */
-export const JVM_FLAGS = ['-XX:+UseSerialGC', '-Xms32m', '-Xmx512m', '-Xmn24m'];
+export const JVM_FLAGS = ['-XX:+UseSerialGC', '-Xms32m', '-Xmx512m', '-Xmn24m', '-XX:TieredStopAtLevel=1'];
 
 /** How the lookup's messages name the setting. */
 export const SERVER_SETTING = 'the setting blenderJobs.server';
