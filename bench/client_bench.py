@@ -290,6 +290,9 @@ def main():
     ap.add_argument("--big-mb", type=float, default=0, help="also ask for a python_data this big, --big-clients times at once")
     ap.add_argument("--big-clients", type=int, default=3)
     ap.add_argument("--datablocks", action="store_true", help="also compare a 1M-vertex data block's write")
+    ap.add_argument("--workspace", help="name this folder as the client's workspace in initialize (as an editor "
+                    "does): the server keeps the jobs in that workspace's state directory under its data home, "
+                    "not in a temporary one under /tmp")
     ap.add_argument("--json", help="write the results as JSON here")
     ap.add_argument("--trace", action="store_true",
                     help="start the server with BLENDER_JOBS_TRACE=1 and report the median timeline of a trivial job")
@@ -303,7 +306,10 @@ def main():
     server = Server(command, env=env)
     results = {"command": command, "workers": args.workers}
     try:
-        server.call("initialize", {})
+        init = {}
+        if args.workspace:
+            init["rootUri"] = "file://" + os.path.abspath(args.workspace)
+        results["stateDir"] = server.call("initialize", init).get("stateDir")
         stats = server.call("getStats")
         deadline = time.time() + 120
         while stats["freeWorkers"] < args.workers and time.time() < deadline:
