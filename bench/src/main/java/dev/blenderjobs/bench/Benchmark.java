@@ -21,7 +21,8 @@ import java.util.concurrent.TimeUnit;
 public final class Benchmark {
     static final String TRIVIAL = "python_data = {'ok': 1}";
     /** The JVM flags the README recommends for the server. */
-    static final List<String> JVM_OPTIONS = List.of("-XX:+UseSerialGC", "-Xms32m", "-Xmx512m", "-Xmn24m");
+    static final List<String> JVM_OPTIONS = List.of("-XX:+UseSerialGC", "-Xms32m", "-Xmx512m", "-Xmn24m",
+            "-XX:TieredStopAtLevel=1");
 
     private final Path jar;
     private final boolean quick;

@@ -279,8 +279,9 @@ public final class JobFiles {
      * ({@value #SPARE_RECORD}; a new temporary file when there is none yet), the old record is
      * kept by a second name (a hard link), the spare is renamed over job.json, and the old
      * record's inode becomes the next spare. A server killed at any step leaves job.json whole,
-     * old or new; what is left besides (job.json.old, a half-written spare) is never read and
-     * is overwritten by the next record. A spare that cannot be written (disk full) is deleted,
+     * old or new; what is left besides (job.json.old, a half-written spare) is overwritten by the
+     * next record, and read only when job.json is no JSON ({@link #readEarlierRecord}, which
+     * takes only a whole record of this job). A spare that cannot be written (disk full) is deleted,
      * so that the next try starts from a new file. Without hard links (some file systems) the
      * old inode is simply freed. A reader that opened job.json may find its file rewritten two
      * records later (it has become the spare): {@link #withRecordedDetails} checks what it read.
@@ -327,7 +328,7 @@ public final class JobFiles {
                 try {
                     Files.deleteIfExists(old);
                 } catch (IOException ignored) {
-                    // Left beside the record; never read, and deleted by the next write's link.
+                    // Left beside the record; deleted by the next write's link (read only when job.json is torn).
                 }
             }
         }
