@@ -354,16 +354,17 @@ public final class JobFiles {
 
     /**
      * Whether a record may be written into this spare: a file of its own (one link: not another
-     * record or file a job linked there), or a symbolic link to something that is not a file (a
-     * device: the fault tests link it to /dev/full, as on a full disk); never through a link to
-     * a file (another job's record), never a folder.
+     * record or file a job linked there), or a symbolic link to a character device (the fault
+     * tests link it to /dev/full, as on a full disk); never through a link to a file (another
+     * job's record), a folder, or a FIFO (opening it to write would block the store's thread
+     * until a reader came).
      */
     private static boolean reusable(Path spare) {
         try {
             java.util.Map<String, Object> a = Files.readAttributes(spare, "unix:mode,nlink", LinkOption.NOFOLLOW_LINKS);
             int type = (Integer) a.get("mode") & 0170000;
             if (type == 0120000) {
-                return Files.exists(spare) && !Files.isRegularFile(spare) && !Files.isDirectory(spare);
+                return ((Integer) Files.getAttribute(spare, "unix:mode") & 0170000) == 0020000;
             }
             return type == 0100000 && (Integer) a.get("nlink") == 1;
         } catch (UnsupportedOperationException | IllegalArgumentException e) {

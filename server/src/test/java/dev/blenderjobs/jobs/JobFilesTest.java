@@ -168,6 +168,23 @@ class JobFilesTest {
     }
 
     @Test
+    void aRecordSpareLinkedToAFifoIsNotOpened() throws Exception {
+        // Opening a FIFO to write blocks until a reader comes: the store's thread would wait for ever.
+        prepare("job-000000000014");
+        Path dir = files.dirOf("job-000000000014");
+        files.writeRecord(job("job-000000000014", JobState.ACTIVE));
+        Path fifo = state.resolve("a-fifo");
+        assertEquals(0, new ProcessBuilder("mkfifo", fifo.toString()).start().waitFor());
+        Files.delete(dir.resolve(JobFiles.SPARE_RECORD));
+        Files.createSymbolicLink(dir.resolve(JobFiles.SPARE_RECORD), fifo);
+        org.junit.jupiter.api.Assertions.assertTimeoutPreemptively(java.time.Duration.ofSeconds(10),
+                () -> files.writeRecord(job("job-000000000014", JobState.COMPLETED)));
+        assertEquals(JobState.COMPLETED, recorded("job-000000000014"));
+        assertTrue(Files.isRegularFile(dir.resolve(JobFiles.SPARE_RECORD), LinkOption.NOFOLLOW_LINKS),
+                "the link was replaced by the old record's file");
+    }
+
+    @Test
     void aSpareAJobTamperedWithIsNotUsedAndTheRecordItPointsAtIsUntouched() throws Exception {
         prepare("job-0000000000a1");
         Path victim = files.dirOf("job-0000000000a1").resolve("job.json");
