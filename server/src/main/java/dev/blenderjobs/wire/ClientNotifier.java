@@ -52,6 +52,15 @@ public final class ClientNotifier implements JobEvents, AutoCloseable {
     private final WorkDoneReporter workDone;
     private final ScriptDiagnostics diagnostics = new ScriptDiagnostics();
     private final LogFollowers logs = new LogFollowers(this);
+    /**
+     * Jobs whose addJob answer is not written yet, and their notifications made meanwhile, in
+     * order. The intake completes the answer on its own thread once the job is posted to the
+     * event loop, so the job's QUEUED (or any later) notification could otherwise overtake it.
+     * Entries are added by {@link #holdUntilAnswered} before the job has any event; lists are
+     * appended to and run only on the sender thread.
+     */
+    private final java.util.concurrent.ConcurrentHashMap<String, java.util.List<Runnable>> awaitingAnswer =
+            new java.util.concurrent.ConcurrentHashMap<>();
 
     public ClientNotifier(Duration interval) {
         this(interval, new WorkDoneTokens());
@@ -125,9 +134,46 @@ public final class ClientNotifier implements JobEvents, AutoCloseable {
         if (result instanceof dev.blenderjobs.wire.messages.Messages.InitializeResult) {
             open();
         } else if (result instanceof AddJobResult added) {
+            answerWritten(added.jobId());
             if (tokens.isOpen(added.jobId())) submit(() -> workDone.addJobAnswered(added.jobId(), added.name()));
         } else if (result instanceof dev.blenderjobs.wire.messages.Messages.FollowLogResult followed) {
             if (followed.following()) logs.answered(followed.jobId());
+        }
+    }
+
+    /**
+     * The job's notifications wait until its addJob answer is written ({@link #answered}) or
+     * will never be ({@link #answerWritten} called by whoever saw it fail or be cancelled).
+     * Call before the job can have any event.
+     */
+    public void holdUntilAnswered(String jobId) {
+        awaitingAnswer.put(jobId, new java.util.ArrayList<>());
+    }
+
+    /**
+     * The job's answer is written, or will never be: what waited is sent now, in order, and
+     * later notifications of the job go at once. Any thread; a job not held is ignored.
+     */
+    public void answerWritten(String jobId) {
+        // Nothing waited (the usual case: the answer is written long before the job's first
+        // event reaches this thread): done here, without waking the sender.
+        java.util.List<Runnable> waiting = awaitingAnswer.computeIfPresent(jobId, (k, l) -> l.isEmpty() ? null : l);
+        if (waiting == null) return;
+        // On the sender thread: a notification of the job that comes before this task finds
+        // the job still held and queues behind the ones waiting.
+        submit(() -> {
+            java.util.List<Runnable> held = awaitingAnswer.remove(jobId);
+            if (held != null) held.forEach(Runnable::run);
+        });
+    }
+
+    /** On the sender thread: runs the task now, or keeps it until the job's answer is written. */
+    private void afterAnswer(String jobId, Runnable task) {
+        if (awaitingAnswer.computeIfPresent(jobId, (k, l) -> {
+            l.add(task);
+            return l;
+        }) == null) {
+            task.run();
         }
     }
 
@@ -151,7 +197,7 @@ public final class ClientNotifier implements JobEvents, AutoCloseable {
     @Override
     public void progress(String jobId, double progress, String message, long reportedAtMillis) {
         JobProgressParams params = new JobProgressParams(jobId, progress, message, reportedAtMillis);
-        submit(() -> onProgress(params));
+        submit(() -> afterAnswer(jobId, () -> onProgress(params)));
     }
 
     @Override
@@ -159,7 +205,7 @@ public final class ClientNotifier implements JobEvents, AutoCloseable {
         JobStateChangedParams params = new JobStateChangedParams(job.jobId(), job.name(), job.state().name(),
                 previous == null ? null : previous.name(), job.attempt(),
                 job.error() == null ? null : JobViews.shortError(job.error()));
-        submit(() -> {
+        submit(() -> afterAnswer(job.jobId(), () -> {
             flushPending(job.jobId());
             if (!job.state().isLive()) lastSent.remove(job.jobId());
             send(() -> client.stateChanged(params));
@@ -167,17 +213,17 @@ public final class ClientNotifier implements JobEvents, AutoCloseable {
             if (diagnosticsWanted) {
                 diagnostics.stateChanged(job).ifPresent(d -> send(() -> client.publishDiagnostics(d)));
             }
-        });
+        }));
     }
 
     @Override
     public void removed(String jobId, RemovalReason reason) {
         // Only a resting job is removed: its last stateChanged already cleared its progress state.
         JobRemovedParams params = new JobRemovedParams(jobId, reason.name());
-        submit(() -> {
+        submit(() -> afterAnswer(jobId, () -> {
             send(() -> client.jobRemoved(params));
             workDone.removed(jobId);
-        });
+        }));
     }
 
     @Override

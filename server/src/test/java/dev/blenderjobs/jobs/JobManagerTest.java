@@ -218,31 +218,47 @@ class JobManagerTest {
     // ------------------------------------------------------------------ submit and dispatch
 
     @Test
-    void whatIsChainedOnASubmittedJobRunsOnTheLoopBeforeTheJobIsDispatched() throws Exception {
-        // The endpoint chains addJob's answer this way: it must be handed to the client's
-        // queue by the loop in the task that queues the job, before the job goes to a worker.
-        java.util.concurrent.atomic.AtomicBoolean runSeen = new java.util.concurrent.atomic.AtomicBoolean();
-        when(pool.tryRun(any(), any())).thenAnswer(i -> {
-            runSeen.set(true);
-            return true;
-        });
-        java.util.concurrent.CompletableFuture<String> chained = new java.util.concurrent.CompletableFuture<>();
-        String id = JobManager.newJobId();
-        manager.submit(id, request(spec()), added -> {
-            // A slow caller (preempted, as the intake thread was under load): had the job been
-            // posted before this ran, the idle loop would have completed it meanwhile, and what
-            // is chained here would run on this thread.
+    void theAnswerIsCompletedByTheCallerBeforeTheLoopTakesTheJobAndALookupThenFindsIt() throws Exception {
+        // The endpoint chains addJob's answer this way: the intake hands it to the client's
+        // queue itself as soon as the record is on disk. A client quick to ask (getJob,
+        // listJobs) may reach the loop before the task that takes the job: it must find it.
+        when(pool.tryRun(any(), any())).thenReturn(true);
+        java.util.concurrent.CountDownLatch busy = new java.util.concurrent.CountDownLatch(1);
+        loop.execute(() -> {
             try {
-                Thread.sleep(100);
+                busy.await(5, TimeUnit.SECONDS);
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
             }
-            added.thenRun(() -> chained.complete((loop.inLoop() ? "loop" : Thread.currentThread().getName())
-                    + (runSeen.get() ? ", after the run" : "")));
         });
-        assertEquals("loop", chained.get(5, TimeUnit.SECONDS));
-        get(id); // a later loop task: the dispatch has run
-        assertTrue(runSeen.get(), "the job was given to the worker after its answer");
+        String id = JobManager.newJobId();
+        java.util.concurrent.atomic.AtomicReference<String> answeredOn = new java.util.concurrent.atomic.AtomicReference<>();
+        java.util.List<java.util.concurrent.CompletableFuture<?>> asked = new java.util.ArrayList<>();
+        manager.submit(id, request(spec()), added -> added.thenRun(() -> {
+            answeredOn.set(loop.inLoop() ? "loop" : Thread.currentThread().getName());
+            // What a client does with the answer, queued on the loop before the job's own task.
+            asked.add(manager.get(id));
+            asked.add(manager.list(Set.of()));
+        }));
+        assertEquals(Thread.currentThread().getName(), answeredOn.get(), "answered by the caller, the loop still busy");
+        busy.countDown();
+        Job seen = (Job) asked.get(0).get(5, TimeUnit.SECONDS);
+        assertEquals(id, seen.jobId());
+        assertEquals(JobState.QUEUED, seen.state(), "taken by the lookup, dispatched by the job's own task after it");
+        @SuppressWarnings("unchecked")
+        List<Job> listed = (List<Job>) asked.get(1).get(5, TimeUnit.SECONDS);
+        assertEquals(List.of(id), listed.stream().map(Job::jobId).toList());
+        assertEquals(JobState.ACTIVE, get(id).state());
+        verify(events, times(1)).stateChanged(argThat(j -> j.jobId().equals(id) && j.state() == JobState.QUEUED), isNull());
+    }
+
+    @Test
+    void aJobSubmittedAfterShutdownIsRefusedWithoutWritingAnything() throws Exception {
+        await(manager.shutdown("the client sent shutdown"));
+        String id = JobManager.newJobId();
+        JobException e = failure(manager.submit(id, request(spec())));
+        assertEquals(JobException.Reason.SHUTTING_DOWN, e.reason());
+        assertFalse(Files.exists(files.dirOf(id)), "refused before its files were written");
     }
 
     @Test
@@ -757,8 +773,9 @@ class JobManagerTest {
         JobRequest replacing = new JobRequest(spec("render", 0, 1), "print(2)", PassedData.EMPTY, null, null, true,
                 null, false);
         String fresh = await(manager.submit(JobManager.newJobId(), replacing)).jobId();
-        verify(pool).abort(old);
+        // Asked once the answer is in (as a client would): the old job is gone by then.
         assertEquals(JobException.Reason.JOB_NOT_FOUND, failure(manager.get(old)).reason());
+        verify(pool).abort(old);
         assertEquals(JobState.ACTIVE, get(other).state());
         assertEquals(JobState.ACTIVE, get(fresh).state());
         verify(events).removed(old, RemovalReason.REPLACED); // the job store deletes its directory

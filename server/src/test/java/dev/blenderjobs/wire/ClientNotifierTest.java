@@ -95,6 +95,43 @@ class ClientNotifierTest {
     }
 
     @Test
+    void aJobsNotificationsWaitForItsAddJobAnswerAndKeepTheirOrder() {
+        // The intake completes addJob's answer while the loop queues the job: the job's
+        // notifications may come first, and wait here until the answer is written.
+        notifier.holdUntilAnswered("job-h");
+        notifier.stateChanged(job("job-h", JobState.QUEUED, null), null);
+        notifier.progress("job-h", 0.5, "half", 1);
+        notifier.stateChanged(job("job-h", JobState.COMPLETED, null), JobState.ACTIVE);
+        notifier.stateChanged(job("job-o", JobState.QUEUED, null), null); // another job: not held
+        ArgumentCaptor<JobStateChangedParams> before = ArgumentCaptor.forClass(JobStateChangedParams.class);
+        verify(client, times(1)).stateChanged(before.capture());
+        assertEquals("job-o", before.getValue().jobId());
+        verify(client, never()).progress(any());
+
+        notifier.answered(new AddJobResult("job-h", null, "QUEUED", 0));
+
+        InOrder order = inOrder(client);
+        order.verify(client).stateChanged(argThat(p -> p.jobId().equals("job-h") && p.state().equals("QUEUED")));
+        order.verify(client).progress(argThat(p -> p.jobId().equals("job-h")));
+        order.verify(client).stateChanged(argThat(p -> p.jobId().equals("job-h") && p.state().equals("COMPLETED")));
+        notifier.removed("job-h", RemovalReason.REMOVED); // after the answer: at once
+        verify(client).jobRemoved(argThat(p -> p.jobId().equals("job-h")));
+    }
+
+    @Test
+    void anAnswerThatIsNeverWrittenReleasesTheJobsNotifications() {
+        notifier.holdUntilAnswered("job-x");
+        notifier.stateChanged(job("job-x", JobState.QUEUED, null), null);
+        verify(client, never()).stateChanged(any());
+        notifier.answerWritten("job-x"); // what the endpoint does when the answer failed or was cancelled
+        verify(client).stateChanged(argThat(p -> p.jobId().equals("job-x")));
+        // Released once: later notifications go at once, and an answer after that changes nothing.
+        notifier.answered(new AddJobResult("job-x", null, "QUEUED", 0));
+        notifier.stateChanged(job("job-x", JobState.ACTIVE, null), JobState.QUEUED);
+        verify(client, times(2)).stateChanged(any());
+    }
+
+    @Test
     void firstProgressOfAJobIsSentAtOnce() {
         notifier.progress("job-a", 0.25, "a quarter", 1234L);
         // No time has passed: it did not wait for a coalescing timer.
