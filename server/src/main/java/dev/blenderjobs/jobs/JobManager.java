@@ -163,7 +163,12 @@ public final class JobManager implements WorkerEvents {
      */
     private final java.util.concurrent.ConcurrentLinkedQueue<Arriving> arriving = new java.util.concurrent.ConcurrentLinkedQueue<>();
 
-    private record Arriving(Entry job, boolean replaceExisting) {
+    /**
+     * @param answer       the job as recorded (QUEUED), which the answer says
+     * @param answerOnLoop for a job that replaces others: completed by the loop once they are
+     *                     canceled and removed and the job is taken (null: answered already)
+     */
+    private record Arriving(Entry job, Job answer, boolean replaceExisting, CompletableFuture<Job> answerOnLoop) {
     }
 
     /**
@@ -335,17 +340,27 @@ public final class JobManager implements WorkerEvents {
         // client's queue gets it before the loop is even woken: posted first, the loop took
         // this thread's CPU and the answer waited 0.13 to 0.17 ms for it). The job's own
         // notifications all come after the answer: they start when the loop adopts it.
-        arriving.add(new Arriving(job, request.replaceExisting()));
-        added.complete(job.snapshot());
+        // (The snapshot is taken before the job is published: once in arriving, the loop may
+        // take and dispatch it at any moment.) A job that replaces others is answered by the
+        // loop once they are gone, as protocol.md promises.
+        Job answer = job.snapshot();
+        boolean replacing = request.replaceExisting();
+        arriving.add(new Arriving(job, answer, replacing, replacing ? added : null));
+        if (!replacing) added.complete(answer);
         try {
             loop.execute(() -> {
                 adoptArriving();
                 dispatch();
             });
         } catch (RuntimeException rejected) {
-            // The loop is closed (the server is stopping): the job stays on disk as QUEUED, and a
-            // restarted server lists it INTERRUPTED, as the jobs that were queued then.
-            LOG.info("job " + id + " was added as the server stopped; it stays on disk as QUEUED");
+            if (replacing) {
+                added.completeExceptionally(new JobException(JobException.Reason.SHUTTING_DOWN,
+                        "The server is shutting down.", null));
+            } else {
+                // The loop is closed (the server is stopping): the job stays on disk as QUEUED, and
+                // a restarted server lists it INTERRUPTED, as the jobs that were queued then.
+                LOG.info("job " + id + " was added as the server stopped; it stays on disk as QUEUED");
+            }
         }
         return added;
     }
@@ -362,6 +377,7 @@ public final class JobManager implements WorkerEvents {
                 if (shuttingDown) {
                     // Added as the server began to stop: interrupted as the jobs queued then.
                     jobs.put(job.id, job);
+                    if (a.answerOnLoop() != null) a.answerOnLoop().complete(a.answer());
                     events.stateChanged(job.snapshot(), null);
                     settle(job, JobState.INTERRUPTED, interruption(job, JobState.QUEUED, "the server began to stop "
                             + "as it was added"), JobState.QUEUED);
@@ -371,10 +387,12 @@ public final class JobManager implements WorkerEvents {
                 jobs.put(job.id, job);
                 job.place = queue.add(job);
                 Trace.mark(job.id, "queued");
+                if (a.answerOnLoop() != null) a.answerOnLoop().complete(a.answer());
                 events.stateChanged(job.snapshot(), null);
             } catch (RuntimeException e) {
                 LOG.log(Level.SEVERE, "could not take job " + job.id + " into the table (its record is on disk as "
                         + "QUEUED, and a restarted server lists it)", e);
+                if (a.answerOnLoop() != null && !jobs.containsKey(job.id)) a.answerOnLoop().completeExceptionally(e);
             }
         }
     }

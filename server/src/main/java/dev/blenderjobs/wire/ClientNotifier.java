@@ -167,6 +167,20 @@ public final class ClientNotifier implements JobEvents, AutoCloseable {
         });
     }
 
+    /** A progress report waiting for its job's answer; a newer report replaces it (sender thread). */
+    private final class HeldProgress implements Runnable {
+        JobProgressParams params;
+
+        HeldProgress(JobProgressParams params) {
+            this.params = params;
+        }
+
+        @Override
+        public void run() {
+            onProgress(params);
+        }
+    }
+
     /** On the sender thread: runs the task now, or keeps it until the job's answer is written. */
     private void afterAnswer(String jobId, Runnable task) {
         if (awaitingAnswer.computeIfPresent(jobId, (k, l) -> {
@@ -197,7 +211,19 @@ public final class ClientNotifier implements JobEvents, AutoCloseable {
     @Override
     public void progress(String jobId, double progress, String message, long reportedAtMillis) {
         JobProgressParams params = new JobProgressParams(jobId, progress, message, reportedAtMillis);
-        submit(() -> afterAnswer(jobId, () -> onProgress(params)));
+        submit(() -> {
+            // Held (its answer not written yet, perhaps for long: a client that does not read):
+            // reports in a row are kept as the latest one, so what waits stays a few entries.
+            boolean held = awaitingAnswer.computeIfPresent(jobId, (k, waiting) -> {
+                if (!waiting.isEmpty() && waiting.get(waiting.size() - 1) instanceof HeldProgress last) {
+                    last.params = params;
+                } else {
+                    waiting.add(new HeldProgress(params));
+                }
+                return waiting;
+            }) != null;
+            if (!held) onProgress(params);
+        });
     }
 
     @Override

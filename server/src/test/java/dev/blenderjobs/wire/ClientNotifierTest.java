@@ -119,6 +119,20 @@ class ClientNotifierTest {
     }
 
     @Test
+    void progressOfAHeldJobIsKeptAsItsLatestReportNotOneEntryEach() {
+        // Held for as long as the client does not read its answer: what waits must stay small.
+        notifier.holdUntilAnswered("job-p");
+        notifier.stateChanged(job("job-p", JobState.QUEUED, null), null);
+        notifier.stateChanged(job("job-p", JobState.ACTIVE, null), JobState.QUEUED);
+        for (int i = 1; i <= 1000; i++) notifier.progress("job-p", i / 1000.0, "step " + i, i);
+        notifier.answered(new AddJobResult("job-p", null, "QUEUED", 0));
+        ArgumentCaptor<JobProgressParams> sent = ArgumentCaptor.forClass(JobProgressParams.class);
+        verify(client, times(1)).progress(sent.capture());
+        assertEquals("step 1000", sent.getValue().message(), "the latest report, once");
+        verify(client, times(2)).stateChanged(any());
+    }
+
+    @Test
     void anAnswerThatIsNeverWrittenReleasesTheJobsNotifications() {
         notifier.holdUntilAnswered("job-x");
         notifier.stateChanged(job("job-x", JobState.QUEUED, null), null);
