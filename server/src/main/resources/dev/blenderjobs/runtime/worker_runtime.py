@@ -304,6 +304,17 @@ _waitpid = os.waitpid
 _listdir = os.listdir
 _open = io.open
 _read = os.read
+# The result's write (write_result_atomically) runs right after the job's script, with what the
+# script may have patched still in place until the worker is replaced.
+_os_open = os.open
+_write = os.write
+_fstat = os.fstat
+_ftruncate = os.ftruncate
+_close = os.close
+_replace = os.replace
+# O_NONBLOCK: a FIFO a script put where the result goes fails the write at once instead of
+# blocking the worker until a reader comes (for a regular file it changes nothing).
+_RESULT_OPEN_FLAGS = os.O_WRONLY | os.O_CREAT | getattr(os, "O_NONBLOCK", 0)
 _exit = os._exit
 _getpid = os.getpid
 _getppid = os.getppid
@@ -953,16 +964,16 @@ def write_result_atomically(data, path):
     cut off, never opened with O_TRUNC, which costs 30 us even on an empty file on ext4."""
     tmp = path + ".tmp"
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT, 0o666)
+        fd = _os_open(tmp, _RESULT_OPEN_FLAGS, 0o666)
         try:
             view = memoryview(data)
             while view:
-                view = view[os.write(fd, view):]
-            if os.fstat(fd).st_size > len(data):
-                os.ftruncate(fd, len(data))
+                view = view[_write(fd, view):]
+            if _fstat(fd).st_size > len(data):
+                _ftruncate(fd, len(data))
         finally:
-            os.close(fd)
-        os.replace(tmp, path)
+            _close(fd)
+        _replace(tmp, path)
     except BaseException:
         try:
             os.remove(tmp)  # a half-written file is never left behind

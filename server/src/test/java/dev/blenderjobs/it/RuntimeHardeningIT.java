@@ -427,6 +427,39 @@ class RuntimeHardeningIT {
 
     // ------------------------------------------------------------------ item 5: a sabotaged runtime
 
+    /** Where the runtime writes the result before renaming it, as a script sees it. */
+    static final String RESULT_TMP = "tmp = os.path.join(os.path.dirname(os.getcwd()), 'result', 'python_data.json.tmp')\n";
+
+    @Test
+    void aScriptThatPatchesOsFunctionsStillGetsItsResultWrittenWhole() throws Exception {
+        // The result is written right after the script, with its patches still in place: the
+        // runtime writes with the functions it bound at start, so a result file with a tail
+        // left (and the job failed for it) cannot be what a script's patch of os makes.
+        JsonObject done = run("import os\n" + RESULT_TMP + """
+                open(tmp, 'w').write('x' * 100000)
+                os.write = lambda fd, data: len(data)
+                os.ftruncate = lambda fd, size: None
+                os.fstat = lambda fd: type('Stat', (), {'st_size': 0})()
+                os.replace = lambda a, b: None
+                python_data = {'ok': 1}
+                """);
+        assertEquals("{\"ok\":1}", data(done).toString());
+    }
+
+    @Test
+    void aFifoWhereTheResultGoesFailsTheJobAtOnceInsteadOfHangingTheWorker() throws Exception {
+        // No timeout given: opened to write without O_NONBLOCK, the FIFO would block the worker
+        // until a reader came, for ever.
+        JsonObject done = run("import os\n" + RESULT_TMP + """
+                os.remove(tmp)
+                os.mkfifo(tmp)
+                python_data = {'ok': 2}
+                """);
+        assertEquals("FAILED", done.get("state").getAsString(), done.toString());
+        assertEquals("RESULT_WRITE_FAILED", done.getAsJsonObject("error").get("kind").getAsString(), done.toString());
+        assertEquals("COMPLETED", run("python_data = {'after': True}").get("state").getAsString());
+    }
+
     static final String SABOTAGE_INBOX = """
             import gc, time
             channels = [o for o in gc.get_objects() if type(o).__name__ == 'Channel' and hasattr(o, 'sock')]
