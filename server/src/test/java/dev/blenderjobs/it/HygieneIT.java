@@ -173,26 +173,36 @@ class HygieneIT {
         }
     }
 
+    /**
+     * Runs a job whose first attempt runs {@code firstAttempt} (Python lines; {@code tmp} is the
+     * result's temporary, which the runtime keeps across attempts) and fails, and whose second
+     * leaves {@code {'second': True}}; checks that it completed so, and returns its directory.
+     */
+    private static Path completedOnTheSecondAttempt(ServerProcess s, String... firstAttempt) throws Exception {
+        StringBuilder script = new StringBuilder(String.join("\n",
+                "import os",
+                "tmp = os.path.join(os.path.dirname(os.getcwd()), 'result', 'python_data.json.tmp')",
+                "if not os.path.exists('first.txt'):",
+                "    open('first.txt', 'w').write('ran')"));
+        for (String line : firstAttempt) script.append("\n    ").append(line);
+        script.append("\n    raise RuntimeError('first attempt')\npython_data = {'second': True}");
+        JsonObject done = s.runToEnd(Json.of("scriptText", script.toString(), "maxAttempts", 2), HANG_GUARD);
+        String id = done.get("jobId").getAsString();
+        assertEquals("COMPLETED", done.get("state").getAsString(), done.toString());
+        assertEquals(2, done.get("attempt").getAsInt(), done.toString());
+        assertEquals("{\"second\":true}", s.call("getPythonData", Json.jobId(id)).toString());
+        return Path.of(s.callObject("getJob", Json.jobId(id)).get("directory").getAsString());
+    }
+
     @Test
     void aRetryNeverWritesItsResultThroughALinkAnEarlierAttemptLeft() throws Exception {
         // The runtime keeps result/python_data.json.tmp across attempts (it is made ahead); one
         // that an attempt's script hard-linked to another file is deleted, not written into.
         try (ServerProcess s = ServerProcess.start("--workers", "1")) {
-            String script = String.join("\n",
-                    "import os",
-                    "tmp = os.path.join(os.path.dirname(os.getcwd()), 'result', 'python_data.json.tmp')",
-                    "if not os.path.exists('victim.txt'):",
-                    "    open('victim.txt', 'w').write('mine')",
-                    "    if os.path.lexists(tmp): os.remove(tmp)",
-                    "    os.link('victim.txt', tmp)",
-                    "    raise RuntimeError('first attempt')",
-                    "python_data = {'second': True}");
-            JsonObject done = s.runToEnd(Json.of("scriptText", script, "maxAttempts", 2), HANG_GUARD);
-            String id = done.get("jobId").getAsString();
-            assertEquals("COMPLETED", done.get("state").getAsString(), done.toString());
-            assertEquals(2, done.get("attempt").getAsInt(), done.toString());
-            assertEquals("{\"second\":true}", s.call("getPythonData", Json.jobId(id)).toString());
-            Path dir = Path.of(s.callObject("getJob", Json.jobId(id)).get("directory").getAsString());
+            Path dir = completedOnTheSecondAttempt(s,
+                    "open('victim.txt', 'w').write('mine')",
+                    "if os.path.lexists(tmp): os.remove(tmp)",
+                    "os.link('victim.txt', tmp)");
             assertEquals("mine", Files.readString(dir.resolve("work/victim.txt")));
         }
     }
@@ -203,20 +213,7 @@ class HygieneIT {
         // attempt left there, longer than the result, must be cut off (the server checks the
         // size and SHA-256 the runtime reports, so a tail left behind would fail the job).
         try (ServerProcess s = ServerProcess.start("--workers", "1")) {
-            String script = String.join("\n",
-                    "import os",
-                    "tmp = os.path.join(os.path.dirname(os.getcwd()), 'result', 'python_data.json.tmp')",
-                    "if not os.path.exists('first.txt'):",
-                    "    open('first.txt', 'w').write('ran')",
-                    "    open(tmp, 'w').write('x' * 100000)",
-                    "    raise RuntimeError('first attempt')",
-                    "python_data = {'second': True}");
-            JsonObject done = s.runToEnd(Json.of("scriptText", script, "maxAttempts", 2), HANG_GUARD);
-            String id = done.get("jobId").getAsString();
-            assertEquals("COMPLETED", done.get("state").getAsString(), done.toString());
-            assertEquals(2, done.get("attempt").getAsInt(), done.toString());
-            assertEquals("{\"second\":true}", s.call("getPythonData", Json.jobId(id)).toString());
-            Path dir = Path.of(s.callObject("getJob", Json.jobId(id)).get("directory").getAsString());
+            Path dir = completedOnTheSecondAttempt(s, "open(tmp, 'w').write('x' * 100000)");
             assertEquals("{\"second\":true}", Files.readString(dir.resolve("result/python_data.json")));
         }
     }

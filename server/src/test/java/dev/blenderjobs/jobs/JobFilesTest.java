@@ -150,14 +150,20 @@ class JobFilesTest {
         assertFalse(Files.exists(dir.resolve("job.json.old")));
     }
 
+    /** A job with an ACTIVE record whose record spare is then a symbolic link to {@code target}; its folder. */
+    private Path withRecordSpareLinkedTo(String id, Path target) throws Exception {
+        prepare(id);
+        Path dir = files.dirOf(id);
+        files.writeRecord(job(id, JobState.ACTIVE));
+        Files.delete(dir.resolve(JobFiles.SPARE_RECORD));
+        Files.createSymbolicLink(dir.resolve(JobFiles.SPARE_RECORD), target);
+        return dir;
+    }
+
     @Test
     void aSpareThatCannotBeWrittenFailsTheWriteAndTheNextWriteStartsAnew() throws Exception {
-        prepare("job-000000000005");
-        Path dir = files.dirOf("job-000000000005");
-        files.writeRecord(job("job-000000000005", JobState.ACTIVE));
         // As on a full disk: the spare is /dev/full (writes fail with ENOSPC).
-        Files.delete(dir.resolve(JobFiles.SPARE_RECORD));
-        Files.createSymbolicLink(dir.resolve(JobFiles.SPARE_RECORD), Path.of("/dev/full"));
+        Path dir = withRecordSpareLinkedTo("job-000000000005", Path.of("/dev/full"));
         java.io.IOException e = org.junit.jupiter.api.Assertions.assertThrows(java.io.IOException.class,
                 () -> files.writeRecord(job("job-000000000005", JobState.COMPLETED)));
         assertTrue(String.valueOf(e.getMessage()).contains("No space left on device"), String.valueOf(e));
@@ -170,13 +176,9 @@ class JobFilesTest {
     @Test
     void aRecordSpareLinkedToAFifoIsNotOpened() throws Exception {
         // Opening a FIFO to write blocks until a reader comes: the store's thread would wait for ever.
-        prepare("job-000000000014");
-        Path dir = files.dirOf("job-000000000014");
-        files.writeRecord(job("job-000000000014", JobState.ACTIVE));
         Path fifo = state.resolve("a-fifo");
         assertEquals(0, new ProcessBuilder("mkfifo", fifo.toString()).start().waitFor());
-        Files.delete(dir.resolve(JobFiles.SPARE_RECORD));
-        Files.createSymbolicLink(dir.resolve(JobFiles.SPARE_RECORD), fifo);
+        Path dir = withRecordSpareLinkedTo("job-000000000014", fifo);
         org.junit.jupiter.api.Assertions.assertTimeoutPreemptively(java.time.Duration.ofSeconds(10),
                 () -> files.writeRecord(job("job-000000000014", JobState.COMPLETED)));
         assertEquals(JobState.COMPLETED, recorded("job-000000000014"));
